@@ -1,0 +1,705 @@
+//! The pure mutation: a Spark pod at CREATE → JSON Patch operations and warnings, or a denial.
+//!
+//! No I/O, no clock, no state: the same pod always gives the same answer, and a pod already
+//! carrying the result gives no operations (idempotent under `reinvocationPolicy: IfNeeded`).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, Pod, PodSchedulingGate, PodSpec, Volume};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sparkgang_common::api::{CONF_MAP_ANNOTATION, DEMAND_ANNOTATION, SPARK_CONF_GATE};
+use sparkgang_common::pods::{self, SPARK_APP_ID_LABEL, SPARK_APP_SELECTOR_LABEL, SparkRole};
+use sparkgang_common::{GangDemand, GpuResourceNames};
+
+use crate::config::AdmissionConfig;
+
+/// The longest warning sent; the API server and kubectl want them under 120 characters.
+pub const MAX_WARNING_CHARS: usize = 119;
+/// Prefix of every denial message and warning, so users know where it comes from.
+pub const MESSAGE_PREFIX: &str = "sparkgang: ";
+/// The scheduler name the API server defaults to.
+pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
+
+/// A Spark pod's role, as far as the webhook cares.
+pub type Role = SparkRole;
+
+/// What the mutation needs from the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MutationConfig {
+    pub scheduler_name: String,
+    pub instance_group_label: String,
+    pub default_instance_group: Option<String>,
+    pub default_instance_group_by_namespace: BTreeMap<String, String>,
+    pub overwrite_scheduler_name: bool,
+    pub spark_conf_gate: bool,
+    pub gpu_resource_names: GpuResourceNames,
+}
+
+impl Default for MutationConfig {
+    fn default() -> Self {
+        MutationConfig::from(&AdmissionConfig::with_tls_files("tls.crt", "tls.key"))
+    }
+}
+
+impl From<&AdmissionConfig> for MutationConfig {
+    fn from(c: &AdmissionConfig) -> Self {
+        MutationConfig {
+            scheduler_name: c.scheduler_name.clone(),
+            instance_group_label: c.instance_group_label.clone(),
+            default_instance_group: c.default_instance_group.clone(),
+            default_instance_group_by_namespace: c.default_instance_group_by_namespace.clone(),
+            overwrite_scheduler_name: c.overwrite_scheduler_name,
+            spark_conf_gate: c.spark_conf_gate,
+            gpu_resource_names: GpuResourceNames::new(c.gpu_resource_names.iter().cloned()),
+        }
+    }
+}
+
+impl MutationConfig {
+    fn default_instance_group_for(&self, namespace: &str) -> Option<&str> {
+        self.default_instance_group_by_namespace
+            .get(namespace)
+            .or(self.default_instance_group.as_ref())
+            .map(String::as_str)
+    }
+}
+
+/// An RFC 6902 operation. Only `add` and `replace` are ever produced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatchOp {
+    pub op: Op,
+    /// A JSON Pointer (RFC 6901), keys escaped with `~0` / `~1`.
+    pub path: String,
+    pub value: Value,
+}
+
+/// The operation name of a [`PatchOp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Add,
+    Replace,
+}
+
+/// What one part of a patch changes (the `kind` label of the patches metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PatchKind {
+    SchedulerName,
+    AppIdLabel,
+    InstanceGroup,
+    AnnotationRewrite,
+    ConfMapAnnotation,
+    SchedulingGate,
+}
+
+impl PatchKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatchKind::SchedulerName => "scheduler_name",
+            PatchKind::AppIdLabel => "app_id_label",
+            PatchKind::InstanceGroup => "instance_group",
+            PatchKind::AnnotationRewrite => "annotation_rewrite",
+            PatchKind::ConfMapAnnotation => "conf_map_annotation",
+            PatchKind::SchedulingGate => "scheduling_gate",
+        }
+    }
+}
+
+/// The webhook's answer for one pod.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Admit the pod with `patch` applied (empty: untouched).
+    Allow {
+        patch: Vec<PatchOp>,
+        warnings: Vec<String>,
+        /// What the patch changes, one entry per change.
+        kinds: Vec<PatchKind>,
+        /// True when the webhook deliberately left the pod alone (not a Spark pod, client-mode
+        /// executor, another scheduler) rather than finding nothing to change.
+        ignored: bool,
+    },
+    /// Reject the pod. `message` starts with [`MESSAGE_PREFIX`].
+    Deny {
+        /// A short machine-readable class (`denials` metric label).
+        reason: &'static str,
+        message: String,
+        warnings: Vec<String>,
+    },
+}
+
+/// A [`Verdict`] and the role of the pod it is about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mutation {
+    pub role: Option<Role>,
+    pub verdict: Verdict,
+}
+
+impl Mutation {
+    fn ignored(role: Option<Role>, warnings: Vec<String>) -> Self {
+        Mutation {
+            role,
+            verdict: Verdict::Allow {
+                patch: Vec::new(),
+                warnings,
+                kinds: Vec::new(),
+                ignored: true,
+            },
+        }
+    }
+}
+
+/// The parts of a pod the webhook reads. Decoding only these (and skipping containers, env,
+/// ...) keeps the hot path short; [`parse_pod`] turns it into a [`Pod`] for `sparkgang_common`.
+#[derive(Deserialize)]
+struct PodView {
+    #[serde(default)]
+    metadata: Option<ObjectMeta>,
+    #[serde(default)]
+    spec: Option<SpecView>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SpecView {
+    #[serde(default)]
+    scheduler_name: Option<String>,
+    #[serde(default)]
+    node_selector: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    affinity: Option<Affinity>,
+    #[serde(default)]
+    volumes: Option<Vec<Volume>>,
+    #[serde(default)]
+    scheduling_gates: Option<Vec<PodSchedulingGate>>,
+}
+
+/// Decodes the fields of a pod the webhook reads: metadata, and of the spec `schedulerName`,
+/// `nodeSelector`, `affinity`, `volumes` and `schedulingGates`. Containers and every other
+/// field are skipped (the returned spec has no containers).
+pub fn parse_pod(json: &str) -> Result<Pod, serde_json::Error> {
+    let view: PodView = serde_json::from_str(json)?;
+    Ok(Pod {
+        metadata: view.metadata.unwrap_or_default(),
+        spec: view.spec.map(|s| PodSpec {
+            scheduler_name: s.scheduler_name,
+            node_selector: s.node_selector,
+            affinity: s.affinity,
+            volumes: s.volumes,
+            scheduling_gates: s.scheduling_gates,
+            ..PodSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// Escapes a key for a JSON Pointer: `~` → `~0`, `/` → `~1`.
+pub fn escape_pointer_token(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 2);
+    for c in key.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Cuts a warning to [`MAX_WARNING_CHARS`] characters (on a character boundary), with `…`.
+pub fn clip_warning(mut text: String) -> String {
+    if text.chars().count() > MAX_WARNING_CHARS {
+        let cut = text
+            .char_indices()
+            .nth(MAX_WARNING_CHARS - 1)
+            .map_or(text.len(), |(i, _)| i);
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// Quotes a user value for a warning, shortened so the warning stays readable.
+fn short(value: &str) -> String {
+    const MAX: usize = 40;
+    if value.chars().count() <= MAX {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(MAX - 1).collect();
+        format!("{:?}", head + "…")
+    }
+}
+
+/// Pending changes to one string map of the pod (`labels`, `annotations`, `nodeSelector`).
+struct MapEdit<'a> {
+    path: &'static str,
+    current: Option<&'a BTreeMap<String, String>>,
+    set: Vec<(String, String)>,
+}
+
+impl<'a> MapEdit<'a> {
+    fn new(path: &'static str, current: Option<&'a BTreeMap<String, String>>) -> Self {
+        MapEdit {
+            path,
+            current,
+            set: Vec::new(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.set
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .or_else(|| self.current.and_then(|m| m.get(key)).map(String::as_str))
+    }
+
+    /// Sets `key` to `value`; returns false (and does nothing) when it already has it.
+    fn set(&mut self, key: &str, value: &str) -> bool {
+        if self.get(key) == Some(value) {
+            return false;
+        }
+        self.set.push((key.to_owned(), value.to_owned()));
+        true
+    }
+
+    fn into_ops(self, ops: &mut Vec<PatchOp>) {
+        if self.set.is_empty() {
+            return;
+        }
+        match self.current {
+            // `add` at `/metadata/labels/x` fails when `labels` is absent: add the whole map.
+            None => {
+                let map: serde_json::Map<String, Value> = self
+                    .set
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
+                ops.push(PatchOp {
+                    op: Op::Add,
+                    path: self.path.to_owned(),
+                    value: Value::Object(map),
+                });
+            }
+            Some(current) => {
+                for (key, value) in self.set {
+                    let op = if current.contains_key(&key) {
+                        Op::Replace
+                    } else {
+                        Op::Add
+                    };
+                    ops.push(PatchOp {
+                        op,
+                        path: format!("{}/{}", self.path, escape_pointer_token(&key)),
+                        value: Value::String(value),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The result of checking a driver's palantir annotations.
+#[derive(Debug, Default)]
+struct AnnotationCheck {
+    /// `(key, given, canonical)`: values to rewrite, each with a warning.
+    rewrites: Vec<(String, String, String)>,
+    /// `(reason, message)` of every malformed annotation.
+    errors: Vec<(&'static str, String)>,
+    /// True when the annotations alone give the whole gang demand.
+    complete: bool,
+}
+
+fn check_annotations(
+    annotations: Option<&BTreeMap<String, String>>,
+    gpus: &GpuResourceNames,
+) -> AnnotationCheck {
+    let _ = (annotations, gpus);
+    AnnotationCheck::default()
+}
+
+/// True when the pod carries a `sparkgang.io/demand` annotation that decodes as a demand.
+fn has_valid_demand(annotations: Option<&BTreeMap<String, String>>) -> Option<bool> {
+    let text = annotations?.get(DEMAND_ANNOTATION)?;
+    Some(
+        serde_json::from_str::<GangDemand>(text)
+            .is_ok_and(|d| d.min_executors <= d.max_executors),
+    )
+}
+
+/// Decides what to do with a pod at CREATE in `namespace` (the request's namespace; the object
+/// usually has none yet).
+pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutation {
+    let Some(role) = pods::spark_role(pod) else {
+        return Mutation::ignored(None, Vec::new());
+    };
+    if role == Role::Executor && pods::owning_driver(pod).is_none() {
+        // Client mode: the driver runs outside the cluster, there is no gang to join.
+        return Mutation::ignored(Some(role), Vec::new());
+    }
+    let spec = pod.spec.as_ref();
+    let scheduler = spec
+        .and_then(|s| s.scheduler_name.as_deref())
+        .unwrap_or("");
+    let set_scheduler = match scheduler {
+        "" | DEFAULT_SCHEDULER => true,
+        s if s == config.scheduler_name => false,
+        other => {
+            if !config.overwrite_scheduler_name {
+                let warning = clip_warning(format!(
+                    "{MESSAGE_PREFIX}pod asks for scheduler {}; left unchanged, no gang scheduling",
+                    short(other)
+                ));
+                return Mutation::ignored(Some(role), vec![warning]);
+            }
+            true
+        }
+    };
+
+    let mut warnings = Vec::new();
+    let mut kinds = Vec::new();
+    let metadata = &pod.metadata;
+    let mut annotations = MapEdit::new("/metadata/annotations", metadata.annotations.as_ref());
+    let mut labels = MapEdit::new("/metadata/labels", metadata.labels.as_ref());
+    let mut node_selector = MapEdit::new(
+        "/spec/nodeSelector",
+        spec.and_then(|s| s.node_selector.as_ref()),
+    );
+    let mut spec_ops: Vec<PatchOp> = Vec::new();
+
+    let mut wants_gate = false;
+    if role == Role::Driver {
+        let check = check_annotations(metadata.annotations.as_ref(), &config.gpu_resource_names);
+        if let Some((reason, _)) = check.errors.first() {
+            let message = check
+                .errors
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Mutation {
+                role: Some(role),
+                verdict: Verdict::Deny {
+                    reason,
+                    message: format!("{MESSAGE_PREFIX}{message}"),
+                    warnings,
+                },
+            };
+        }
+        for (key, given, canonical) in &check.rewrites {
+            if annotations.set(key, canonical) {
+                kinds.push(PatchKind::AnnotationRewrite);
+                warnings.push(clip_warning(format!(
+                    "{MESSAGE_PREFIX}annotation {key}: {} rewritten as {canonical:?}",
+                    short(given)
+                )));
+            }
+        }
+        if config.spark_conf_gate && !check.complete {
+            match has_valid_demand(metadata.annotations.as_ref()) {
+                Some(true) => {}
+                valid => {
+                    if valid == Some(false) {
+                        warnings.push(clip_warning(format!(
+                            "{MESSAGE_PREFIX}ignoring malformed annotation {DEMAND_ANNOTATION}; \
+                             the demand will be computed"
+                        )));
+                    }
+                    match spec.and_then(pods::driver_conf_map_name) {
+                        Some(conf_map) => {
+                            if annotations.set(CONF_MAP_ANNOTATION, conf_map) {
+                                kinds.push(PatchKind::ConfMapAnnotation);
+                            }
+                            wants_gate = true;
+                        }
+                        None => warnings.push(clip_warning(format!(
+                            "{MESSAGE_PREFIX}no volume {} (spark.properties); demand from \
+                             annotations or the extender's default",
+                            pods::DRIVER_CONF_VOLUME
+                        ))),
+                    }
+                }
+            }
+        }
+    }
+
+    if set_scheduler {
+        let op = if spec.is_some_and(|s| s.scheduler_name.is_some()) {
+            Op::Replace
+        } else {
+            Op::Add
+        };
+        spec_ops.push(PatchOp {
+            op,
+            path: "/spec/schedulerName".to_owned(),
+            value: Value::String(config.scheduler_name.clone()),
+        });
+        kinds.push(PatchKind::SchedulerName);
+    }
+
+    let has_app_id = labels
+        .get(SPARK_APP_ID_LABEL)
+        .is_some_and(|v| !v.is_empty());
+    if !has_app_id
+        && let Some(selector) = labels
+            .get(SPARK_APP_SELECTOR_LABEL)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+        && labels.set(SPARK_APP_ID_LABEL, &selector)
+    {
+        kinds.push(PatchKind::AppIdLabel);
+    }
+
+    let has_group = spec
+        .and_then(|s| pods::instance_group(s, &config.instance_group_label))
+        .is_some();
+    if !has_group
+        && let Some(group) = config.default_instance_group_for(namespace)
+        && node_selector.set(&config.instance_group_label, group)
+    {
+        kinds.push(PatchKind::InstanceGroup);
+    }
+
+    if wants_gate {
+        let gates = spec.and_then(|s| s.scheduling_gates.as_ref());
+        let gate = serde_json::json!({ "name": SPARK_CONF_GATE });
+        match gates {
+            None => spec_ops.push(PatchOp {
+                op: Op::Add,
+                path: "/spec/schedulingGates".to_owned(),
+                value: Value::Array(vec![gate]),
+            }),
+            Some(g) if g.iter().any(|g| g.name == SPARK_CONF_GATE) => {}
+            Some(_) => spec_ops.push(PatchOp {
+                op: Op::Add,
+                path: "/spec/schedulingGates/-".to_owned(),
+                value: gate,
+            }),
+        }
+        if spec_ops.last().is_some_and(|o| o.path.starts_with("/spec/schedulingGates")) {
+            kinds.push(PatchKind::SchedulingGate);
+        }
+    }
+
+    let mut patch = Vec::new();
+    labels.into_ops(&mut patch);
+    annotations.into_ops(&mut patch);
+    let mut spec_patch = Vec::new();
+    spec_patch.append(&mut spec_ops);
+    node_selector.into_ops(&mut spec_patch);
+    if !spec_patch.is_empty() && spec.is_none() {
+        patch.push(PatchOp {
+            op: Op::Add,
+            path: "/spec".to_owned(),
+            value: Value::Object(serde_json::Map::new()),
+        });
+    }
+    patch.append(&mut spec_patch);
+    Mutation {
+        role: Some(role),
+        verdict: Verdict::Allow {
+            patch,
+            warnings,
+            kinds,
+            ignored: false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: Value) -> Pod {
+        parse_pod(&v.to_string()).unwrap()
+    }
+
+    fn allow(m: Mutation) -> (Vec<PatchOp>, Vec<String>) {
+        match m.verdict {
+            Verdict::Allow {
+                patch, warnings, ..
+            } => (patch, warnings),
+            Verdict::Deny { message, .. } => panic!("denied: {message}"),
+        }
+    }
+
+    fn apply(p: &Pod, ops: &[PatchOp]) -> Pod {
+        let mut doc = serde_json::to_value(p).unwrap();
+        for op in ops {
+            let target = &op.path;
+            let (parent, last) = target.rsplit_once('/').unwrap();
+            let last = last.replace("~1", "/").replace("~0", "~");
+            if parent.is_empty() {
+                doc.as_object_mut().unwrap().insert(last, op.value.clone());
+                continue;
+            }
+            let node = doc.pointer_mut(parent).unwrap();
+            match node {
+                Value::Array(a) if last == "-" => a.push(op.value.clone()),
+                Value::Object(o) => {
+                    o.insert(last, op.value.clone());
+                }
+                _ => panic!("bad target {target}"),
+            }
+        }
+        parse_pod(&doc.to_string()).unwrap()
+    }
+
+    fn driver() -> Value {
+        json!({"metadata": {"name": "d", "labels": {"spark-role": "driver", "spark-app-selector": "spark-1"}},
+               "spec": {"containers": [{"name": "c"}], "volumes": [
+                   {"name": "spark-conf-volume-driver", "configMap": {"name": "spark-drv-1-conf-map"}}]}})
+    }
+
+    #[test]
+    fn escapes_pointer_tokens() {
+        assert_eq!(escape_pointer_token("sparkgang.io/demand"), "sparkgang.io~1demand");
+        assert_eq!(escape_pointer_token("a~b/c"), "a~0b~1c");
+    }
+
+    #[test]
+    fn clips_long_warnings_on_char_boundaries() {
+        let w = clip_warning("é".repeat(300));
+        assert_eq!(w.chars().count(), MAX_WARNING_CHARS);
+        assert!(w.ends_with('…'));
+        assert_eq!(clip_warning("short".into()), "short");
+    }
+
+    #[test]
+    fn non_spark_pods_are_ignored() {
+        let m = mutate_pod(&MutationConfig::default(), "ns", &pod(json!({"metadata": {"name": "x"}, "spec": {}})));
+        assert_eq!(m.role, None);
+        assert!(allow(m.clone()).0.is_empty());
+    }
+
+    #[test]
+    fn client_mode_executors_are_ignored() {
+        let m = mutate_pod(&MutationConfig::default(), "ns", &pod(json!({"metadata": {"labels": {"spark-role": "executor"}}, "spec": {}})));
+        assert_eq!(m.role, Some(Role::Executor));
+        assert!(matches!(m.verdict, Verdict::Allow { ref patch, ignored: true, .. } if patch.is_empty()));
+    }
+
+    #[test]
+    fn driver_gets_everything_and_second_run_is_empty() {
+        let config = MutationConfig {
+            default_instance_group: Some("batch".into()),
+            ..MutationConfig::default()
+        };
+        let p = pod(driver());
+        let m = mutate_pod(&config, "spark", &p);
+        let (ops, _) = allow(m.clone());
+        let out = apply(&p, &ops);
+        let spec = out.spec.as_ref().unwrap();
+        assert_eq!(spec.scheduler_name.as_deref(), Some("spark-scheduler"));
+        assert_eq!(spec.node_selector.as_ref().unwrap()["instance-group"], "batch");
+        assert_eq!(spec.scheduling_gates.as_ref().unwrap()[0].name, SPARK_CONF_GATE);
+        assert_eq!(out.metadata.labels.as_ref().unwrap()["spark-app-id"], "spark-1");
+        assert_eq!(out.metadata.annotations.as_ref().unwrap()[CONF_MAP_ANNOTATION], "spark-drv-1-conf-map");
+        let again = mutate_pod(&config, "spark", &out);
+        assert_eq!(allow(again).0, vec![]);
+    }
+
+    #[test]
+    fn namespace_default_wins_and_existing_group_is_kept() {
+        let mut config = MutationConfig {
+            default_instance_group: Some("batch".into()),
+            ..MutationConfig::default()
+        };
+        config.default_instance_group_by_namespace.insert("ml".into(), "gpu".into());
+        let p = pod(driver());
+        let out = apply(&p, &allow(mutate_pod(&config, "ml", &p)).0);
+        assert_eq!(out.spec.unwrap().node_selector.unwrap()["instance-group"], "gpu");
+
+        let mut v = driver();
+        v["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "instance-group", "operator": "In", "values": ["mine"]}]}]}}});
+        let p = pod(v);
+        let (ops, _) = allow(mutate_pod(&config, "ml", &p));
+        assert!(ops.iter().all(|o| !o.path.contains("nodeSelector")), "{ops:?}");
+    }
+
+    #[test]
+    fn foreign_scheduler_is_left_alone_unless_overwriting() {
+        let mut v = driver();
+        v["spec"]["schedulerName"] = json!("volcano");
+        let p = pod(v);
+        let m = mutate_pod(&MutationConfig::default(), "spark", &p);
+        let (ops, warnings) = allow(m.clone());
+        assert!(ops.is_empty());
+        assert!(warnings[0].contains("\"volcano\""), "{warnings:?}");
+        let config = MutationConfig {
+            overwrite_scheduler_name: true,
+            ..MutationConfig::default()
+        };
+        let (ops, _) = allow(mutate_pod(&config, "spark", &p));
+        assert!(ops.iter().any(|o| o.op == Op::Replace && o.path == "/spec/schedulerName"));
+    }
+
+    #[test]
+    fn default_scheduler_is_replaced() {
+        let mut v = driver();
+        v["spec"]["schedulerName"] = json!("default-scheduler");
+        let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
+        assert!(ops.iter().any(|o| o.op == Op::Replace && o.path == "/spec/schedulerName"));
+    }
+
+    #[test]
+    fn existing_gates_are_appended_to() {
+        let mut v = driver();
+        v["spec"]["schedulingGates"] = json!([{"name": "other"}]);
+        let p = pod(v);
+        let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &p));
+        let out = apply(&p, &ops);
+        let names: Vec<_> = out.spec.unwrap().scheduling_gates.unwrap().into_iter().map(|g| g.name).collect();
+        assert_eq!(names, ["other", SPARK_CONF_GATE]);
+    }
+
+    #[test]
+    fn no_conf_volume_means_no_gate_and_a_warning() {
+        let mut v = driver();
+        v["spec"]["volumes"] = json!([]);
+        let (ops, warnings) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
+        assert!(ops.iter().all(|o| !o.path.contains("schedulingGates")));
+        assert!(warnings.iter().any(|w| w.contains("spark-conf-volume-driver")), "{warnings:?}");
+    }
+
+    #[test]
+    fn gate_off_means_no_gate() {
+        let config = MutationConfig {
+            spark_conf_gate: false,
+            ..MutationConfig::default()
+        };
+        let (ops, _) = allow(mutate_pod(&config, "spark", &pod(driver())));
+        assert!(ops.iter().all(|o| !o.path.contains("schedulingGates") && !o.path.contains("annotations")));
+    }
+
+    #[test]
+    fn valid_demand_annotation_skips_the_gate() {
+        let demand = GangDemand {
+            driver: sparkgang_common::Resources::new(1000, 1 << 30, 0),
+            executor: sparkgang_common::Resources::new(2000, 4 << 30, 0),
+            min_executors: 2,
+            max_executors: 2,
+        };
+        let mut v = driver();
+        v["metadata"]["annotations"] = json!({DEMAND_ANNOTATION: serde_json::to_string(&demand).unwrap()});
+        let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v.clone())));
+        assert!(ops.iter().all(|o| !o.path.contains("schedulingGates")));
+        v["metadata"]["annotations"] = json!({DEMAND_ANNOTATION: "nope"});
+        let (ops, warnings) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
+        assert!(ops.iter().any(|o| o.path.contains("schedulingGates")));
+        assert!(warnings.iter().any(|w| w.contains("malformed")));
+    }
+
+    #[test]
+    fn missing_spec_is_added_first() {
+        let p = pod(json!({"metadata": {"labels": {"spark-role": "driver"}}}));
+        let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &p));
+        assert_eq!(ops[0].path, "/spec");
+        let out = apply(&p, &ops);
+        assert_eq!(out.spec.unwrap().scheduler_name.as_deref(), Some("spark-scheduler"));
+    }
+}

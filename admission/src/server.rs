@@ -1,0 +1,355 @@
+//! The HTTPS server (`/mutate`, `/healthz`, `/readyz`), the metrics server, and their lifecycle.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::config::AdmissionConfig;
+use crate::metrics::{Metrics, Outcome};
+use crate::mutation::{MESSAGE_PREFIX, MutationConfig};
+use crate::review;
+use crate::tls::{CertReloader, TlsError};
+
+/// The largest AdmissionReview body accepted (the API server's own limit is 3 MiB objects).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// How long in-flight requests get to finish at shutdown.
+pub const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
+
+/// What the request handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub mutation: MutationConfig,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(mutation: MutationConfig, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(AppState { mutation, metrics })
+    }
+}
+
+/// Why the webhook could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: key {key}: {message}")]
+    Config { key: String, message: String },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {address} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A server that stopped on its own.
+#[derive(Debug, thiserror::Error)]
+#[error("the {what} server failed: {source}")]
+pub struct ServeError {
+    pub what: &'static str,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The routes of the HTTPS port: `POST /mutate`, `GET /healthz`, `GET /readyz`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/healthz", get(ok))
+        .route("/readyz", get(ok))
+        .with_state(state)
+        // A last resort: the handlers do not panic on any input (see the property tests).
+        .layer(CatchPanicLayer::new())
+}
+
+/// The routes of the metrics port: `GET /metrics`.
+pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(serve_metrics))
+        .with_state(metrics)
+        .layer(CatchPanicLayer::new())
+}
+
+async fn ok() -> &'static str {
+    "ok\n"
+}
+
+async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        metrics.encode(),
+    )
+        .into_response()
+}
+
+fn plain(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+        message + "\n",
+    )
+        .into_response()
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let media = value.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json")
+}
+
+async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let started = Instant::now();
+    let metrics = &state.metrics;
+    let bad = |status: StatusCode, message: String| {
+        metrics.review(None, Outcome::bad_request, started.elapsed());
+        tracing::debug!(status = status.as_u16(), %message, "rejected a /mutate request");
+        plain(status, message)
+    };
+    let (parts, body) = request.into_parts();
+    if !is_json(&parts.headers) {
+        let given = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        return bad(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("{MESSAGE_PREFIX}content type {given:?} is not application/json"),
+        );
+    }
+    let too_large = || {
+        format!("{MESSAGE_PREFIX}the body is larger than {MAX_BODY_BYTES} bytes")
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return bad(StatusCode::PAYLOAD_TOO_LARGE, too_large());
+    }
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return bad(StatusCode::PAYLOAD_TOO_LARGE, too_large());
+        }
+        Err(e) => {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                format!("{MESSAGE_PREFIX}cannot read the body: {e}"),
+            );
+        }
+    };
+    match review::review(&state.mutation, &bytes) {
+        Ok(answer) => {
+            metrics.review(answer.role, answer.outcome, started.elapsed());
+            if let Some(reason) = answer.denial_reason {
+                metrics.denial(reason);
+                tracing::info!(reason, "denied a pod");
+            }
+            if !answer.patch_kinds.is_empty() {
+                metrics.patches(answer.patch_kinds.iter().copied());
+            }
+            (
+                [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                Body::from(answer.body),
+            )
+                .into_response()
+        }
+        Err(e) => bad(StatusCode::BAD_REQUEST, e.message),
+    }
+}
+
+/// A running webhook: both servers and the certificate reloader.
+#[derive(Debug)]
+pub struct RunningServer {
+    tls_addr: SocketAddr,
+    metrics_addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    handle: axum_server::Handle<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tls_task: JoinHandle<std::io::Result<()>>,
+    metrics_task: JoinHandle<std::io::Result<()>>,
+    reload_task: JoinHandle<()>,
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    // Either a `true` was sent or the sender is gone: both mean stop.
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Validates `config`, loads the certificate, binds both ports and starts serving on the
+/// current tokio runtime. Use port 0 in the listen addresses to let the OS choose, then read
+/// [`RunningServer::tls_addr`] and [`RunningServer::metrics_addr`].
+pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError> {
+    config
+        .validate()
+        .map_err(|(key, message)| StartError::Config { key, message })?;
+    let metrics = Arc::new(Metrics::new());
+    let (reloader, pair) =
+        CertReloader::load(&config.tls_cert_file, &config.tls_key_file, metrics.clone())?;
+
+    let bind = |what: &'static str, address: SocketAddr| {
+        std::net::TcpListener::bind(address)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(|l| l.local_addr().map(|a| (l, a)))
+            .map_err(|source| StartError::Bind {
+                what,
+                address,
+                source,
+            })
+    };
+    let (tls_listener, tls_addr) = bind("tlsListenAddress", config.tls_listen_address)?;
+    let (metrics_listener, metrics_addr) =
+        bind("metricsListenAddress", config.metrics_listen_address)?;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let state = AppState::new(MutationConfig::from(&config), metrics.clone());
+    let accept_metrics = metrics.clone();
+    let tls_server = axum_server::from_tcp_rustls(tls_listener, reloader.rustls_config())
+        .map_err(|source| StartError::Bind {
+            what: "tlsListenAddress",
+            address: tls_addr,
+            source,
+        })?
+        .handle(handle.clone())
+        .accept_error_handler(move |peer: Option<&SocketAddr>, e: &std::io::Error| {
+            accept_metrics.tls_accept_error();
+            tracing::debug!(peer = ?peer, error = %e, "TLS accept failed");
+        });
+    let app = router(state);
+    let tls_task = tokio::spawn(async move { tls_server.serve(app.into_make_service()).await });
+
+    let metrics_listener = tokio::net::TcpListener::from_std(metrics_listener).map_err(|source| {
+        StartError::Bind {
+            what: "metricsListenAddress",
+            address: metrics_addr,
+            source,
+        }
+    })?;
+    let metrics_app = metrics_router(metrics.clone());
+    let metrics_stop = stopped(stop_rx.clone());
+    let metrics_task = tokio::spawn(async move {
+        axum::serve(metrics_listener, metrics_app)
+            .with_graceful_shutdown(metrics_stop)
+            .await
+    });
+
+    let reload_task = tokio::spawn(reloader.run(config.cert_reload_interval, stopped(stop_rx)));
+
+    tracing::info!(
+        https = %tls_addr,
+        metrics = %metrics_addr,
+        cert = %config.tls_cert_file.display(),
+        serial = %pair.serial,
+        not_after = pair.not_after_unix,
+        scheduler = %config.scheduler_name,
+        "sparkgang-admission is serving"
+    );
+    Ok(RunningServer {
+        tls_addr,
+        metrics_addr,
+        metrics,
+        handle,
+        stop,
+        tls_task,
+        metrics_task,
+        reload_task,
+    })
+}
+
+impl RunningServer {
+    /// Where the HTTPS server listens (`POST /mutate`).
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr
+    }
+
+    /// Where the metrics server listens (`GET /metrics`).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// The live metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Serves until `shutdown` resolves (then stops gracefully) or a server fails.
+    pub async fn serve_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let failure = tokio::select! {
+            _ = shutdown => None,
+            r = &mut self.tls_task => Some(("HTTPS", r)),
+            r = &mut self.metrics_task => Some(("metrics", r)),
+        };
+        match failure {
+            None => self.shutdown().await,
+            Some((what, result)) => {
+                let source = match result {
+                    Ok(Ok(())) => std::io::Error::other("stopped unexpectedly"),
+                    Ok(Err(e)) => e,
+                    Err(join) => std::io::Error::other(join.to_string()),
+                };
+                let _ = self.stop.send(true);
+                self.handle.shutdown();
+                Err(ServeError { what, source })
+            }
+        }
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (at most
+    /// [`GRACEFUL_SHUTDOWN`]) and waits for every task.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        self.handle.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
+        let _ = self.stop.send(true);
+        let join = |what: &'static str, r: Result<std::io::Result<()>, tokio::task::JoinError>| match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(ServeError { what, source }),
+            Err(e) => Err(ServeError {
+                what,
+                source: std::io::Error::other(e.to_string()),
+            }),
+        };
+        let tls = join("HTTPS", self.tls_task.await);
+        let metrics = join("metrics", self.metrics_task.await);
+        let _ = self.reload_task.await;
+        tls.and(metrics)
+    }
+}
+
+/// Starts the webhook and serves until `shutdown` resolves. The binary's whole life.
+pub async fn run(
+    config: AdmissionConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let server = start(config).await?;
+    server.serve_until(shutdown).await?;
+    Ok(())
+}
+
+/// Why [`run`] returned an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}

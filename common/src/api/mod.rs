@@ -1,0 +1,19 @@
+//! The API types sparkgang reads and writes: its CRDs and the kube-scheduler extender protocol.
+
+pub mod crds;
+pub mod demand;
+pub mod extender;
+pub mod reservation;
+
+/// The API group of sparkgang's own resources.
+pub const GROUP: &str = "sparkgang.io";
+/// Prefix of sparkgang's own annotations and scheduling gate.
+pub const ANNOTATION_PREFIX: &str = "sparkgang.io/";
+/// Annotation on a driver: the computed gang demand as JSON (`GangDemand`).
+pub const DEMAND_ANNOTATION: &str = "sparkgang.io/demand";
+/// Annotation on a driver: the name of its `spark.properties` ConfigMap, recorded at admission.
+pub const CONF_MAP_ANNOTATION: &str = "sparkgang.io/spark-conf-map";
+/// Scheduling gate the webhook adds to drivers whose demand must be read from their ConfigMap.
+pub const SPARK_CONF_GATE: &str = "sparkgang.io/spark-conf";
+/// Label on reservations and demands: the Spark application id.
+pub const APP_ID_LABEL: &str = "sparkgang.io/app-id";

@@ -1,0 +1,132 @@
+//! What a filter call decides: the outcome, the node, the message, and the writes to make.
+
+use super::apps::AppKey;
+use super::pod_entry::PodKey;
+
+/// How a filter call ended; the values are the metric labels (palantir's outcome names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    /// A driver got a new reservation.
+    Success,
+    /// The pod already had its place (driver with a reservation, executor bound to a slot).
+    SuccessAlreadyBound,
+    /// An executor took a free slot on one of the candidates.
+    SuccessReservedSlot,
+    /// An executor took a free slot that was moved to a candidate node.
+    SuccessRescheduled,
+    /// An executor above the minimum got a soft reservation.
+    SuccessExtraExecutor,
+    /// The gang does not fit the free capacity right now.
+    FailureFit,
+    /// The gang could not fit its instance group even if it were empty.
+    FailureExceedsCapacity,
+    /// An older driver of the same instance group must be placed first.
+    FailureEarlierDriver,
+    /// No free slot for this executor and no room for one more.
+    FailureUnbound,
+    /// The pod is not a Spark driver or executor.
+    FailureNonSparkPod,
+    /// The pod's demand or application is unknown.
+    FailureUnknownDemand,
+    /// The reserved node is not among kube-scheduler's candidates.
+    FailureReservedNodeUnavailable,
+    /// An executor whose driver has no reservation (not placed yet, or not by sparkgang).
+    FailureDriverNotPlaced,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::SuccessAlreadyBound => "success-already-bound",
+            Outcome::SuccessReservedSlot => "success-reserved-slot",
+            Outcome::SuccessRescheduled => "success-rescheduled",
+            Outcome::SuccessExtraExecutor => "success-scheduled-extra-executor",
+            Outcome::FailureFit => "failure-fit",
+            Outcome::FailureExceedsCapacity => "failure-exceeds-capacity",
+            Outcome::FailureEarlierDriver => "failure-earlier-driver",
+            Outcome::FailureUnbound => "failure-unbound",
+            Outcome::FailureNonSparkPod => "failure-non-spark-pod",
+            Outcome::FailureUnknownDemand => "failure-unknown-demand",
+            Outcome::FailureReservedNodeUnavailable => "failure-reserved-node-unavailable",
+            Outcome::FailureDriverNotPlaced => "failure-driver-not-placed",
+        }
+    }
+
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            Outcome::Success
+                | Outcome::SuccessAlreadyBound
+                | Outcome::SuccessReservedSlot
+                | Outcome::SuccessRescheduled
+                | Outcome::SuccessExtraExecutor
+        )
+    }
+
+    /// Every outcome, for metric pre-registration and docs.
+    pub const ALL: [Outcome; 13] = [
+        Outcome::Success,
+        Outcome::SuccessAlreadyBound,
+        Outcome::SuccessReservedSlot,
+        Outcome::SuccessRescheduled,
+        Outcome::SuccessExtraExecutor,
+        Outcome::FailureFit,
+        Outcome::FailureExceedsCapacity,
+        Outcome::FailureEarlierDriver,
+        Outcome::FailureUnbound,
+        Outcome::FailureNonSparkPod,
+        Outcome::FailureUnknownDemand,
+        Outcome::FailureReservedNodeUnavailable,
+        Outcome::FailureDriverNotPlaced,
+    ];
+}
+
+/// A write the caller must carry out after a decision or event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Effect {
+    /// Make the API object of this application's reservation match memory: create or replace
+    /// it with [`super::ClusterState::reservation_object`], or delete it when that is `None`.
+    SyncReservation(AppKey),
+    /// Publish (or refresh) a `Demand` for this pending pod: it does not fit.
+    EnsureDemand(PodKey),
+    /// The pod found room: its `Demand`, if any, can go.
+    DeleteDemand(PodKey),
+}
+
+/// The answer to one filter call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// The chosen node on success (always one of the candidates).
+    pub node: Option<String>,
+    /// Why, in one sentence; the failure message shown in `FailedScheduling` events.
+    pub message: String,
+    pub effects: Vec<Effect>,
+}
+
+impl Decision {
+    pub fn success(outcome: Outcome, node: impl Into<String>, effects: Vec<Effect>) -> Self {
+        let node = node.into();
+        Decision {
+            outcome,
+            message: format!("placed on {node}"),
+            node: Some(node),
+            effects,
+        }
+    }
+
+    pub fn failure(outcome: Outcome, message: impl Into<String>) -> Self {
+        Decision {
+            outcome,
+            node: None,
+            message: message.into(),
+            effects: Vec::new(),
+        }
+    }
+
+    pub fn with_effects(mut self, effects: Vec<Effect>) -> Self {
+        self.effects.extend(effects);
+        self
+    }
+}

@@ -1,0 +1,426 @@
+//! Driver decisions: the demand of a driver, gang admission with FIFO, and its reservation.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::affinity;
+use crate::api::DEMAND_ANNOTATION;
+use crate::api::reservation::{DRIVER_SLOT, executor_slot_name};
+use crate::binpack::{self, Packing, PackingRequest, PackingResult};
+use crate::demand::GangDemand;
+use crate::pods::SparkRole;
+use crate::resources::Resources;
+
+use super::apps::{AppKey, AppReservation, Slot};
+use super::config::SchedulerConfig;
+use super::decision::{Decision, Effect, Outcome};
+use super::fifo::{FifoPlan, FifoVerdict, PlannedDriver};
+use super::nodes::NodeIdx;
+use super::pod_entry::{PodEntry, PodKey};
+use super::{ClusterState, Timestamp};
+
+/// The gang demand of a driver pod, from (in order): the `sparkgang.io/demand` annotation the
+/// gate controller wrote from the driver's `spark.properties`; complete palantir annotations;
+/// the configured default. The driver part is never smaller than the driver pod itself.
+pub(super) fn driver_demand(
+    pod: &Pod,
+    requests: Resources,
+    config: &SchedulerConfig,
+) -> Result<GangDemand, String> {
+    let annotations = pod.metadata.annotations.as_ref();
+    let demand = if let Some(raw) = annotations.and_then(|a| a.get(DEMAND_ANNOTATION)) {
+        serde_json::from_str::<GangDemand>(raw)
+            .map_err(|e| format!("annotation {DEMAND_ANNOTATION} is not a gang demand: {e}"))?
+    } else if let Some(d) = crate::annotations::complete_demand(
+        annotations.unwrap_or(&BTreeMap::new()),
+        &config.gpus,
+    )? {
+        d
+    } else if let Some(d) = config.default_demand {
+        d
+    } else {
+        return Err(format!(
+            "the driver's gang demand is unknown: no {DEMAND_ANNOTATION} annotation (is the \
+             sparkgang webhook installed?), no complete spark-driver-*/spark-executor-* \
+             annotations, and no default demand configured"
+        ));
+    };
+    Ok(GangDemand {
+        driver: demand.driver.max(&requests),
+        ..demand
+    })
+}
+
+/// The ordered candidates of one packing.
+struct Candidates {
+    driver: Vec<NodeIdx>,
+    executor: Vec<NodeIdx>,
+}
+
+impl ClusterState {
+    /// Decides one kube-scheduler filter call: where `pod` goes among `candidates`.
+    ///
+    /// A pod the state has not seen yet (kube-scheduler can be ahead of our watch) is added
+    /// first. On success the node is one of `candidates`; on failure the message says why.
+    pub fn filter(&mut self, pod: &Pod, candidates: &[String], now: Timestamp) -> Decision {
+        let Some(key) = PodKey::of(pod) else {
+            return Decision::failure(Outcome::FailureNonSparkPod, "the pod has no name");
+        };
+        let mut effects = Vec::new();
+        if !self.pods.contains_key(&key) {
+            effects = self.apply_pod(pod);
+        }
+        let role = self.pods.get(&key).and_then(|p| p.role);
+        let decision = match role {
+            Some(SparkRole::Driver) => self.filter_driver(&key, candidates, now),
+            Some(SparkRole::Executor) => self.filter_executor(&key, candidates),
+            None => Decision::failure(
+                Outcome::FailureNonSparkPod,
+                "not a Spark pod: sparkgang schedules pods labelled spark-role=driver or spark-role=executor",
+            ),
+        };
+        decision.with_effects(effects)
+    }
+
+    fn filter_driver(&mut self, key: &PodKey, candidates: &[String], now: Timestamp) -> Decision {
+        let Some(pod) = self.pods.get(key) else {
+            return Decision::failure(Outcome::FailureUnknownDemand, "unknown pod");
+        };
+        let Some(app) = pod.app.clone() else {
+            return Decision::failure(
+                Outcome::FailureUnknownDemand,
+                "the driver has neither a spark-app-id nor a spark-app-selector label",
+            );
+        };
+        if let Some(node) = self.reservation(&app).and_then(|r| r.driver_node()) {
+            return if candidates.iter().any(|c| c == node) {
+                Decision::success(Outcome::SuccessAlreadyBound, node, Vec::new())
+            } else {
+                Decision::failure(
+                    Outcome::FailureReservedNodeUnavailable,
+                    format!(
+                        "application {} has its driver reserved on node {node}, which is not among \
+                         the {} nodes kube-scheduler offered; waiting for {node}",
+                        app.app_id,
+                        candidates.len()
+                    ),
+                )
+            };
+        }
+        let demand = match pod.driver.as_ref().map(|d| d.demand.clone()) {
+            Some(Ok(d)) => d,
+            Some(Err(why)) => return Decision::failure(Outcome::FailureUnknownDemand, why),
+            None => return Decision::failure(Outcome::FailureUnknownDemand, "not a driver"),
+        };
+        let group = pod.instance_group.clone();
+        let created = pod.created;
+        let eligible = self.eligible_nodes(key);
+
+        let taken = if self.config.fifo.enabled {
+            match self.fifo_verdict(group.as_deref().unwrap_or(""), key, created, now) {
+                FifoVerdict::Clear(taken) => taken,
+                FifoVerdict::Blocked(why) => {
+                    return Decision::failure(Outcome::FailureEarlierDriver, why)
+                        .with_effects(vec![Effect::EnsureDemand(key.clone())]);
+                }
+            }
+        } else {
+            Vec::new()
+        };
+
+        let mut offered = vec![false; self.nodes.candidates().len()];
+        for name in candidates {
+            if let Some(i) = self.nodes.index_of(name) {
+                offered[i] = true;
+            }
+        }
+        let changes = self.nodes.after_taking(&taken);
+        let algorithm = self.config.binpack;
+        let result = self.nodes.with_available(&changes, |nodes| {
+            let order = ordered_candidates(&self.config, nodes, &eligible, |i| offered[i]);
+            algorithm.pack(&request(nodes, &order, &demand))
+        });
+        match result {
+            Ok(packing) => self.reserve(key, &app, group, &demand, &packing),
+            Err(failure) => {
+                let outcome = if self.gang_exceeds_capacity(&eligible, &demand) {
+                    Outcome::FailureExceedsCapacity
+                } else {
+                    Outcome::FailureFit
+                };
+                let group_text = group.map_or_else(String::new, |g| format!(" in instance group {g}"));
+                let message = if outcome == Outcome::FailureExceedsCapacity {
+                    format!(
+                        "application {} can never fit{group_text}: even with every node empty, {}",
+                        app.app_id,
+                        gang_text(&demand)
+                    )
+                } else {
+                    format!(
+                        "application {} does not fit{group_text}: {} — {failure}",
+                        app.app_id,
+                        gang_text(&demand)
+                    )
+                };
+                Decision::failure(outcome, message)
+                    .with_effects(vec![Effect::EnsureDemand(key.clone())])
+            }
+        }
+    }
+
+    /// Writes the reservation of a driver that fits.
+    fn reserve(
+        &mut self,
+        key: &PodKey,
+        app: &AppKey,
+        group: Option<String>,
+        demand: &GangDemand,
+        packing: &Packing,
+    ) -> Decision {
+        let name_of = |i: NodeIdx| self.nodes.entry(i).name.clone();
+        let driver_node = name_of(packing.driver_node);
+        let mut slots = BTreeMap::new();
+        slots.insert(
+            DRIVER_SLOT.to_owned(),
+            Slot {
+                node: driver_node.clone(),
+                resources: demand.driver,
+                pod: Some(key.name.clone()),
+            },
+        );
+        for (n, &i) in packing.executor_nodes.iter().enumerate() {
+            slots.insert(
+                executor_slot_name(n + 1),
+                Slot {
+                    node: name_of(i),
+                    resources: demand.executor,
+                    pod: None,
+                },
+            );
+        }
+        let uid = self.pods.get(key).map(|p| p.uid.clone()).unwrap_or_default();
+        self.set_reservation(
+            app,
+            Some(AppReservation {
+                slots,
+                instance_group: group,
+                driver_name: key.name.clone(),
+                driver_uid: uid,
+                resource_version: None,
+            }),
+        );
+        self.mark_changed(app);
+        Decision::success(
+            Outcome::Success,
+            driver_node,
+            vec![Effect::SyncReservation(app.clone()), Effect::DeleteDemand(key.clone())],
+        )
+    }
+
+    /// The nodes the driver's `nodeSelector`, required node affinity and tolerations allow,
+    /// cached per placement until a node changes shape.
+    pub(super) fn eligible_nodes(&mut self, key: &PodKey) -> Rc<[NodeIdx]> {
+        let Some(info) = self.pods.get(key).and_then(|p| p.driver.as_ref()) else {
+            return Rc::from(Vec::new());
+        };
+        let epoch = self.nodes.shape_epoch;
+        if let Some((e, nodes)) = self.eligible.get(&info.placement_signature)
+            && *e == epoch
+        {
+            return nodes.clone();
+        }
+        let nodes: Rc<[NodeIdx]> = self
+            .nodes
+            .present_indices()
+            .filter(|&i| {
+                let m = &self.nodes.entry(i).matcher;
+                affinity::required_node_match(&info.placement, m)
+                    && affinity::tolerates_node_taints(&info.placement, m)
+            })
+            .collect();
+        self.eligible
+            .insert(info.placement_signature.clone(), (epoch, nodes.clone()));
+        nodes
+    }
+
+    /// True when the gang could not fit its nodes even if they were empty.
+    fn gang_exceeds_capacity(&mut self, eligible: &[NodeIdx], demand: &GangDemand) -> bool {
+        let changes: Vec<(NodeIdx, Resources)> = eligible
+            .iter()
+            .map(|&i| {
+                (i, self.nodes.entry(i).allocatable)
+            })
+            .collect();
+        let algorithm = self.config.binpack;
+        let result: PackingResult = self.nodes.with_available(&changes, |nodes| {
+            let order = ordered_candidates(&self.config, nodes, eligible, |_| true);
+            algorithm.pack(&request(nodes, &order, demand))
+        });
+        result.is_err()
+    }
+
+    /// Whether the driver `me` (created at `created`) may go ahead under FIFO, and what the
+    /// older drivers of its group that fit will take first.
+    fn fifo_verdict(
+        &mut self,
+        group: &str,
+        me: &PodKey,
+        created: Timestamp,
+        now: Timestamp,
+    ) -> FifoVerdict {
+        let epoch = self.plan_epoch;
+        let mut plan = self
+            .fifo
+            .plans
+            .remove(group)
+            .filter(|p| p.epoch == epoch)
+            .unwrap_or(FifoPlan {
+                epoch,
+                drivers: Vec::new(),
+            });
+        // The plan is a prefix of the queue; only the drivers older than `me` matter here.
+        let older: Vec<(Timestamp, PodKey)> = self
+            .pending_drivers
+            .get(group)
+            .map(|q| q.range(..(created, me.clone())).cloned().collect())
+            .unwrap_or_default();
+        for (c, k) in older.iter().skip(plan.drivers.len()) {
+            let taken: Vec<(NodeIdx, Resources)> = plan
+                .drivers
+                .iter()
+                .flat_map(|d| d.takes.iter().flatten().copied())
+                .collect();
+            let planned = self.simulate_driver(k, *c, &taken);
+            plan.drivers.push(planned);
+        }
+        let enforce_after = self.config.fifo.enforce_after(group);
+        let mut verdict = None;
+        let mut taken = Vec::new();
+        for d in plan.drivers.iter().take(older.len()) {
+            match &d.takes {
+                Some(t) => taken.extend_from_slice(t),
+                None => {
+                    let age = now.duration_since(d.created).as_secs_f64();
+                    if age >= enforce_after.as_secs_f64() {
+                        let group_text = if group.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" of instance group {group}")
+                        };
+                        verdict = Some(FifoVerdict::Blocked(format!(
+                            "waiting for the older application {} (driver {}, pending {:.0}s){group_text}, which must be placed first but does not fit: {}",
+                            d.app_id, d.key, age, d.why
+                        )));
+                        break;
+                    }
+                }
+            }
+        }
+        self.fifo.plans.insert(group.to_owned(), plan);
+        verdict.unwrap_or(FifoVerdict::Clear(taken))
+    }
+
+    /// Where an older pending driver would go now, after `taken`.
+    fn simulate_driver(
+        &mut self,
+        key: &PodKey,
+        created: Timestamp,
+        taken: &[(NodeIdx, Resources)],
+    ) -> PlannedDriver {
+        let pod: Option<&PodEntry> = self.pods.get(key);
+        let app_id = pod
+            .and_then(|p| p.app.as_ref())
+            .map(|a| a.app_id.clone())
+            .unwrap_or_default();
+        let already_reserved = pod
+            .and_then(|p| p.app.as_ref())
+            .is_some_and(|a| self.reservation(a).is_some());
+        let demand = pod
+            .and_then(|p| p.driver.as_ref())
+            .and_then(|d| d.demand.clone().ok());
+        let mut planned = PlannedDriver {
+            key: key.clone(),
+            created,
+            app_id,
+            takes: Some(Vec::new()),
+            why: String::new(),
+        };
+        // A driver that already holds its reservation is counted by it; one whose demand is
+        // unknown cannot be simulated and blocks nobody.
+        let Some(demand) = demand.filter(|_| !already_reserved) else {
+            return planned;
+        };
+        let eligible = self.eligible_nodes(key);
+        let changes = self.nodes.after_taking(taken);
+        let algorithm = self.config.binpack;
+        let result = self.nodes.with_available(&changes, |nodes| {
+            let order = ordered_candidates(&self.config, nodes, &eligible, |i| nodes[i].accepts_executors());
+            algorithm.pack(&request(nodes, &order, &demand))
+        });
+        match result {
+            Ok(p) => planned.takes = Some(p.reserved_per_node()),
+            // A gang that could not fit even on empty nodes would block its queue forever;
+            // it waits on its own (with `failure-exceeds-capacity`) instead.
+            Err(_) if self.gang_exceeds_capacity(&eligible, &demand) => {}
+            Err(why) => {
+                planned.takes = None;
+                planned.why = format!("{} — {why}", gang_text(&demand));
+            }
+        }
+        planned
+    }
+}
+
+/// Orders `eligible` (palantir's node priority) into driver candidates (those `offered`)
+/// and executor candidates (ready, not cordoned), with the configured label priorities.
+fn ordered_candidates(
+config: &SchedulerConfig,
+    nodes: &[binpack::CandidateNode],
+    eligible: &[NodeIdx],
+    offered: impl Fn(NodeIdx) -> bool,
+) -> Candidates {
+    let order = binpack::priority_order_among(nodes, eligible);
+    let mut c = Candidates {
+        driver: order.iter().copied().filter(|&i| offered(i)).collect(),
+        executor: order
+            .iter()
+            .copied()
+            .filter(|&i| nodes[i].accepts_executors())
+            .collect(),
+    };
+    if let Some(p) = &config.driver_node_priority {
+        binpack::apply_label_priority(&mut c.driver, nodes, p);
+    }
+    if let Some(p) = &config.executor_node_priority {
+        binpack::apply_label_priority(&mut c.executor, nodes, p);
+    }
+    c
+}
+
+fn request<'a>(
+    nodes: &'a [binpack::CandidateNode],
+    order: &'a Candidates,
+    demand: &GangDemand,
+) -> PackingRequest<'a> {
+    PackingRequest {
+        nodes,
+        driver_order: &order.driver,
+        executor_order: &order.executor,
+        driver: demand.driver,
+        executor: demand.executor,
+        executor_count: demand.min_executors as usize,
+    }
+}
+
+/// "driver (cpu 1, memory 1408Mi) + 8 executors (cpu 2, memory 4505Mi each)".
+pub(super) fn gang_text(d: &GangDemand) -> String {
+    format!(
+        "driver ({}) + {} executor{} ({} each)",
+        d.driver,
+        d.min_executors,
+        if d.min_executors == 1 { "" } else { "s" },
+        d.executor
+    )
+}

@@ -1,0 +1,263 @@
+//! Executor decisions: a slot already held, a free reserved slot, a moved slot, or a soft
+//! reservation under dynamic allocation. Slots belong to the application, not to an executor
+//! id: Spark replaces lost executors with new ids and names.
+
+use std::collections::HashMap;
+
+use crate::binpack::{BinpackAlgorithm, zone_of};
+use crate::demand::GangDemand;
+use crate::resources::Resources;
+
+use super::apps::{AppKey, SoftSlot};
+use super::decision::{Decision, Effect, Outcome};
+use super::nodes::NodeIdx;
+use super::pod_entry::PodKey;
+use super::ClusterState;
+
+impl ClusterState {
+    /// The gang demand of an application, from its driver.
+    pub(super) fn app_demand(&self, app: &AppKey) -> Option<GangDemand> {
+        let driver = self.apps.get(app)?.driver.as_ref()?;
+        self.pods.get(driver)?.driver.as_ref()?.demand.clone().ok()
+    }
+
+    /// How many more soft reservations the application may take: `(max − min)` minus those
+    /// it holds (palantir's rule), zero for static allocation.
+    pub(super) fn free_soft_spots(&self, app: &AppKey) -> usize {
+        let Some(demand) = self.app_demand(app) else {
+            return 0;
+        };
+        let extra = demand.max_executors.saturating_sub(demand.min_executors) as usize;
+        let held = self.apps.get(app).map_or(0, |a| a.soft.len());
+        extra.saturating_sub(held)
+    }
+
+    pub(super) fn filter_executor(&mut self, key: &PodKey, candidates: &[String]) -> Decision {
+        let Some(pod) = self.pods.get(key) else {
+            return Decision::failure(Outcome::FailureUnknownDemand, "unknown pod");
+        };
+        let Some(app) = pod.app.clone() else {
+            return Decision::failure(
+                Outcome::FailureUnknownDemand,
+                "the executor has neither a spark-app-id nor a spark-app-selector label",
+            );
+        };
+        let requests = pod.requests;
+        let position: HashMap<&str, usize> = candidates
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let Some(res) = self.reservation(&app).cloned() else {
+            return Decision::failure(
+                Outcome::FailureDriverNotPlaced,
+                format!(
+                    "application {} has no reservation: its driver has not been placed by \
+                     sparkgang yet (client-mode executors are not gang scheduled)",
+                    app.app_id
+                ),
+            );
+        };
+        let demand = self.app_demand(&app);
+        let executor = demand.map_or(requests, |d| d.executor);
+
+        // 1. The pod already holds a slot or a soft reservation.
+        if let Some((slot, s)) = res.slot_of_pod(&key.name) {
+            if position.contains_key(s.node.as_str()) {
+                return Decision::success(Outcome::SuccessAlreadyBound, s.node.clone(), Vec::new());
+            }
+            // Its node is no longer offered: give the slot up and look again.
+            let mut r = res.clone();
+            if let Some(s) = r.slots.get_mut(slot) {
+                s.pod = None;
+            }
+            self.set_reservation(&app, Some(r));
+            self.mark_changed(&app);
+        }
+        let res = self.reservation(&app).cloned().unwrap_or(res);
+        if let Some(node) = self.apps.get(&app).and_then(|a| a.soft.get(&key.name)).map(|s| s.node.clone()) {
+            if position.contains_key(node.as_str()) {
+                return Decision::success(Outcome::SuccessAlreadyBound, node, Vec::new());
+            }
+            self.set_soft(&app, &key.name, None);
+        }
+
+        // 2. A free slot on an offered node (the first in kube-scheduler's order).
+        let free: Vec<(String, String)> = res
+            .executor_slots()
+            .filter(|(_, s)| self.slot_is_free(&app.namespace, s.pod.as_deref(), &s.node))
+            .map(|(name, s)| (name.clone(), s.node.clone()))
+            .collect();
+        if let Some((slot, node)) = free
+            .iter()
+            .filter_map(|(slot, node)| position.get(node.as_str()).map(|&p| (p, slot, node)))
+            .min()
+            .map(|(_, slot, node)| (slot.clone(), node.clone()))
+        {
+            return self.bind_slot(&app, &slot, &node, key, Outcome::SuccessReservedSlot);
+        }
+
+        // 3. A free slot elsewhere: move it to an offered node with room.
+        if let Some((slot, from)) = free.first().cloned() {
+            let from_idx = self.nodes.index_of(&from);
+            return match self.place_one_executor(&app, candidates, executor, from_idx) {
+                Some(node) => self.bind_slot(&app, &slot, &node, key, Outcome::SuccessRescheduled),
+                None => Decision::failure(
+                    Outcome::FailureFit,
+                    format!(
+                        "application {} has a free executor slot on {from}, which was not offered, \
+                         and no offered node has room for an executor ({executor})",
+                        app.app_id
+                    ),
+                ),
+            };
+        }
+
+        // 4. Dynamic allocation: a soft reservation above the minimum.
+        let seen = self
+            .apps
+            .get(&app)
+            .is_some_and(|a| a.soft_seen.contains(&key.name));
+        let spots = self.free_soft_spots(&app);
+        if spots > 0 && !seen {
+            return match self.place_one_executor(&app, candidates, executor, None) {
+                Some(node) => {
+                    self.set_soft(
+                        &app,
+                        &key.name,
+                        Some(SoftSlot {
+                            node: node.clone(),
+                            resources: executor.max(&requests),
+                        }),
+                    );
+                    Decision::success(
+                        Outcome::SuccessExtraExecutor,
+                        node,
+                        vec![Effect::DeleteDemand(key.clone())],
+                    )
+                }
+                None => Decision::failure(
+                    Outcome::FailureFit,
+                    format!(
+                        "application {} may grow by {spots} executor{} but no offered node has room \
+                         for one ({executor})",
+                        app.app_id,
+                        if spots == 1 { "" } else { "s" }
+                    ),
+                )
+                .with_effects(vec![Effect::EnsureDemand(key.clone())]),
+            };
+        }
+        let (min, max) = demand.map_or((0, 0), |d| (d.min_executors, d.max_executors));
+        Decision::failure(
+            Outcome::FailureUnbound,
+            format!(
+                "application {} has no free executor slot: all {} reserved slots are taken{}",
+                app.app_id,
+                res.executor_slots().count(),
+                if max > min {
+                    format!(" and it already runs its maximum of {max} executors")
+                } else {
+                    String::new()
+                }
+            ),
+        )
+    }
+
+    /// Binds `slot` of `app` to executor `key` on `node` (moving the slot there if needed).
+    fn bind_slot(
+        &mut self,
+        app: &AppKey,
+        slot: &str,
+        node: &str,
+        key: &PodKey,
+        outcome: Outcome,
+    ) -> Decision {
+        let Some(mut r) = self.reservation(app).cloned() else {
+            return Decision::failure(Outcome::FailureUnknownDemand, "reservation vanished");
+        };
+        if let Some(s) = r.slots.get_mut(slot) {
+            s.node = node.to_owned();
+            s.pod = Some(key.name.clone());
+        }
+        self.set_reservation(app, Some(r));
+        self.mark_changed(app);
+        Decision::success(
+            outcome,
+            node,
+            vec![Effect::SyncReservation(app.clone()), Effect::DeleteDemand(key.clone())],
+        )
+    }
+
+    /// Where one executor of `app` goes among the offered nodes, by the configured algorithm.
+    /// `vacating` is a node whose slot of this size moves away (its room counts as free).
+    fn place_one_executor(
+        &mut self,
+        app: &AppKey,
+        candidates: &[String],
+        executor: Resources,
+        vacating: Option<NodeIdx>,
+    ) -> Option<String> {
+        let zone = self.app_zone(app);
+        let offered: Vec<NodeIdx> = candidates
+            .iter()
+            .filter_map(|n| self.nodes.index_of(n))
+            .filter(|&i| {
+                let e = self.nodes.entry(i);
+                e.present && zone.as_deref().is_none_or(|z| e.labels().map(zone_of) == Some(z))
+            })
+            .collect();
+        let hosts: std::collections::HashSet<NodeIdx> = self.app_executor_nodes(app);
+        let changes: Vec<(NodeIdx, Resources)> = vacating
+            .map(|i| (i, self.nodes.candidates()[i].available + executor))
+            .into_iter()
+            .collect();
+        let algorithm: BinpackAlgorithm = self.config.binpack;
+        let chosen = self.nodes.with_available(&changes, |nodes| {
+            let order = crate::binpack::priority_order_among(nodes, &offered);
+            let order: Vec<NodeIdx> = order
+                .into_iter()
+                .filter(|&i| nodes[i].accepts_executors())
+                .collect();
+            algorithm.place_executor(nodes, &order, executor, |i| hosts.contains(&i))
+        });
+        chosen.map(|i| self.nodes.entry(i).name.clone())
+    }
+
+    /// Nodes holding this application's executors (slots and soft reservations).
+    fn app_executor_nodes(&self, app: &AppKey) -> std::collections::HashSet<NodeIdx> {
+        let Some(a) = self.apps.get(app) else {
+            return Default::default();
+        };
+        a.reservation
+            .iter()
+            .flat_map(|r| r.executor_slots().map(|(_, s)| s.node.as_str()))
+            .chain(a.soft.values().map(|s| s.node.as_str()))
+            .filter_map(|n| self.nodes.index_of(n))
+            .collect()
+    }
+
+    /// The one zone an application runs in, when executors must stay there (single-AZ
+    /// algorithm and `dynamic_executors_in_same_zone`); `None` lets it use any zone.
+    fn app_zone(&self, app: &AppKey) -> Option<String> {
+        if !(self.config.dynamic_executors_in_same_zone && self.config.binpack.is_single_az()) {
+            return None;
+        }
+        let a = self.apps.get(app)?;
+        let zones: std::collections::BTreeSet<&str> = a
+            .driver
+            .iter()
+            .chain(a.executors.iter())
+            .filter_map(|k| self.pods.get(k))
+            .filter(|p| p.is_active_on_node())
+            .filter_map(|p| p.node.as_deref())
+            .filter_map(|n| self.nodes.get_by_name(n))
+            .filter_map(|e| e.labels().map(zone_of))
+            .collect();
+        let mut it = zones.into_iter();
+        match (it.next(), it.next()) {
+            (Some(z), None) => Some(z.to_owned()),
+            _ => None,
+        }
+    }
+}

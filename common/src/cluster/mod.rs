@@ -1,0 +1,127 @@
+//! `ClusterState`: the extender's incremental view of nodes, Spark pods, reservations and usage,
+//! and the scheduling decisions made over it.
+//!
+//! The state is fed by events (`apply_*` / `delete_*`) and answers filter calls with
+//! [`Decision`]s. Decisions update the state first (write-through) and return [`Effect`]s — API
+//! writes the caller must carry out. Time is always passed in.
+
+mod apps;
+mod config;
+mod decision;
+mod driver;
+mod events;
+mod executor;
+mod fifo;
+mod nodes;
+mod pod_entry;
+mod reconcile;
+
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub use apps::{AppKey, AppReservation, Slot};
+pub use config::{FifoPolicy, SchedulerConfig};
+pub use decision::{Decision, Effect, Outcome};
+pub use nodes::{NodeEntry, NodeUsage};
+pub use pod_entry::{PodEntry, PodKey};
+
+use apps::AppEntry;
+use fifo::FifoPlans;
+use nodes::NodeTable;
+
+/// Timestamps as Kubernetes stores them.
+pub type Timestamp = k8s_openapi::jiff::Timestamp;
+
+/// The extender's view of the cluster.
+#[derive(Debug)]
+pub struct ClusterState {
+    config: SchedulerConfig,
+    nodes: NodeTable,
+    pods: HashMap<PodKey, PodEntry>,
+    apps: HashMap<AppKey, AppEntry>,
+    /// Pending drivers by instance group, oldest first: (creation time, key).
+    pending_drivers: BTreeMap<String, BTreeSet<(Timestamp, PodKey)>>,
+    fifo: FifoPlans,
+    /// Nodes a driver placement allows, by placement signature, valid at a node shape epoch.
+    eligible: HashMap<String, (u64, std::rc::Rc<[nodes::NodeIdx]>)>,
+    /// Bumped whenever available resources or the pending-driver queue change; FIFO plans
+    /// computed at an older epoch are stale.
+    plan_epoch: u64,
+}
+
+impl ClusterState {
+    pub fn new(config: SchedulerConfig) -> Self {
+        ClusterState {
+            config,
+            nodes: NodeTable::default(),
+            pods: HashMap::new(),
+            apps: HashMap::new(),
+            pending_drivers: BTreeMap::new(),
+            fifo: FifoPlans::default(),
+            eligible: HashMap::new(),
+            plan_epoch: 0,
+        }
+    }
+
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    /// A node by name.
+    pub fn node(&self, name: &str) -> Option<&NodeEntry> {
+        self.nodes.get_by_name(name)
+    }
+
+    /// Every node, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeEntry> {
+        self.nodes.iter()
+    }
+
+    /// A tracked pod.
+    pub fn pod(&self, key: &PodKey) -> Option<&PodEntry> {
+        self.pods.get(key)
+    }
+
+    /// Number of tracked pods.
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// The reservation of an application, if it has one.
+    pub fn reservation(&self, app: &AppKey) -> Option<&AppReservation> {
+        self.apps.get(app).and_then(|a| a.reservation.as_ref())
+    }
+
+    /// Every reservation.
+    pub fn reservations(&self) -> impl Iterator<Item = (&AppKey, &AppReservation)> {
+        self.apps
+            .iter()
+            .filter_map(|(k, a)| a.reservation.as_ref().map(|r| (k, r)))
+    }
+
+    /// Soft reservations of an application: executor pod name → node.
+    pub fn soft_reservations(&self, app: &AppKey) -> BTreeMap<String, String> {
+        self.apps
+            .get(app)
+            .map(|a| {
+                a.soft
+                    .iter()
+                    .map(|(pod, s)| (pod.clone(), s.node.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Total number of soft reservations.
+    pub fn soft_reservation_count(&self) -> usize {
+        self.apps.values().map(|a| a.soft.len()).sum()
+    }
+
+    /// Pending drivers per instance group (`""` for drivers without one).
+    pub fn pending_driver_counts(&self) -> BTreeMap<String, usize> {
+        self.pending_drivers
+            .iter()
+            .map(|(g, q)| (g.clone(), q.len()))
+            .collect()
+    }
+}

@@ -1,0 +1,234 @@
+//! The node table: allocatable, usage and the bin-packing view of every node, by stable index.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::core::v1::{Node, NodeSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::affinity;
+use crate::binpack::{CandidateNode, zone_of};
+use crate::resources::{GpuResourceNames, Resources, node_allocatable};
+
+use super::Timestamp;
+
+/// What is held on a node, by kind of holder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeUsage {
+    /// Bound, unfinished pods that no reservation accounts for (and the part of covered pods
+    /// that exceeds their slot).
+    pub pods: Resources,
+    /// The part of `pods` from pods not scheduled by sparkgang (not ours to reorganise).
+    pub foreign_pods: Resources,
+    /// Reservation slots placed here, bound or not.
+    pub reserved: Resources,
+    /// Soft reservations (executors above the minimum) placed here.
+    pub soft: Resources,
+}
+
+/// One node.
+#[derive(Debug, Clone)]
+pub struct NodeEntry {
+    pub name: String,
+    /// False for a node only known from a pod or slot that names it (or one that was deleted).
+    pub present: bool,
+    pub allocatable: Resources,
+    pub usage: NodeUsage,
+    pub created: Option<Timestamp>,
+    /// Name, labels and taints: what affinity and toleration checks read.
+    pub(super) matcher: Node,
+}
+
+impl NodeEntry {
+    /// Allocatable minus everything held on the node.
+    pub fn available(&self) -> Resources {
+        self.allocatable - self.usage.pods - self.usage.reserved - self.usage.soft
+    }
+
+    pub fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.matcher.metadata.labels.as_ref()
+    }
+}
+
+/// Index of a node in the table; stable for the node's lifetime.
+pub type NodeIdx = usize;
+
+/// All nodes, with the bin-packing view kept in step.
+#[derive(Debug, Default)]
+pub struct NodeTable {
+    entries: Vec<NodeEntry>,
+    candidates: Vec<CandidateNode>,
+    by_name: HashMap<String, NodeIdx>,
+    /// Bumped when a node appears, disappears, or changes labels, taints or readiness.
+    pub(super) shape_epoch: u64,
+}
+
+impl NodeTable {
+    pub fn get_by_name(&self, name: &str) -> Option<&NodeEntry> {
+        self.by_name.get(name).map(|&i| &self.entries[i])
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<NodeIdx> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn entry(&self, idx: NodeIdx) -> &NodeEntry {
+        &self.entries[idx]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &NodeEntry> {
+        self.entries.iter().filter(|e| e.present)
+    }
+
+    /// Indices of present nodes.
+    pub fn present_indices(&self) -> impl Iterator<Item = NodeIdx> + '_ {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.present)
+            .map(|(i, _)| i)
+    }
+
+    /// The bin-packing view of every node, indexed like the table.
+    pub fn candidates(&self) -> &[CandidateNode] {
+        &self.candidates
+    }
+
+    /// The index of `name`, creating a placeholder (not present) entry when it is unknown.
+    pub fn index_or_placeholder(&mut self, name: &str) -> NodeIdx {
+        if let Some(&i) = self.by_name.get(name) {
+            return i;
+        }
+        let i = self.entries.len();
+        let matcher = Node {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            ..Node::default()
+        };
+        self.entries.push(NodeEntry {
+            name: name.to_owned(),
+            present: false,
+            allocatable: Resources::ZERO,
+            usage: NodeUsage::default(),
+            created: None,
+            matcher,
+        });
+        let mut c = CandidateNode::new(name, "", Resources::ZERO, Resources::ZERO);
+        c.ready = false;
+        c.unschedulable = true;
+        self.candidates.push(c);
+        self.by_name.insert(name.to_owned(), i);
+        i
+    }
+
+    /// Adds or replaces a node. Returns its index.
+    pub fn apply(&mut self, node: &Node, gpus: &GpuResourceNames) -> Option<NodeIdx> {
+        let name = node.metadata.name.as_deref()?;
+        let i = self.index_or_placeholder(name);
+        let allocatable = node_allocatable(node, gpus).unwrap_or_default();
+        let labels = node.metadata.labels.clone().unwrap_or_default();
+        let ready = affinity::is_ready(node);
+        let cordoned = affinity::is_cordoned(node);
+        let matcher = Node {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                labels: Some(labels.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(NodeSpec {
+                taints: node.spec.as_ref().and_then(|s| s.taints.clone()),
+                unschedulable: node.spec.as_ref().and_then(|s| s.unschedulable),
+                ..NodeSpec::default()
+            }),
+            status: None,
+        };
+        let e = &mut self.entries[i];
+        let shape_changed = !e.present
+            || e.matcher != matcher
+            || self.candidates[i].ready != ready
+            || self.candidates[i].unschedulable != cordoned;
+        e.present = true;
+        e.allocatable = allocatable;
+        e.created = node.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        e.matcher = matcher;
+        let c = &mut self.candidates[i];
+        c.zone = zone_of(&labels).to_owned();
+        c.labels = labels;
+        c.ready = ready;
+        c.unschedulable = cordoned;
+        if shape_changed {
+            self.shape_epoch += 1;
+        }
+        self.refresh(i);
+        Some(i)
+    }
+
+    /// Marks a node deleted; usage recorded against it stays until its pods and slots go.
+    pub fn remove(&mut self, name: &str) {
+        if let Some(&i) = self.by_name.get(name) {
+            let e = &mut self.entries[i];
+            if e.present {
+                e.present = false;
+                e.allocatable = Resources::ZERO;
+                self.candidates[i].ready = false;
+                self.candidates[i].unschedulable = true;
+                self.shape_epoch += 1;
+                self.refresh(i);
+            }
+        }
+    }
+
+    /// Changes a node's usage and keeps its bin-packing view in step.
+    pub fn update_usage(&mut self, i: NodeIdx, change: impl FnOnce(&mut NodeUsage)) {
+        change(&mut self.entries[i].usage);
+        self.refresh(i);
+    }
+
+    fn refresh(&mut self, i: NodeIdx) {
+        let e = &self.entries[i];
+        let c = &mut self.candidates[i];
+        c.available = e.available();
+        c.schedulable = e.allocatable - e.usage.foreign_pods;
+    }
+}
+
+impl NodeTable {
+    /// Runs `f` over the bin-packing view with the `available` resources of some nodes changed
+    /// (`(node, new available)`), then restores them. Lets a decision simulate what others
+    /// will take without copying the node table.
+    pub fn with_available<R>(
+        &mut self,
+        changes: &[(NodeIdx, Resources)],
+        f: impl FnOnce(&[CandidateNode]) -> R,
+    ) -> R {
+        let saved: Vec<(NodeIdx, Resources)> = changes
+            .iter()
+            .filter_map(|&(i, _)| self.candidates.get(i).map(|c| (i, c.available)))
+            .collect();
+        for &(i, available) in changes {
+            if let Some(c) = self.candidates.get_mut(i) {
+                c.available = available;
+            }
+        }
+        let result = f(&self.candidates);
+        for (i, available) in saved.into_iter().rev() {
+            self.candidates[i].available = available;
+        }
+        result
+    }
+
+    /// The `available` each node would have after `taken` (summed per node).
+    pub fn after_taking(&self, taken: &[(NodeIdx, Resources)]) -> Vec<(NodeIdx, Resources)> {
+        let mut per_node: HashMap<NodeIdx, Resources> = HashMap::new();
+        for &(i, r) in taken {
+            *per_node.entry(i).or_default() += r;
+        }
+        let mut changes: Vec<(NodeIdx, Resources)> = per_node
+            .into_iter()
+            .filter_map(|(i, r)| self.candidates.get(i).map(|c| (i, c.available - r)))
+            .collect();
+        changes.sort_unstable_by_key(|&(i, _)| i);
+        changes
+    }
+}

@@ -1,0 +1,19 @@
+//! sparkgang-common: the domain shared by the admission webhook and the scheduler extender.
+//!
+//! Everything here is pure: no I/O, no clock (time is passed in), no async runtime. Binaries
+//! translate HTTP, JSON and Kubernetes watches into calls on these functions.
+
+pub mod affinity;
+pub mod annotations;
+pub mod api;
+pub mod binpack;
+pub mod cluster;
+pub mod demand;
+pub mod durations;
+pub mod pods;
+pub mod quantities;
+pub mod resources;
+pub mod sparkconf;
+
+pub use demand::GangDemand;
+pub use resources::{GpuResourceNames, Resources};

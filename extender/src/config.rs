@@ -1,0 +1,364 @@
+//! The extender's YAML configuration: every key, its default, and validation at start-up.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sparkgang_common::binpack::{BinpackAlgorithm, LabelPriority};
+use sparkgang_common::cluster::{FifoPolicy, SchedulerConfig};
+use sparkgang_common::durations::serde_duration;
+use sparkgang_common::quantities::{parse_cpu_millis, parse_memory_bytes};
+use sparkgang_common::{GangDemand, GpuResourceNames, Resources};
+
+/// `sparkgang-extender serve --config PATH`. Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ExtenderConfig {
+    /// Where kube-scheduler calls `POST /filter` (keep it on loopback: the extender is a
+    /// sidecar of kube-scheduler). Also serves `/healthz` and `/readyz`.
+    pub filter_listen_address: SocketAddr,
+    /// `GET /metrics`, `/healthz`, `/readyz` for Prometheus and the kubelet.
+    pub metrics_listen_address: SocketAddr,
+    /// Pods with this `spec.schedulerName` are ours.
+    pub scheduler_name: String,
+    /// Node and pod label naming the instance group.
+    pub instance_group_label: String,
+    /// `tightly-pack`, `distribute-evenly`, `minimal-fragmentation`, `az-aware-tightly-pack`,
+    /// `single-az-tightly-pack` or `single-az-minimal-fragmentation`.
+    pub binpack: BinpackAlgorithm,
+    pub fifo: FifoConfig,
+    /// Prefer driver nodes by a label's value.
+    pub driver_node_priority: Option<NodePriorityConfig>,
+    /// Prefer executor nodes by a label's value.
+    pub executor_node_priority: Option<NodePriorityConfig>,
+    /// With a single-AZ algorithm, keep executors above the minimum in the app's zone.
+    pub dynamic_executors_in_same_zone: bool,
+    /// Extended resources counted as GPUs.
+    pub gpu_resource_names: Vec<String>,
+    /// Demand for drivers whose conf and annotations say nothing (absent: such drivers fail).
+    pub default_demand: Option<DemandConfig>,
+    /// How long a driver gated with `sparkgang.io/spark-conf` may wait for its ConfigMap
+    /// before the gate is removed anyway (with annotations or the default demand).
+    #[serde(with = "serde_duration")]
+    pub gate_timeout: Duration,
+    /// Publish `Demand` objects for pods that do not fit, for cluster autoscalers.
+    pub demands: DemandsConfig,
+    pub leader_election: LeaderElectionConfig,
+    /// Attempts of one reservation write before the state is rebuilt from the API.
+    pub write_attempts: u32,
+}
+
+impl Default for ExtenderConfig {
+    fn default() -> Self {
+        ExtenderConfig {
+            filter_listen_address: ([127, 0, 0, 1], 8484).into(),
+            metrics_listen_address: ([0, 0, 0, 0], 9091).into(),
+            scheduler_name: "spark-scheduler".to_owned(),
+            instance_group_label: "instance-group".to_owned(),
+            binpack: BinpackAlgorithm::TightlyPack,
+            fifo: FifoConfig::default(),
+            driver_node_priority: None,
+            executor_node_priority: None,
+            dynamic_executors_in_same_zone: false,
+            gpu_resource_names: vec!["nvidia.com/gpu".to_owned()],
+            default_demand: None,
+            gate_timeout: Duration::from_secs(60),
+            demands: DemandsConfig::default(),
+            leader_election: LeaderElectionConfig::default(),
+            write_attempts: 5,
+        }
+    }
+}
+
+/// FIFO per instance group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct FifoConfig {
+    pub enabled: bool,
+    /// An older driver that does not fit blocks younger ones once it is this old.
+    #[serde(with = "serde_duration")]
+    pub enforce_after: Duration,
+    /// Per instance group override of `enforceAfter`.
+    #[serde(with = "duration_map")]
+    pub enforce_after_by_instance_group: BTreeMap<String, Duration>,
+}
+
+/// Node preference by label value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodePriorityConfig {
+    pub label: String,
+    /// Values from most to least preferred.
+    pub values_descending: Vec<String>,
+}
+
+/// A demand in quantities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DemandConfig {
+    pub driver: PodSizeConfig,
+    pub executor: PodSizeConfig,
+    pub min_executors: u32,
+    pub max_executors: u32,
+}
+
+/// One pod's size in Kubernetes quantities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSizeConfig {
+    pub cpu: String,
+    pub memory: String,
+    #[serde(default)]
+    pub gpus: u32,
+}
+
+/// `Demand` objects for autoscalers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct DemandsConfig {
+    pub enabled: bool,
+}
+
+/// One writer at a time, chosen by a `coordination.k8s.io/v1` Lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LeaderElectionConfig {
+    /// Off only for a single replica (tests, the simulator).
+    pub enabled: bool,
+    pub lease_name: String,
+    /// Defaults to the namespace the pod runs in (`POD_NAMESPACE`), else `default`.
+    pub lease_namespace: Option<String>,
+    #[serde(with = "serde_duration")]
+    pub lease_duration: Duration,
+    #[serde(with = "serde_duration")]
+    pub renew_interval: Duration,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        LeaderElectionConfig {
+            enabled: true,
+            lease_name: "sparkgang-extender".to_owned(),
+            lease_namespace: None,
+            lease_duration: Duration::from_secs(15),
+            renew_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: String,
+        key: &'static str,
+        message: String,
+    },
+}
+
+impl ExtenderConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<ExtenderConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::from_yaml(&text, &shown)
+    }
+
+    /// Parses and validates YAML text; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<ExtenderConfig, ConfigError> {
+        let config: ExtenderConfig = if text.trim().is_empty() {
+            ExtenderConfig::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+                path: origin.to_owned(),
+                source,
+            })?
+        };
+        config.scheduler_config().map_err(|(key, message)| ConfigError::Invalid {
+            path: origin.to_owned(),
+            key,
+            message,
+        })?;
+        if config.write_attempts == 0 {
+            return Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                key: "writeAttempts",
+                message: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(config)
+    }
+
+    /// The scheduling core's configuration; `Err((key, why))` when a value is unusable.
+    pub fn scheduler_config(&self) -> Result<SchedulerConfig, (&'static str, String)> {
+        if self.scheduler_name.is_empty() {
+            return Err(("schedulerName", "must not be empty".to_owned()));
+        }
+        if self.instance_group_label.is_empty() {
+            return Err(("instanceGroupLabel", "must not be empty".to_owned()));
+        }
+        if self.gpu_resource_names.is_empty() {
+            return Err((
+                "gpuResourceNames",
+                "list at least one resource name, e.g. nvidia.com/gpu".to_owned(),
+            ));
+        }
+        let default_demand = self
+            .default_demand
+            .as_ref()
+            .map(|d| d.to_demand())
+            .transpose()
+            .map_err(|m| ("defaultDemand", m))?;
+        let priority = |p: &Option<NodePriorityConfig>| {
+            p.as_ref().map(|p| LabelPriority {
+                label_name: p.label.clone(),
+                label_values_descending_priority: p.values_descending.clone(),
+            })
+        };
+        Ok(SchedulerConfig {
+            scheduler_name: self.scheduler_name.clone(),
+            instance_group_label: self.instance_group_label.clone(),
+            binpack: self.binpack,
+            fifo: FifoPolicy {
+                enabled: self.fifo.enabled,
+                enforce_after: self.fifo.enforce_after,
+                enforce_after_by_group: self.fifo.enforce_after_by_instance_group.clone(),
+            },
+            gpus: GpuResourceNames::new(self.gpu_resource_names.clone()),
+            default_demand,
+            driver_node_priority: priority(&self.driver_node_priority),
+            executor_node_priority: priority(&self.executor_node_priority),
+            dynamic_executors_in_same_zone: self.dynamic_executors_in_same_zone,
+        })
+    }
+}
+
+impl DemandConfig {
+    fn to_demand(&self) -> Result<GangDemand, String> {
+        if self.min_executors > self.max_executors {
+            return Err(format!(
+                "minExecutors ({}) is greater than maxExecutors ({})",
+                self.min_executors, self.max_executors
+            ));
+        }
+        Ok(GangDemand {
+            driver: self.driver.to_resources("driver")?,
+            executor: self.executor.to_resources("executor")?,
+            min_executors: self.min_executors,
+            max_executors: self.max_executors,
+        })
+    }
+}
+
+impl PodSizeConfig {
+    fn to_resources(&self, role: &str) -> Result<Resources, String> {
+        Ok(Resources::new(
+            parse_cpu_millis(&self.cpu).map_err(|e| format!("{role}.cpu: {e}"))?,
+            parse_memory_bytes(&self.memory).map_err(|e| format!("{role}.memory: {e}"))?,
+            i64::from(self.gpus),
+        ))
+    }
+}
+
+/// `BTreeMap<String, Duration>` as a map of Go duration strings.
+mod duration_map {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use sparkgang_common::durations::{format_duration, parse_duration};
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<String, Duration>, s: S) -> Result<S::Ok, S::Error> {
+        m.iter()
+            .map(|(k, v)| (k.clone(), format_duration(*v)))
+            .collect::<BTreeMap<_, _>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Duration>, D::Error> {
+        BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .map(|(k, v)| {
+                parse_duration(&v)
+                    .map(|d| (k.clone(), d))
+                    .map_err(|e| serde::de::Error::custom(format!("{k}: {e}")))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_full_config() {
+        let c = ExtenderConfig::from_yaml("", "empty").unwrap();
+        assert_eq!(c, ExtenderConfig::default());
+        let c = ExtenderConfig::from_yaml(
+            r#"
+binpack: single-az-minimal-fragmentation
+fifo: {enabled: true, enforceAfter: 2m, enforceAfterByInstanceGroup: {batch: 30s}}
+driverNodePriority: {label: tier, valuesDescending: [gold, silver]}
+defaultDemand:
+  driver: {cpu: "1", memory: 1408Mi}
+  executor: {cpu: 500m, memory: 2Gi, gpus: 1}
+  minExecutors: 2
+  maxExecutors: 4
+gateTimeout: 90s
+leaderElection: {enabled: false}
+"#,
+            "test",
+        )
+        .unwrap();
+        let s = c.scheduler_config().unwrap();
+        assert_eq!(s.binpack, BinpackAlgorithm::SingleAzMinimalFragmentation);
+        assert_eq!(s.fifo.enforce_after(""), Duration::from_secs(120));
+        assert_eq!(s.fifo.enforce_after("batch"), Duration::from_secs(30));
+        let d = s.default_demand.unwrap();
+        assert_eq!(d.executor, Resources::new(500, 2 << 30, 1));
+        assert_eq!(c.gate_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_algorithms_and_bad_values() {
+        for (yaml, expect) in [
+            ("binpak: tightly-pack", "unknown field `binpak`"),
+            ("binpack: best-fit", "best-fit"),
+            ("fifo: {enabled: true, enforceAfter: soon}", "duration such as"),
+            ("fifo: {enabld: true}", "unknown field `enabld`"),
+            (
+                "defaultDemand: {driver: {cpu: 1g, memory: 1Gi}, executor: {cpu: 1, memory: 1Gi}, minExecutors: 1, maxExecutors: 1}",
+                "defaultDemand",
+            ),
+            (
+                "defaultDemand: {driver: {cpu: 1, memory: 1Gi}, executor: {cpu: 1, memory: 1Gi}, minExecutors: 3, maxExecutors: 1}",
+                "minExecutors (3) is greater than maxExecutors (1)",
+            ),
+            ("writeAttempts: 0", "writeAttempts"),
+            ("gpuResourceNames: []", "gpuResourceNames"),
+        ] {
+            let err = ExtenderConfig::from_yaml(yaml, "cfg.yaml").unwrap_err().to_string();
+            assert!(err.contains(expect), "{yaml}: {err}");
+            assert!(err.contains("cfg.yaml"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Prometheus metrics of the extender.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sparkgang_common::cluster::{ClusterState, Outcome};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub role: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub instance_group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub kind: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+/// Every metric the extender exports.
+pub struct Metrics {
+    pub registry: Registry,
+    pub decisions: Family<DecisionLabels, Counter>,
+    pub filter_seconds: Histogram,
+    pub reservations: Gauge,
+    pub soft_reservations: Gauge,
+    pub pending_drivers: Family<GroupLabels, Gauge>,
+    pub api_writes: Family<WriteLabels, Counter>,
+    pub api_write_retries: Family<ReasonLabels, Counter>,
+    pub gate_removals: Family<ReasonLabels, Counter>,
+    pub leader: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("sparkgang_extender");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Filter decisions by pod role and outcome",
+            decisions.clone(),
+        );
+        let filter_seconds = Histogram::new(exponential_buckets(0.000_025, 2.0, 16));
+        registry.register(
+            "filter_duration_seconds",
+            "Time to answer one filter call, from request body to response",
+            filter_seconds.clone(),
+        );
+        let reservations = Gauge::default();
+        registry.register(
+            "reservations",
+            "Applications holding a ResourceReservation",
+            reservations.clone(),
+        );
+        let soft_reservations = Gauge::default();
+        registry.register(
+            "soft_reservations",
+            "Executors above the minimum holding a soft reservation",
+            soft_reservations.clone(),
+        );
+        let pending_drivers = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "pending_drivers",
+            "Drivers waiting for a node, per instance group",
+            pending_drivers.clone(),
+        );
+        let api_writes = Family::<WriteLabels, Counter>::default();
+        registry.register(
+            "api_writes",
+            "Writes to the Kubernetes API by object kind and result",
+            api_writes.clone(),
+        );
+        let api_write_retries = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "api_write_retries",
+            "Reservation writes retried, by reason",
+            api_write_retries.clone(),
+        );
+        let gate_removals = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "gate_removals",
+            "Scheduling gates removed from drivers, by reason (conf-read, timeout)",
+            gate_removals.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica is the leader and serves filter calls",
+            leader.clone(),
+        );
+        for outcome in Outcome::ALL {
+            for role in ["driver", "executor"] {
+                decisions
+                    .get_or_create(&DecisionLabels {
+                        role: role.to_owned(),
+                        outcome: outcome.as_str().to_owned(),
+                    })
+                    .get();
+            }
+        }
+        Metrics {
+            registry,
+            decisions,
+            filter_seconds,
+            reservations,
+            soft_reservations,
+            pending_drivers,
+            api_writes,
+            api_write_retries,
+            gate_removals,
+            leader,
+        }
+    }
+
+    /// Refreshes the gauges that describe the state.
+    pub fn observe_state(&self, state: &ClusterState) {
+        self.reservations
+            .set(i64::try_from(state.reservations().count()).unwrap_or(i64::MAX));
+        self.soft_reservations
+            .set(i64::try_from(state.soft_reservation_count()).unwrap_or(i64::MAX));
+        self.pending_drivers.clear();
+        for (group, n) in state.pending_driver_counts() {
+            self.pending_drivers
+                .get_or_create(&GroupLabels { instance_group: group })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn count_write(&self, kind: &str, result: &str) {
+        self.api_writes
+            .get_or_create(&WriteLabels {
+                kind: kind.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+}
