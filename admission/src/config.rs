@@ -47,7 +47,10 @@ pub struct AdmissionConfig {
     pub tls_key_file: PathBuf,
     /// How often both files are re-read; a changed, valid pair replaces the served certificate
     /// for new connections. A duration with a unit: `500ms`, `10s`, `5m`, `1h`. Default `10s`.
-    #[serde(default = "default_cert_reload_interval", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_cert_reload_interval",
+        deserialize_with = "de_duration"
+    )]
     pub cert_reload_interval: Duration,
     /// The scheduler name set on Spark pods. Default `spark-scheduler`.
     #[serde(default = "default_scheduler_name")]
@@ -135,11 +138,13 @@ impl AdmissionConfig {
                 path: path.to_owned(),
                 message: e.to_string(),
             })?;
-        config.validate().map_err(|(key, message)| ConfigError::Invalid {
-            path: path.to_owned(),
-            key,
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: path.to_owned(),
+                key,
+                message,
+            })?;
         Ok(config)
     }
 
@@ -177,13 +182,19 @@ impl AdmissionConfig {
         if let Err(e) = check_dns1123_subdomain(&self.scheduler_name) {
             return bad(
                 "schedulerName",
-                format!("{:?} is not a valid scheduler name: {e}", self.scheduler_name),
+                format!(
+                    "{:?} is not a valid scheduler name: {e}",
+                    self.scheduler_name
+                ),
             );
         }
         if let Err(e) = check_qualified_name(&self.instance_group_label) {
             return bad(
                 "instanceGroupLabel",
-                format!("{:?} is not a valid label key: {e}", self.instance_group_label),
+                format!(
+                    "{:?} is not a valid label key: {e}",
+                    self.instance_group_label
+                ),
             );
         }
         if let Some(group) = &self.default_instance_group
@@ -219,7 +230,9 @@ impl AdmissionConfig {
             if !name.contains('/') {
                 return bad(
                     "gpuResourceNames",
-                    format!("{name:?} is not an extended resource name (need a domain prefix, as in nvidia.com/gpu)"),
+                    format!(
+                        "{name:?} is not an extended resource name (need a domain prefix, as in nvidia.com/gpu)"
+                    ),
                 );
             }
         }
@@ -250,7 +263,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("{text:?} has unknown unit {unit:?}; use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "{text:?} has unknown unit {unit:?}; use ms, s, m or h"
+            ));
+        }
     };
     Ok(d)
 }
@@ -276,7 +293,10 @@ fn check_dns1123_label(s: &str) -> Result<(), String> {
     let b = s.as_bytes();
     let ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-';
     if !b.iter().all(|&c| ok(c)) || b[0] == b'-' || b[b.len() - 1] == b'-' {
-        return Err("use lower-case letters, digits and '-', starting and ending with a letter or digit".into());
+        return Err(
+            "use lower-case letters, digits and '-', starting and ending with a letter or digit"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -286,8 +306,9 @@ fn check_dns1123_subdomain(s: &str) -> Result<(), String> {
         return Err("must be 1 to 253 characters".into());
     }
     for part in s.split('.') {
-        check_dns1123_label(part)
-            .map_err(|_| "use dot-separated parts of lower-case letters, digits and '-'".to_owned())?;
+        check_dns1123_label(part).map_err(|_| {
+            "use dot-separated parts of lower-case letters, digits and '-'".to_owned()
+        })?;
     }
     Ok(())
 }
@@ -312,7 +333,10 @@ fn check_name_part(s: &str) -> Result<(), String> {
         || !b[0].is_ascii_alphanumeric()
         || !b[b.len() - 1].is_ascii_alphanumeric()
     {
-        return Err("use letters, digits, '-', '_' and '.', starting and ending with a letter or digit".into());
+        return Err(
+            "use letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -340,7 +364,10 @@ mod tests {
     #[test]
     fn defaults_fill_everything_but_the_files() {
         let c = parse("tlsCertFile: /tls/tls.crt\ntlsKeyFile: /tls/tls.key\n").unwrap();
-        assert_eq!(c, AdmissionConfig::with_tls_files("/tls/tls.crt", "/tls/tls.key"));
+        assert_eq!(
+            c,
+            AdmissionConfig::with_tls_files("/tls/tls.crt", "/tls/tls.key")
+        );
         assert_eq!(c.tls_listen_address.to_string(), "0.0.0.0:8443");
         assert_eq!(c.metrics_listen_address.to_string(), "0.0.0.0:9090");
         assert_eq!(c.cert_reload_interval, Duration::from_secs(10));
@@ -357,7 +384,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_with_key_and_file() {
-        let e = parse("tlsCertFile: a\ntlsKeyFile: b\nschedulerNmae: x\n").unwrap_err().to_string();
+        let e = parse("tlsCertFile: a\ntlsKeyFile: b\nschedulerNmae: x\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/etc/sparkgang/admission.yaml"), "{e}");
         assert!(e.contains("schedulerNmae"), "{e}");
     }
@@ -374,8 +403,14 @@ mod tests {
             ("instanceGroupLabel: 'bad label'", "instanceGroupLabel"),
             ("schedulerName: Spark_Scheduler", "schedulerName"),
             ("defaultInstanceGroup: ''", "defaultInstanceGroup"),
-            ("defaultInstanceGroupByNamespace: {Spark: batch}", "defaultInstanceGroupByNamespace.Spark"),
-            ("defaultInstanceGroupByNamespace: {spark: 'a b'}", "defaultInstanceGroupByNamespace.spark"),
+            (
+                "defaultInstanceGroupByNamespace: {Spark: batch}",
+                "defaultInstanceGroupByNamespace.Spark",
+            ),
+            (
+                "defaultInstanceGroupByNamespace: {spark: 'a b'}",
+                "defaultInstanceGroupByNamespace.spark",
+            ),
             ("gpuResourceNames: [gpu]", "gpuResourceNames"),
             ("gpuResourceNames: []", "gpuResourceNames"),
             ("certReloadInterval: 0s", "certReloadInterval"),

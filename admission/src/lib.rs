@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod apiserver;
 pub mod config;
 pub mod metrics;
 pub mod mutation;

@@ -116,8 +116,9 @@ impl Metrics {
             "Admission reviews answered, by pod role and outcome",
             requests.clone(),
         );
-        let latency =
-            Family::<RoleLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let latency = Family::<RoleLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
         registry.register_with_unit(
             "request_duration",
             "Time to answer one POST /mutate, from the request head to the response body",
@@ -203,7 +204,9 @@ impl Metrics {
         } else {
             ReloadResult::failure
         };
-        self.cert_reloads.get_or_create(&ReloadLabels { result }).inc();
+        self.cert_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
     }
 
     /// Counts a failed TLS handshake or accept error.
@@ -227,7 +230,11 @@ mod tests {
     #[test]
     fn encodes_all_families() {
         let m = Metrics::new();
-        m.review(Some(Role::Driver), Outcome::patched, Duration::from_micros(120));
+        m.review(
+            Some(Role::Driver),
+            Outcome::patched,
+            Duration::from_micros(120),
+        );
         m.denial("invalid-quantity");
         m.patches([PatchKind::SchedulerName]);
         m.set_certificate_expiry(4_102_444_799);

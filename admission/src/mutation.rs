@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{Affinity, Pod, PodSchedulingGate, PodSpec, Volu
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sparkgang_common::annotations;
 use sparkgang_common::api::{CONF_MAP_ANNOTATION, DEMAND_ANNOTATION, SPARK_CONF_GATE};
 use sparkgang_common::pods::{self, SPARK_APP_ID_LABEL, SPARK_APP_SELECTOR_LABEL, SparkRole};
 use sparkgang_common::{GangDemand, GpuResourceNames};
@@ -301,32 +302,10 @@ impl<'a> MapEdit<'a> {
     }
 }
 
-/// The result of checking a driver's palantir annotations.
-#[derive(Debug, Default)]
-struct AnnotationCheck {
-    /// `(key, given, canonical)`: values to rewrite, each with a warning.
-    rewrites: Vec<(String, String, String)>,
-    /// `(reason, message)` of every malformed annotation.
-    errors: Vec<(&'static str, String)>,
-    /// True when the annotations alone give the whole gang demand.
-    complete: bool,
-}
-
-fn check_annotations(
-    annotations: Option<&BTreeMap<String, String>>,
-    gpus: &GpuResourceNames,
-) -> AnnotationCheck {
-    let _ = (annotations, gpus);
-    AnnotationCheck::default()
-}
-
 /// True when the pod carries a `sparkgang.io/demand` annotation that decodes as a demand.
 fn has_valid_demand(annotations: Option<&BTreeMap<String, String>>) -> Option<bool> {
     let text = annotations?.get(DEMAND_ANNOTATION)?;
-    Some(
-        serde_json::from_str::<GangDemand>(text)
-            .is_ok_and(|d| d.min_executors <= d.max_executors),
-    )
+    Some(serde_json::from_str::<GangDemand>(text).is_ok_and(|d| d.min_executors <= d.max_executors))
 }
 
 /// Decides what to do with a pod at CREATE in `namespace` (the request's namespace; the object
@@ -340,9 +319,7 @@ pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutati
         return Mutation::ignored(Some(role), Vec::new());
     }
     let spec = pod.spec.as_ref();
-    let scheduler = spec
-        .and_then(|s| s.scheduler_name.as_deref())
-        .unwrap_or("");
+    let scheduler = spec.and_then(|s| s.scheduler_name.as_deref()).unwrap_or("");
     let set_scheduler = match scheduler {
         "" | DEFAULT_SCHEDULER => true,
         s if s == config.scheduler_name => false,
@@ -371,33 +348,34 @@ pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutati
 
     let mut wants_gate = false;
     if role == Role::Driver {
-        let check = check_annotations(metadata.annotations.as_ref(), &config.gpu_resource_names);
-        if let Some((reason, _)) = check.errors.first() {
-            let message = check
-                .errors
-                .iter()
-                .map(|(_, m)| m.as_str())
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Mutation {
-                role: Some(role),
-                verdict: Verdict::Deny {
-                    reason,
-                    message: format!("{MESSAGE_PREFIX}{message}"),
-                    warnings,
-                },
-            };
-        }
-        for (key, given, canonical) in &check.rewrites {
+        let empty = BTreeMap::new();
+        let given = metadata.annotations.as_ref().unwrap_or(&empty);
+        let normalised = match annotations::normalise(given, &config.gpu_resource_names) {
+            Ok(n) => n,
+            Err(errors) => {
+                return Mutation {
+                    role: Some(role),
+                    verdict: Verdict::Deny {
+                        reason: errors.reason(),
+                        message: format!("{MESSAGE_PREFIX}{errors}"),
+                        warnings,
+                    },
+                };
+            }
+        };
+        for (key, canonical) in &normalised.rewrites {
             if annotations.set(key, canonical) {
                 kinds.push(PatchKind::AnnotationRewrite);
-                warnings.push(clip_warning(format!(
-                    "{MESSAGE_PREFIX}annotation {key}: {} rewritten as {canonical:?}",
-                    short(given)
-                )));
             }
         }
-        if config.spark_conf_gate && !check.complete {
+        warnings.extend(
+            normalised
+                .warnings
+                .iter()
+                .map(|w| clip_warning(format!("{MESSAGE_PREFIX}{w}"))),
+        );
+        let complete = normalised.demand.complete().is_some();
+        if config.spark_conf_gate && !complete {
             match has_valid_demand(metadata.annotations.as_ref()) {
                 Some(true) => {}
                 valid => {
@@ -478,7 +456,10 @@ pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutati
                 value: gate,
             }),
         }
-        if spec_ops.last().is_some_and(|o| o.path.starts_with("/spec/schedulingGates")) {
+        if spec_ops
+            .last()
+            .is_some_and(|o| o.path.starts_with("/spec/schedulingGates"))
+        {
             kinds.push(PatchKind::SchedulingGate);
         }
     }
@@ -556,7 +537,10 @@ mod tests {
 
     #[test]
     fn escapes_pointer_tokens() {
-        assert_eq!(escape_pointer_token("sparkgang.io/demand"), "sparkgang.io~1demand");
+        assert_eq!(
+            escape_pointer_token("sparkgang.io/demand"),
+            "sparkgang.io~1demand"
+        );
         assert_eq!(escape_pointer_token("a~b/c"), "a~0b~1c");
     }
 
@@ -570,16 +554,26 @@ mod tests {
 
     #[test]
     fn non_spark_pods_are_ignored() {
-        let m = mutate_pod(&MutationConfig::default(), "ns", &pod(json!({"metadata": {"name": "x"}, "spec": {}})));
+        let m = mutate_pod(
+            &MutationConfig::default(),
+            "ns",
+            &pod(json!({"metadata": {"name": "x"}, "spec": {}})),
+        );
         assert_eq!(m.role, None);
         assert!(allow(m.clone()).0.is_empty());
     }
 
     #[test]
     fn client_mode_executors_are_ignored() {
-        let m = mutate_pod(&MutationConfig::default(), "ns", &pod(json!({"metadata": {"labels": {"spark-role": "executor"}}, "spec": {}})));
+        let m = mutate_pod(
+            &MutationConfig::default(),
+            "ns",
+            &pod(json!({"metadata": {"labels": {"spark-role": "executor"}}, "spec": {}})),
+        );
         assert_eq!(m.role, Some(Role::Executor));
-        assert!(matches!(m.verdict, Verdict::Allow { ref patch, ignored: true, .. } if patch.is_empty()));
+        assert!(
+            matches!(m.verdict, Verdict::Allow { ref patch, ignored: true, .. } if patch.is_empty())
+        );
     }
 
     #[test]
@@ -594,10 +588,22 @@ mod tests {
         let out = apply(&p, &ops);
         let spec = out.spec.as_ref().unwrap();
         assert_eq!(spec.scheduler_name.as_deref(), Some("spark-scheduler"));
-        assert_eq!(spec.node_selector.as_ref().unwrap()["instance-group"], "batch");
-        assert_eq!(spec.scheduling_gates.as_ref().unwrap()[0].name, SPARK_CONF_GATE);
-        assert_eq!(out.metadata.labels.as_ref().unwrap()["spark-app-id"], "spark-1");
-        assert_eq!(out.metadata.annotations.as_ref().unwrap()[CONF_MAP_ANNOTATION], "spark-drv-1-conf-map");
+        assert_eq!(
+            spec.node_selector.as_ref().unwrap()["instance-group"],
+            "batch"
+        );
+        assert_eq!(
+            spec.scheduling_gates.as_ref().unwrap()[0].name,
+            SPARK_CONF_GATE
+        );
+        assert_eq!(
+            out.metadata.labels.as_ref().unwrap()["spark-app-id"],
+            "spark-1"
+        );
+        assert_eq!(
+            out.metadata.annotations.as_ref().unwrap()[CONF_MAP_ANNOTATION],
+            "spark-drv-1-conf-map"
+        );
         let again = mutate_pod(&config, "spark", &out);
         assert_eq!(allow(again).0, vec![]);
     }
@@ -608,17 +614,25 @@ mod tests {
             default_instance_group: Some("batch".into()),
             ..MutationConfig::default()
         };
-        config.default_instance_group_by_namespace.insert("ml".into(), "gpu".into());
+        config
+            .default_instance_group_by_namespace
+            .insert("ml".into(), "gpu".into());
         let p = pod(driver());
         let out = apply(&p, &allow(mutate_pod(&config, "ml", &p)).0);
-        assert_eq!(out.spec.unwrap().node_selector.unwrap()["instance-group"], "gpu");
+        assert_eq!(
+            out.spec.unwrap().node_selector.unwrap()["instance-group"],
+            "gpu"
+        );
 
         let mut v = driver();
         v["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
             {"matchExpressions": [{"key": "instance-group", "operator": "In", "values": ["mine"]}]}]}}});
         let p = pod(v);
         let (ops, _) = allow(mutate_pod(&config, "ml", &p));
-        assert!(ops.iter().all(|o| !o.path.contains("nodeSelector")), "{ops:?}");
+        assert!(
+            ops.iter().all(|o| !o.path.contains("nodeSelector")),
+            "{ops:?}"
+        );
     }
 
     #[test]
@@ -635,7 +649,10 @@ mod tests {
             ..MutationConfig::default()
         };
         let (ops, _) = allow(mutate_pod(&config, "spark", &p));
-        assert!(ops.iter().any(|o| o.op == Op::Replace && o.path == "/spec/schedulerName"));
+        assert!(
+            ops.iter()
+                .any(|o| o.op == Op::Replace && o.path == "/spec/schedulerName")
+        );
     }
 
     #[test]
@@ -643,7 +660,10 @@ mod tests {
         let mut v = driver();
         v["spec"]["schedulerName"] = json!("default-scheduler");
         let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
-        assert!(ops.iter().any(|o| o.op == Op::Replace && o.path == "/spec/schedulerName"));
+        assert!(
+            ops.iter()
+                .any(|o| o.op == Op::Replace && o.path == "/spec/schedulerName")
+        );
     }
 
     #[test]
@@ -653,7 +673,14 @@ mod tests {
         let p = pod(v);
         let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &p));
         let out = apply(&p, &ops);
-        let names: Vec<_> = out.spec.unwrap().scheduling_gates.unwrap().into_iter().map(|g| g.name).collect();
+        let names: Vec<_> = out
+            .spec
+            .unwrap()
+            .scheduling_gates
+            .unwrap()
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
         assert_eq!(names, ["other", SPARK_CONF_GATE]);
     }
 
@@ -663,7 +690,12 @@ mod tests {
         v["spec"]["volumes"] = json!([]);
         let (ops, warnings) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
         assert!(ops.iter().all(|o| !o.path.contains("schedulingGates")));
-        assert!(warnings.iter().any(|w| w.contains("spark-conf-volume-driver")), "{warnings:?}");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("spark-conf-volume-driver")),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -673,7 +705,10 @@ mod tests {
             ..MutationConfig::default()
         };
         let (ops, _) = allow(mutate_pod(&config, "spark", &pod(driver())));
-        assert!(ops.iter().all(|o| !o.path.contains("schedulingGates") && !o.path.contains("annotations")));
+        assert!(
+            ops.iter()
+                .all(|o| !o.path.contains("schedulingGates") && !o.path.contains("annotations"))
+        );
     }
 
     #[test]
@@ -685,8 +720,13 @@ mod tests {
             max_executors: 2,
         };
         let mut v = driver();
-        v["metadata"]["annotations"] = json!({DEMAND_ANNOTATION: serde_json::to_string(&demand).unwrap()});
-        let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v.clone())));
+        v["metadata"]["annotations"] =
+            json!({DEMAND_ANNOTATION: serde_json::to_string(&demand).unwrap()});
+        let (ops, _) = allow(mutate_pod(
+            &MutationConfig::default(),
+            "spark",
+            &pod(v.clone()),
+        ));
         assert!(ops.iter().all(|o| !o.path.contains("schedulingGates")));
         v["metadata"]["annotations"] = json!({DEMAND_ANNOTATION: "nope"});
         let (ops, warnings) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
@@ -700,6 +740,9 @@ mod tests {
         let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &p));
         assert_eq!(ops[0].path, "/spec");
         let out = apply(&p, &ops);
-        assert_eq!(out.spec.unwrap().scheduler_name.as_deref(), Some("spark-scheduler"));
+        assert_eq!(
+            out.spec.unwrap().scheduler_name.as_deref(),
+            Some("spark-scheduler")
+        );
     }
 }

@@ -8,9 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::metrics::Outcome;
-use crate::mutation::{
-    self, MESSAGE_PREFIX, Mutation, MutationConfig, PatchKind, Role, Verdict,
-};
+use crate::mutation::{self, MESSAGE_PREFIX, Mutation, MutationConfig, PatchKind, Role, Verdict};
 
 /// The only `apiVersion` accepted and answered.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -122,22 +120,22 @@ struct StatusOut<'a> {
 /// allowed untouched. A body that is not an `admission.k8s.io/v1` `AdmissionReview` with a
 /// `request` is a [`BadReview`]. Never panics on any input.
 pub fn review(config: &MutationConfig, body: &[u8]) -> Result<Answer, BadReview> {
-    let input: ReviewIn<'_> = serde_json::from_slice(body)
-        .map_err(|e| BadReview::new(format!("the body is not an AdmissionReview: {e}")))?;
-    match input.api_version.as_deref() {
-        Some(API_VERSION) => {}
-        other => {
+    let input: ReviewIn<'_> = match serde_json::from_slice(body) {
+        Ok(input) => input,
+        Err(e) => {
+            // Say what is wrong with the envelope first, if that is what is wrong.
+            if let Ok(envelope) = serde_json::from_slice::<Envelope>(body) {
+                check_envelope(envelope.api_version.as_deref(), envelope.kind.as_deref())?;
+                return Err(BadReview::new(format!(
+                    "request is not an admission request: {e}"
+                )));
+            }
             return Err(BadReview::new(format!(
-                "apiVersion {other:?} is not supported; send {API_VERSION:?} (admissionReviewVersions: [v1])"
+                "the body is not an AdmissionReview: {e}"
             )));
         }
-    }
-    if input.kind.as_deref() != Some(KIND) {
-        return Err(BadReview::new(format!(
-            "kind {:?} is not {KIND:?}",
-            input.kind.as_deref()
-        )));
-    }
+    };
+    check_envelope(input.api_version.as_deref(), input.kind.as_deref())?;
     let request = input
         .request
         .ok_or_else(|| BadReview::new("the AdmissionReview has no request"))?;
@@ -160,6 +158,27 @@ pub fn review(config: &MutationConfig, body: &[u8]) -> Result<Answer, BadReview>
         }
     };
     Ok(respond(&request.uid, mutation))
+}
+
+/// The envelope alone, to explain a body whose `request` does not decode.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "apiVersion", default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+fn check_envelope(api_version: Option<&str>, kind: Option<&str>) -> Result<(), BadReview> {
+    if api_version != Some(API_VERSION) {
+        return Err(BadReview::new(format!(
+            "apiVersion {api_version:?} is not supported; send {API_VERSION:?} (admissionReviewVersions: [v1])"
+        )));
+    }
+    if kind != Some(KIND) {
+        return Err(BadReview::new(format!("kind {kind:?} is not {KIND:?}")));
+    }
+    Ok(())
 }
 
 fn invalid_object(message: &str) -> Mutation {
@@ -267,7 +286,8 @@ mod tests {
     use serde_json::{Value, json};
 
     fn body(request: Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND, "request": request})).unwrap()
+        serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND, "request": request}))
+            .unwrap()
     }
 
     fn pod_request(operation: &str, object: Value) -> Value {
@@ -296,7 +316,12 @@ mod tests {
             .decode(v["response"]["patch"].as_str().unwrap())
             .unwrap();
         let ops: Value = serde_json::from_slice(&patch).unwrap();
-        assert!(ops.as_array().unwrap().iter().any(|o| o["path"] == "/spec/schedulerName"));
+        assert!(
+            ops.as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["path"] == "/spec/schedulerName")
+        );
     }
 
     #[test]
@@ -331,10 +356,18 @@ mod tests {
 
     #[test]
     fn an_object_that_is_not_a_pod_is_denied() {
-        let (a, v) = answer(&body(pod_request("CREATE", json!({"metadata": {"labels": 3}}))));
+        let (a, v) = answer(&body(pod_request(
+            "CREATE",
+            json!({"metadata": {"labels": 3}}),
+        )));
         assert_eq!(a.outcome, Outcome::denied);
         assert_eq!(v["response"]["allowed"], false);
         assert_eq!(v["response"]["status"]["code"], 400);
-        assert!(v["response"]["status"]["message"].as_str().unwrap().starts_with(MESSAGE_PREFIX));
+        assert!(
+            v["response"]["status"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(MESSAGE_PREFIX)
+        );
     }
 }

@@ -11,7 +11,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -102,14 +103,20 @@ async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> Response {
 fn plain(status: StatusCode, message: String) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
         message + "\n",
     )
         .into_response()
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let media = value.split(';').next().unwrap_or("").trim();
@@ -135,23 +142,22 @@ async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Respons
             format!("{MESSAGE_PREFIX}content type {given:?} is not application/json"),
         );
     }
-    let too_large = || {
-        format!("{MESSAGE_PREFIX}the body is larger than {MAX_BODY_BYTES} bytes")
-    };
+    let too_large = || format!("{MESSAGE_PREFIX}the body is larger than {MAX_BODY_BYTES} bytes");
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return bad(StatusCode::PAYLOAD_TOO_LARGE, too_large());
-    }
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return bad(StatusCode::PAYLOAD_TOO_LARGE, too_large());
+    let bytes = match read_body(body, declared).await {
+        BodyRead::Complete(bytes) => bytes,
+        BodyRead::TooLarge => {
+            let mut response = bad(StatusCode::PAYLOAD_TOO_LARGE, too_large());
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
-        Err(e) => {
+        BodyRead::Failed(e) => {
             return bad(
                 StatusCode::BAD_REQUEST,
                 format!("{MESSAGE_PREFIX}cannot read the body: {e}"),
@@ -169,13 +175,79 @@ async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Respons
                 metrics.patches(answer.patch_kinds.iter().copied());
             }
             (
-                [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
                 Body::from(answer.body),
             )
                 .into_response()
         }
         Err(e) => bad(StatusCode::BAD_REQUEST, e.message),
     }
+}
+
+/// How much of an oversized body is read and thrown away so that the client, still sending,
+/// receives the 413 instead of a reset connection; beyond it (or after [`DRAIN_TIME`]) the
+/// connection is simply closed.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+enum BodyRead {
+    Complete(Bytes),
+    TooLarge,
+    Failed(String),
+}
+
+/// Reads at most [`MAX_BODY_BYTES`]; a single-frame body is returned without copying.
+async fn read_body(mut body: Body, declared: Option<u64>) -> BodyRead {
+    let mut frames: Vec<Bytes> = Vec::new();
+    let mut total: u64 = 0;
+    if declared.is_none_or(|n| n <= MAX_BODY_BYTES as u64) {
+        loop {
+            match body.frame().await {
+                None => break,
+                Some(Err(e)) => return BodyRead::Failed(e.to_string()),
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    total += data.len() as u64;
+                    if total > MAX_BODY_BYTES as u64 {
+                        break;
+                    }
+                    frames.push(data);
+                }
+            }
+        }
+        if total <= MAX_BODY_BYTES as u64 {
+            return BodyRead::Complete(match frames.len() {
+                1 => frames.pop().unwrap_or_default(),
+                _ => {
+                    let mut all = BytesMut::with_capacity(total as usize);
+                    for f in frames {
+                        all.extend_from_slice(&f);
+                    }
+                    all.freeze()
+                }
+            });
+        }
+    }
+    // Too large: drain (bounded in bytes and time), then answer 413.
+    let drain = async {
+        while total < DRAIN_LIMIT {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        total += data.len() as u64;
+                    }
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    BodyRead::TooLarge
 }
 
 /// A running webhook: both servers and the certificate reloader.
@@ -239,13 +311,12 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
     let app = router(state);
     let tls_task = tokio::spawn(async move { tls_server.serve(app.into_make_service()).await });
 
-    let metrics_listener = tokio::net::TcpListener::from_std(metrics_listener).map_err(|source| {
-        StartError::Bind {
+    let metrics_listener =
+        tokio::net::TcpListener::from_std(metrics_listener).map_err(|source| StartError::Bind {
             what: "metricsListenAddress",
             address: metrics_addr,
             source,
-        }
-    })?;
+        })?;
     let metrics_app = metrics_router(metrics.clone());
     let metrics_stop = stopped(stop_rx.clone());
     let metrics_task = tokio::spawn(async move {
@@ -294,7 +365,10 @@ impl RunningServer {
     }
 
     /// Serves until `shutdown` resolves (then stops gracefully) or a server fails.
-    pub async fn serve_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    pub async fn serve_until(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
         let failure = tokio::select! {
             _ = shutdown => None,
             r = &mut self.tls_task => Some(("HTTPS", r)),
@@ -320,14 +394,15 @@ impl RunningServer {
     pub async fn shutdown(self) -> Result<(), ServeError> {
         self.handle.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
         let _ = self.stop.send(true);
-        let join = |what: &'static str, r: Result<std::io::Result<()>, tokio::task::JoinError>| match r {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(ServeError { what, source }),
-            Err(e) => Err(ServeError {
-                what,
-                source: std::io::Error::other(e.to_string()),
-            }),
-        };
+        let join =
+            |what: &'static str, r: Result<std::io::Result<()>, tokio::task::JoinError>| match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(source)) => Err(ServeError { what, source }),
+                Err(e) => Err(ServeError {
+                    what,
+                    source: std::io::Error::other(e.to_string()),
+                }),
+            };
         let tls = join("HTTPS", self.tls_task.await);
         let metrics = join("metrics", self.metrics_task.await);
         let _ = self.reload_task.await;

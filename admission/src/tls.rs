@@ -244,13 +244,20 @@ mod tests {
     #[test]
     fn errors_name_the_files() {
         let m = Arc::new(Metrics::new());
-        let e = CertReloader::load(Path::new("/nonexistent/tls.crt"), Path::new("/nonexistent/tls.key"), m)
-            .unwrap_err()
-            .to_string();
+        let e = CertReloader::load(
+            Path::new("/nonexistent/tls.crt"),
+            Path::new("/nonexistent/tls.key"),
+            m,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("/nonexistent/tls.crt"), "{e}");
         let e = server_pair(Path::new("c.pem"), b"hello", Path::new("k.pem"), b"")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("c.pem") && e.contains("BEGIN CERTIFICATE"), "{e}");
+        assert!(
+            e.contains("c.pem") && e.contains("BEGIN CERTIFICATE"),
+            "{e}"
+        );
     }
 }

@@ -25,7 +25,10 @@ pub fn required_node_match(spec: &PodSpec, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     match required {
         None => true,
         // Terms are ORed; an empty term list matches nothing (API validation forbids it anyway).
@@ -65,7 +68,11 @@ fn requirement_matches(req: &NodeSelectorRequirement, value: Option<&str>) -> bo
             let Ok(bound) = bound.parse::<i64>() else {
                 return false;
             };
-            if req.operator == "Gt" { v > bound } else { v < bound }
+            if req.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
         }
         _ => false,
     }
@@ -98,7 +105,10 @@ fn tolerates(tol: &Toleration, taint: &Taint) -> bool {
     }
     match tol.operator.as_deref().unwrap_or("Equal") {
         "Exists" => true,
-        "Equal" => key == taint.key && tol.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        "Equal" => {
+            key == taint.key
+                && tol.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
         _ => false,
     }
 }
@@ -130,23 +140,51 @@ mod tests {
 
     #[test]
     fn node_selector_and_affinity() {
-        let n = node(json!({"metadata": {"name": "n1", "labels": {"instance-group": "batch", "size": "8"}}}));
+        let n = node(
+            json!({"metadata": {"name": "n1", "labels": {"instance-group": "batch", "size": "8"}}}),
+        );
         assert!(required_node_match(&spec(json!({"containers": []})), &n));
-        assert!(required_node_match(&spec(json!({"containers": [], "nodeSelector": {"instance-group": "batch"}})), &n));
-        assert!(!required_node_match(&spec(json!({"containers": [], "nodeSelector": {"instance-group": "other"}})), &n));
-        let aff = |exprs: serde_json::Value| spec(json!({"containers": [], "affinity": {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": exprs}]}}}}));
-        assert!(required_node_match(&aff(json!([{"key": "instance-group", "operator": "In", "values": ["batch"]}])), &n));
-        assert!(!required_node_match(&aff(json!([{"key": "instance-group", "operator": "NotIn", "values": ["batch"]}])), &n));
-        assert!(required_node_match(&aff(json!([{"key": "gpu", "operator": "DoesNotExist"}])), &n));
-        assert!(!required_node_match(&aff(json!([{"key": "gpu", "operator": "Exists"}])), &n));
-        assert!(required_node_match(&aff(json!([{"key": "size", "operator": "Gt", "values": ["4"]}])), &n));
-        assert!(!required_node_match(&aff(json!([{"key": "size", "operator": "Lt", "values": ["4"]}])), &n));
+        assert!(required_node_match(
+            &spec(json!({"containers": [], "nodeSelector": {"instance-group": "batch"}})),
+            &n
+        ));
+        assert!(!required_node_match(
+            &spec(json!({"containers": [], "nodeSelector": {"instance-group": "other"}})),
+            &n
+        ));
+        let aff = |exprs: serde_json::Value| {
+            spec(json!({"containers": [], "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": exprs}]}}}}))
+        };
+        assert!(required_node_match(
+            &aff(json!([{"key": "instance-group", "operator": "In", "values": ["batch"]}])),
+            &n
+        ));
+        assert!(!required_node_match(
+            &aff(json!([{"key": "instance-group", "operator": "NotIn", "values": ["batch"]}])),
+            &n
+        ));
+        assert!(required_node_match(
+            &aff(json!([{"key": "gpu", "operator": "DoesNotExist"}])),
+            &n
+        ));
+        assert!(!required_node_match(
+            &aff(json!([{"key": "gpu", "operator": "Exists"}])),
+            &n
+        ));
+        assert!(required_node_match(
+            &aff(json!([{"key": "size", "operator": "Gt", "values": ["4"]}])),
+            &n
+        ));
+        assert!(!required_node_match(
+            &aff(json!([{"key": "size", "operator": "Lt", "values": ["4"]}])),
+            &n
+        ));
         let by_name = spec(json!({"containers": [], "affinity": {"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]},
-                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}
-            ]}}}}));
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}
+        ]}}}}));
         assert!(required_node_match(&by_name, &n));
     }
 
@@ -157,17 +195,28 @@ mod tests {
             {"key": "soft", "effect": "PreferNoSchedule"}
         ]}}));
         assert!(!tolerates_node_taints(&spec(json!({"containers": []})), &n));
-        assert!(tolerates_node_taints(&spec(json!({"containers": [], "tolerations": [
-            {"key": "dedicated", "operator": "Equal", "value": "spark", "effect": "NoSchedule"}]})), &n));
-        assert!(tolerates_node_taints(&spec(json!({"containers": [], "tolerations": [{"operator": "Exists"}]})), &n));
-        assert!(!tolerates_node_taints(&spec(json!({"containers": [], "tolerations": [
-            {"key": "dedicated", "value": "other"}]})), &n));
+        assert!(tolerates_node_taints(
+            &spec(json!({"containers": [], "tolerations": [
+            {"key": "dedicated", "operator": "Equal", "value": "spark", "effect": "NoSchedule"}]})),
+            &n
+        ));
+        assert!(tolerates_node_taints(
+            &spec(json!({"containers": [], "tolerations": [{"operator": "Exists"}]})),
+            &n
+        ));
+        assert!(!tolerates_node_taints(
+            &spec(json!({"containers": [], "tolerations": [
+            {"key": "dedicated", "value": "other"}]})),
+            &n
+        ));
     }
 
     #[test]
     fn readiness_and_cordon() {
-        let n = node(json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}));
+        let n = node(
+            json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        );
         assert!(is_ready(&n));
         assert!(is_cordoned(&n));
         assert!(!is_ready(&node(json!({"metadata": {"name": "n"}}))));

@@ -15,7 +15,9 @@ pub struct DurationError {
 
 /// Parses a Go duration (`time.ParseDuration`) that is not negative. `"0"` is zero.
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError { given: s.to_owned() };
+    let err = || DurationError {
+        given: s.to_owned(),
+    };
     let mut rest = s.strip_prefix('+').unwrap_or(s);
     if rest == "0" {
         return Ok(Duration::ZERO);
@@ -125,9 +127,16 @@ mod tests {
 
     #[test]
     fn formats_round_trip() {
-        for ms in [0u64, 1, 500, 1000, 1500, 60_000, 90_000, 3_600_000, 3_723_250] {
+        for ms in [
+            0u64, 1, 500, 1000, 1500, 60_000, 90_000, 3_600_000, 3_723_250,
+        ] {
             let d = Duration::from_millis(ms);
-            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{}", format_duration(d));
+            assert_eq!(
+                parse_duration(&format_duration(d)),
+                Ok(d),
+                "{}",
+                format_duration(d)
+            );
         }
     }
 }

@@ -63,7 +63,10 @@ pub fn instance_group<'a>(spec: &'a PodSpec, label: &str) -> Option<&'a str> {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     if let Some(selector) = required {
         for term in &selector.node_selector_terms {
             for expr in term.match_expressions.iter().flatten() {
@@ -151,10 +154,14 @@ mod tests {
 
     #[test]
     fn role_and_app_id() {
-        let p = pod(json!({"metadata": {"labels": {"spark-role": "driver", "spark-app-selector": "spark-1"}}}));
+        let p = pod(
+            json!({"metadata": {"labels": {"spark-role": "driver", "spark-app-selector": "spark-1"}}}),
+        );
         assert_eq!(spark_role(&p), Some(SparkRole::Driver));
         assert_eq!(app_id(&p), Some("spark-1"));
-        let p = pod(json!({"metadata": {"labels": {"spark-role": "executor", "spark-app-selector": "spark-1", "spark-app-id": "mine"}}}));
+        let p = pod(
+            json!({"metadata": {"labels": {"spark-role": "executor", "spark-app-selector": "spark-1", "spark-app-id": "mine"}}}),
+        );
         assert_eq!(spark_role(&p), Some(SparkRole::Executor));
         assert_eq!(app_id(&p), Some("mine"));
         let p = pod(json!({"metadata": {"labels": {"spark-role": "other"}}}));
@@ -178,7 +185,10 @@ mod tests {
         .unwrap();
         assert_eq!(instance_group(&spec, "instance-group"), Some("batch"));
         assert_eq!(instance_group(&spec, "other"), Some("x"));
-        let spec: PodSpec = serde_json::from_value(json!({"containers": [], "nodeSelector": {"instance-group": "sel"}})).unwrap();
+        let spec: PodSpec = serde_json::from_value(
+            json!({"containers": [], "nodeSelector": {"instance-group": "sel"}}),
+        )
+        .unwrap();
         assert_eq!(instance_group(&spec, "instance-group"), Some("sel"));
         assert_eq!(instance_group(&spec, "missing"), None);
     }
@@ -190,7 +200,10 @@ mod tests {
             {"name": "spark-conf-volume-driver", "configMap": {"name": "spark-drv-15ca85a213adb269-conf-map"}}
         ]}))
         .unwrap();
-        assert_eq!(driver_conf_map_name(&spec), Some("spark-drv-15ca85a213adb269-conf-map"));
+        assert_eq!(
+            driver_conf_map_name(&spec),
+            Some("spark-drv-15ca85a213adb269-conf-map")
+        );
         let spec: PodSpec = serde_json::from_value(json!({"containers": []})).unwrap();
         assert_eq!(driver_conf_map_name(&spec), None);
     }
@@ -207,9 +220,11 @@ mod tests {
     #[test]
     fn finished_pods() {
         assert!(is_finished(&pod(json!({"status": {"phase": "Succeeded"}}))));
-        assert!(is_finished(&pod(json!({"status": {"phase": "Running", "containerStatuses": [
-            {"name": "a", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 1}}}
-        ]}}))));
+        assert!(is_finished(&pod(
+            json!({"status": {"phase": "Running", "containerStatuses": [
+                {"name": "a", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 1}}}
+            ]}})
+        )));
         assert!(!is_finished(&pod(json!({"status": {"phase": "Running"}}))));
         assert!(!is_finished(&pod(json!({}))));
     }

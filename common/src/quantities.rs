@@ -20,7 +20,10 @@ pub const SPARK_SIZE_FORMS: &str = "a Spark size: a whole number with an optiona
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantityError {
     #[error("{given:?} is not {accepted}")]
-    Syntax { given: String, accepted: &'static str },
+    Syntax {
+        given: String,
+        accepted: &'static str,
+    },
     #[error("{given:?} is too large")]
     TooLarge { given: String },
     #[error("{given:?} is negative; only zero or positive values are accepted")]
@@ -129,7 +132,10 @@ impl Quantity {
             return Ok(0);
         }
         let mut num: u128 = self.mantissa;
-        num = num.checked_shl(self.pow2).filter(|v| v >> self.pow2 == num).ok_or_else(too_large)?;
+        num = num
+            .checked_shl(self.pow2)
+            .filter(|v| v >> self.pow2 == num)
+            .ok_or_else(too_large)?;
         let scale = self.scale + extra_scale;
         let magnitude = if scale >= 0 {
             let factor = 10u128.checked_pow(scale as u32).ok_or_else(too_large)?;
@@ -142,7 +148,11 @@ impl Quantity {
             } else {
                 let d = 10u128.pow(div);
                 let q = num / d;
-                if num % d != 0 && !self.negative { q + 1 } else { q }
+                if !num.is_multiple_of(d) && !self.negative {
+                    q + 1
+                } else {
+                    q
+                }
             }
         };
         let v = i64::try_from(magnitude).map_err(|_| too_large())?;
@@ -163,7 +173,9 @@ fn parse_decimal(b: &[u8], start: usize) -> Option<(u128, u32, usize)> {
         if c.is_ascii_digit() {
             any_digit = true;
             // Trailing fraction zeros beyond precision are harmless; keep exactness while we can.
-            mantissa = mantissa.checked_mul(10)?.checked_add(u128::from(c - b'0'))?;
+            mantissa = mantissa
+                .checked_mul(10)?
+                .checked_add(u128::from(c - b'0'))?;
             if seen_dot {
                 frac += 1;
             }
@@ -193,7 +205,9 @@ impl fmt::Display for Quantity {
 fn parse_non_negative(s: &str) -> Result<Quantity, QuantityError> {
     let q = Quantity::parse(s)?;
     if q.is_negative() {
-        return Err(QuantityError::Negative { given: s.to_owned() });
+        return Err(QuantityError::Negative {
+            given: s.to_owned(),
+        });
     }
     Ok(q)
 }
@@ -258,7 +272,9 @@ pub fn parse_spark_size_mib(s: &str) -> Result<u64, QuantityError> {
         .unwrap_or(lower.len());
     let (digits, unit) = lower.split_at(split);
     if digits.starts_with('-') {
-        return Err(QuantityError::Negative { given: s.to_owned() });
+        return Err(QuantityError::Negative {
+            given: s.to_owned(),
+        });
     }
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(syntax());

@@ -245,7 +245,10 @@ fn sum_list(
 
 /// What one container requests; a limit without a request counts as the request (as the API
 /// server defaults it).
-pub fn container_requests(c: &Container, gpus: &GpuResourceNames) -> Result<Resources, ResourceError> {
+pub fn container_requests(
+    c: &Container,
+    gpus: &GpuResourceNames,
+) -> Result<Resources, ResourceError> {
     requirements(c.resources.as_ref(), gpus)
 }
 
@@ -345,7 +348,10 @@ mod tests {
         ]}));
         let names = GpuResourceNames::new(["amd.com/gpu".to_owned()]);
         assert_eq!(pod_requests(&s, &names).unwrap().gpus, 2);
-        assert_eq!(pod_requests(&s, &GpuResourceNames::default()).unwrap().gpus, 1);
+        assert_eq!(
+            pod_requests(&s, &GpuResourceNames::default()).unwrap().gpus,
+            1
+        );
     }
 
     #[test]
@@ -355,7 +361,10 @@ mod tests {
         assert_eq!(avail.capacity_for(&Resources::new(1000, 4 << 30, 0)), 2);
         assert_eq!(avail.capacity_for(&Resources::new(1000, 1, 1)), 2);
         assert_eq!(avail.capacity_for(&Resources::ZERO), i64::MAX);
-        assert_eq!(Resources::new(-1, 0, 0).capacity_for(&Resources::new(1, 0, 0)), 0);
+        assert_eq!(
+            Resources::new(-1, 0, 0).capacity_for(&Resources::new(1, 0, 0)),
+            0
+        );
     }
 
     #[test]
@@ -364,6 +373,9 @@ mod tests {
         let q = r.to_quantities("nvidia.com/gpu");
         assert_eq!(q["cpu"], "3500m");
         assert_eq!(q["memory"], "9Gi");
-        assert_eq!(Resources::from_quantities(&q, &GpuResourceNames::default()).unwrap(), r);
+        assert_eq!(
+            Resources::from_quantities(&q, &GpuResourceNames::default()).unwrap(),
+            r
+        );
     }
 }

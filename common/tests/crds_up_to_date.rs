@@ -22,13 +22,27 @@ fn checked_in_crds_are_current() {
 fn reservation_crd_has_no_status_subresource_and_shows_columns() {
     let crd = sparkgang_common::api::crds::resource_reservation_crd();
     assert_eq!(crd.spec.group, "sparkgang.io");
-    assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["rr".to_owned()][..]));
+    assert_eq!(
+        crd.spec.names.short_names.as_deref(),
+        Some(&["rr".to_owned()][..])
+    );
     let v = &crd.spec.versions[0];
     assert_eq!(v.name, "v1");
     assert!(v.subresources.is_none());
-    let columns: Vec<_> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
-    assert_eq!(columns, ["Driver", "Node", "Executors", "Nodes", "State", "Age"]);
+    let columns: Vec<_> = v
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        columns,
+        ["Driver", "Node", "Executors", "Nodes", "State", "Age"]
+    );
     let dem = sparkgang_common::api::crds::demand_crd();
-    assert_eq!(dem.spec.names.short_names.as_deref(), Some(&["dem".to_owned()][..]));
+    assert_eq!(
+        dem.spec.names.short_names.as_deref(),
+        Some(&["dem".to_owned()][..])
+    );
     assert_eq!(dem.spec.scope, "Namespaced");
 }

@@ -192,11 +192,13 @@ impl ExtenderConfig {
                 source,
             })?
         };
-        config.scheduler_config().map_err(|(key, message)| ConfigError::Invalid {
-            path: origin.to_owned(),
-            key,
-            message,
-        })?;
+        config
+            .scheduler_config()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: origin.to_owned(),
+                key,
+                message,
+            })?;
         if config.write_attempts == 0 {
             return Err(ConfigError::Invalid {
                 path: origin.to_owned(),
@@ -286,14 +288,19 @@ mod duration_map {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use sparkgang_common::durations::{format_duration, parse_duration};
 
-    pub fn serialize<S: Serializer>(m: &BTreeMap<String, Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<String, Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         m.iter()
             .map(|(k, v)| (k.clone(), format_duration(*v)))
             .collect::<BTreeMap<_, _>>()
             .serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Duration>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Duration>, D::Error> {
         BTreeMap::<String, String>::deserialize(d)?
             .into_iter()
             .map(|(k, v)| {
@@ -343,7 +350,10 @@ leaderElection: {enabled: false}
         for (yaml, expect) in [
             ("binpak: tightly-pack", "unknown field `binpak`"),
             ("binpack: best-fit", "best-fit"),
-            ("fifo: {enabled: true, enforceAfter: soon}", "duration such as"),
+            (
+                "fifo: {enabled: true, enforceAfter: soon}",
+                "duration such as",
+            ),
             ("fifo: {enabld: true}", "unknown field `enabld`"),
             (
                 "defaultDemand: {driver: {cpu: 1g, memory: 1Gi}, executor: {cpu: 1, memory: 1Gi}, minExecutors: 1, maxExecutors: 1}",
@@ -356,7 +366,9 @@ leaderElection: {enabled: false}
             ("writeAttempts: 0", "writeAttempts"),
             ("gpuResourceNames: []", "gpuResourceNames"),
         ] {
-            let err = ExtenderConfig::from_yaml(yaml, "cfg.yaml").unwrap_err().to_string();
+            let err = ExtenderConfig::from_yaml(yaml, "cfg.yaml")
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expect), "{yaml}: {err}");
             assert!(err.contains("cfg.yaml"), "{err}");
         }

@@ -2,9 +2,14 @@
 
 mod demand_cmd;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sparkgang_extender::clock::SystemClock;
+use sparkgang_extender::config::ExtenderConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,13 +24,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the extender: kube-scheduler calls POST /filter.
+    Serve {
+        /// The YAML config (docs/extender.md); unknown keys are errors.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Print the gang demand of a Spark application (from its spark.properties) as JSON.
     Demand(demand_cmd::DemandArgs),
+    /// Write the CRD manifests (ResourceReservation, Demand) as YAML files into a directory.
+    Crds {
+        #[arg(long, default_value = "deploy/crds")]
+        out_dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
+        Command::Serve { config } => serve(&config),
         Command::Demand(args) => demand_cmd::run(&args),
+        Command::Crds { out_dir } => write_crds(&out_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -34,4 +52,44 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn write_crds(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for manifest in sparkgang_common::api::crds::crd_manifests()? {
+        let path = dir.join(&manifest.file_name);
+        std::fs::write(&path, &manifest.yaml)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn serve(config_path: &Path) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = ExtenderConfig::load(config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let client = kube::Client::try_default()
+            .await
+            .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+        let identity = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("sparkgang-extender-{}", std::process::id()));
+        let running =
+            sparkgang_extender::start(config, client, Arc::new(SystemClock), identity).await?;
+        tokio::select! {
+            r = running.wait() => r.context("the extender stopped"),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
 }

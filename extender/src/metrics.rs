@@ -140,7 +140,9 @@ impl Metrics {
         self.pending_drivers.clear();
         for (group, n) in state.pending_driver_counts() {
             self.pending_drivers
-                .get_or_create(&GroupLabels { instance_group: group })
+                .get_or_create(&GroupLabels {
+                    instance_group: group,
+                })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }

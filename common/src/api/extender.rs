@@ -20,7 +20,9 @@ struct NullAsDefault<T>(T);
 
 impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for NullAsDefault<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(NullAsDefault(Option::<T>::deserialize(d)?.unwrap_or_default()))
+        Ok(NullAsDefault(
+            Option::<T>::deserialize(d)?.unwrap_or_default(),
+        ))
     }
 }
 

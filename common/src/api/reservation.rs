@@ -81,8 +81,11 @@ impl ResourceReservationStatus {
             .keys()
             .filter(|k| k.as_str() != DRIVER_SLOT)
             .count();
-        let nodes: std::collections::BTreeSet<&str> =
-            spec.reservations.values().map(|s| s.node.as_str()).collect();
+        let nodes: std::collections::BTreeSet<&str> = spec
+            .reservations
+            .values()
+            .map(|s| s.node.as_str())
+            .collect();
         let bound = spec
             .reservations
             .keys()

@@ -16,8 +16,23 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// | `single-az-tightly-pack` | `tightly-pack` inside one zone | exactly one |
 /// | `single-az-minimal-fragmentation` | `minimal-fragmentation` inside one zone | exactly one |
 ///
-/// Unlike palantir, `minimal-fragmentation` is selectable, and an unknown name is an error that
-/// lists the accepted names instead of silently meaning `distribute-evenly` (palantir issue #131).
+/// All of them share palantir's driver loop: the driver goes on the first driver candidate (in
+/// priority order) on which it fits together with all executors.
+///
+/// Decisions where sparkgang differs from palantir:
+///
+/// - `minimal-fragmentation` is selectable, and an unknown name is an error that lists the
+///   accepted names instead of silently meaning `distribute-evenly` (palantir issue #131).
+/// - Quirk 10, fixed: single-zone packing takes the first zone that fits as the baseline and
+///   replaces it only with a strictly better average packing efficiency, so a gang that fits is
+///   placed even when every efficiency is 0 (palantir compared against an initial 0 and then
+///   answered "no capacity"); and a zone without executor candidates is still tried, so an
+///   application with 0 executors can place its driver there (palantir skipped such zones).
+/// - Ties are deterministic: zones by name, nodes by name (palantir issue #231).
+/// - Packing efficiency divides millicores exactly instead of rounding cpu up to whole cores
+///   (identical for whole cores, as in every palantir test vector).
+/// - Failures say why ([`super::PackingFailure`]): the driver fits nowhere (and in which
+///   resource), or how many executors fit at most and which resource ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BinpackAlgorithm {

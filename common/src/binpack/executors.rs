@@ -34,10 +34,12 @@ impl Distribution {
     }
 }
 
+/// How many of `remaining` executors a node with room for `capacity` takes.
 fn take(capacity: i64, remaining: usize) -> usize {
     usize::try_from(capacity.max(0)).map_or(remaining, |c| c.min(remaining))
 }
 
+/// Appends `node` `n` times.
 fn push_n(out: &mut Vec<usize>, node: usize, n: usize) {
     out.extend(std::iter::repeat_n(node, n));
 }

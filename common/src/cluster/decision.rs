@@ -92,6 +92,9 @@ pub enum Effect {
     EnsureDemand(PodKey),
     /// The pod found room: its `Demand`, if any, can go.
     DeleteDemand(PodKey),
+    /// Tell the user (pod condition `PodExceedsClusterCapacity` and a Warning event) that this
+    /// driver's gang cannot fit its nodes even when they are empty.
+    ReportExceedsCapacity { pod: PodKey, message: String },
 }
 
 /// The answer to one filter call.

@@ -1,7 +1,7 @@
 //! Driver decisions: the demand of a driver, gang admission with FIFO, and its reservation.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -33,10 +33,9 @@ pub(super) fn driver_demand(
     let demand = if let Some(raw) = annotations.and_then(|a| a.get(DEMAND_ANNOTATION)) {
         serde_json::from_str::<GangDemand>(raw)
             .map_err(|e| format!("annotation {DEMAND_ANNOTATION} is not a gang demand: {e}"))?
-    } else if let Some(d) = crate::annotations::complete_demand(
-        annotations.unwrap_or(&BTreeMap::new()),
-        &config.gpus,
-    )? {
+    } else if let Some(d) =
+        crate::annotations::complete_demand(annotations.unwrap_or(&BTreeMap::new()), &config.gpus)?
+    {
         d
     } else if let Some(d) = config.default_demand {
         d
@@ -150,7 +149,8 @@ impl ClusterState {
                 } else {
                     Outcome::FailureFit
                 };
-                let group_text = group.map_or_else(String::new, |g| format!(" in instance group {g}"));
+                let group_text =
+                    group.map_or_else(String::new, |g| format!(" in instance group {g}"));
                 let message = if outcome == Outcome::FailureExceedsCapacity {
                     format!(
                         "application {} can never fit{group_text}: even with every node empty, {}",
@@ -164,8 +164,14 @@ impl ClusterState {
                         gang_text(&demand)
                     )
                 };
-                Decision::failure(outcome, message)
-                    .with_effects(vec![Effect::EnsureDemand(key.clone())])
+                let mut effects = vec![Effect::EnsureDemand(key.clone())];
+                if outcome == Outcome::FailureExceedsCapacity {
+                    effects.push(Effect::ReportExceedsCapacity {
+                        pod: key.clone(),
+                        message: message.clone(),
+                    });
+                }
+                Decision::failure(outcome, message).with_effects(effects)
             }
         }
     }
@@ -200,7 +206,11 @@ impl ClusterState {
                 },
             );
         }
-        let uid = self.pods.get(key).map(|p| p.uid.clone()).unwrap_or_default();
+        let uid = self
+            .pods
+            .get(key)
+            .map(|p| p.uid.clone())
+            .unwrap_or_default();
         self.set_reservation(
             app,
             Some(AppReservation {
@@ -215,15 +225,18 @@ impl ClusterState {
         Decision::success(
             Outcome::Success,
             driver_node,
-            vec![Effect::SyncReservation(app.clone()), Effect::DeleteDemand(key.clone())],
+            vec![
+                Effect::SyncReservation(app.clone()),
+                Effect::DeleteDemand(key.clone()),
+            ],
         )
     }
 
     /// The nodes the driver's `nodeSelector`, required node affinity and tolerations allow,
     /// cached per placement until a node changes shape.
-    pub(super) fn eligible_nodes(&mut self, key: &PodKey) -> Rc<[NodeIdx]> {
+    pub(super) fn eligible_nodes(&mut self, key: &PodKey) -> Arc<[NodeIdx]> {
         let Some(info) = self.pods.get(key).and_then(|p| p.driver.as_ref()) else {
-            return Rc::from(Vec::new());
+            return Arc::from(Vec::new());
         };
         let epoch = self.nodes.shape_epoch;
         if let Some((e, nodes)) = self.eligible.get(&info.placement_signature)
@@ -231,7 +244,7 @@ impl ClusterState {
         {
             return nodes.clone();
         }
-        let nodes: Rc<[NodeIdx]> = self
+        let nodes: Arc<[NodeIdx]> = self
             .nodes
             .present_indices()
             .filter(|&i| {
@@ -249,9 +262,7 @@ impl ClusterState {
     fn gang_exceeds_capacity(&mut self, eligible: &[NodeIdx], demand: &GangDemand) -> bool {
         let changes: Vec<(NodeIdx, Resources)> = eligible
             .iter()
-            .map(|&i| {
-                (i, self.nodes.entry(i).allocatable)
-            })
+            .map(|&i| (i, self.nodes.entry(i).allocatable))
             .collect();
         let algorithm = self.config.binpack;
         let result: PackingResult = self.nodes.with_available(&changes, |nodes| {
@@ -356,7 +367,9 @@ impl ClusterState {
         let changes = self.nodes.after_taking(taken);
         let algorithm = self.config.binpack;
         let result = self.nodes.with_available(&changes, |nodes| {
-            let order = ordered_candidates(&self.config, nodes, &eligible, |i| nodes[i].accepts_executors());
+            let order = ordered_candidates(&self.config, nodes, &eligible, |i| {
+                nodes[i].accepts_executors()
+            });
             algorithm.pack(&request(nodes, &order, &demand))
         });
         match result {
@@ -376,7 +389,7 @@ impl ClusterState {
 /// Orders `eligible` (palantir's node priority) into driver candidates (those `offered`)
 /// and executor candidates (ready, not cordoned), with the configured label priorities.
 fn ordered_candidates(
-config: &SchedulerConfig,
+    config: &SchedulerConfig,
     nodes: &[binpack::CandidateNode],
     eligible: &[NodeIdx],
     offered: impl Fn(NodeIdx) -> bool,

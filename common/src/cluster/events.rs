@@ -6,10 +6,10 @@ use crate::api::reservation::ResourceReservation;
 use crate::pods::SparkRole;
 use crate::resources::Resources;
 
+use super::ClusterState;
 use super::apps::{AppKey, AppReservation, SoftSlot};
 use super::decision::Effect;
 use super::pod_entry::{PodEntry, PodKey};
-use super::ClusterState;
 
 /// A watched object the state cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,10 +55,9 @@ impl ClusterState {
         };
         let key = entry.key.clone();
         let mut effects = Vec::new();
-        let replaced = self
-            .pods
-            .get(&key)
-            .is_some_and(|old| !old.uid.is_empty() && !entry.uid.is_empty() && old.uid != entry.uid);
+        let replaced = self.pods.get(&key).is_some_and(|old| {
+            !old.uid.is_empty() && !entry.uid.is_empty() && old.uid != entry.uid
+        });
         if replaced {
             effects.extend(self.delete_pod(&key));
         }
@@ -77,8 +76,8 @@ impl ClusterState {
                 None => {}
             }
         }
-        let newly_bound = entry.node.is_some()
-            && previous.as_ref().is_none_or(|p| p.node != entry.node);
+        let newly_bound =
+            entry.node.is_some() && previous.as_ref().is_none_or(|p| p.node != entry.node);
         let role = entry.role;
         let app = entry.app.clone();
         let driver_done = role == Some(SparkRole::Driver) && (entry.finished || entry.deleting);
@@ -152,14 +151,13 @@ impl ClusterState {
             }
             entry.sync.awaiting = None;
         }
-        let reservation =
-            AppReservation::from_object(rr, &self.config.gpus).map_err(|reason| {
-                UnreadableReservation {
-                    namespace,
-                    name: rr.metadata.name.clone().unwrap_or_default(),
-                    reason,
-                }
-            })?;
+        let reservation = AppReservation::from_object(rr, &self.config.gpus).map_err(|reason| {
+            UnreadableReservation {
+                namespace,
+                name: rr.metadata.name.clone().unwrap_or_default(),
+                reason,
+            }
+        })?;
         self.set_reservation(&app, Some(reservation));
         // A reservation whose driver already finished is released at once (palantir #118).
         let driver_done = self
@@ -425,7 +423,9 @@ impl ClusterState {
         let Some(res) = &a.reservation else {
             return Vec::new();
         };
-        if res.slot_of_pod(&key.name).is_some_and(|(_, s)| s.node == node)
+        if res
+            .slot_of_pod(&key.name)
+            .is_some_and(|(_, s)| s.node == node)
             || a.soft.get(&key.name).is_some_and(|s| s.node == node)
         {
             return Vec::new();
@@ -455,7 +455,14 @@ impl ClusterState {
             let executor = self
                 .app_demand(app)
                 .map_or(pod.requests, |d| d.executor.max(&pod.requests));
-            self.set_soft(app, &key.name, Some(SoftSlot { node, resources: executor }));
+            self.set_soft(
+                app,
+                &key.name,
+                Some(SoftSlot {
+                    node,
+                    resources: executor,
+                }),
+            );
         }
         Vec::new()
     }
@@ -499,6 +506,39 @@ impl ClusterState {
             }
             self.plan_epoch += 1;
         }
+    }
+}
+
+impl ClusterState {
+    /// The API holds `resource_version` for the reservation of `app` (read after a conflict),
+    /// or no object at all (`None`): the next write replaces that version, or creates.
+    pub fn adopt_resource_version(&mut self, app: &AppKey, resource_version: Option<String>) {
+        if let Some(r) = self.apps.get_mut(app).and_then(|a| a.reservation.as_mut()) {
+            r.resource_version = resource_version;
+        }
+    }
+
+    /// Every tracked pod.
+    pub fn pod_keys(&self) -> Vec<PodKey> {
+        self.pods.keys().cloned().collect()
+    }
+
+    /// Every node name, present or not.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// Applications with a reservation in memory.
+    pub fn reservation_keys(&self) -> Vec<AppKey> {
+        self.reservations().map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Drivers of ours still gated (waiting for their demand).
+    pub fn is_gated_driver(&self, key: &PodKey) -> bool {
+        self.pods
+            .get(key)
+            .and_then(|p| p.driver.as_ref())
+            .is_some_and(|d| d.gated)
     }
 }
 

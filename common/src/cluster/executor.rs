@@ -8,11 +8,11 @@ use crate::binpack::{BinpackAlgorithm, zone_of};
 use crate::demand::GangDemand;
 use crate::resources::Resources;
 
+use super::ClusterState;
 use super::apps::{AppKey, SoftSlot};
 use super::decision::{Decision, Effect, Outcome};
 use super::nodes::NodeIdx;
 use super::pod_entry::PodKey;
-use super::ClusterState;
 
 impl ClusterState {
     /// The gang demand of an application, from its driver.
@@ -75,7 +75,12 @@ impl ClusterState {
             self.mark_changed(&app);
         }
         let res = self.reservation(&app).cloned().unwrap_or(res);
-        if let Some(node) = self.apps.get(&app).and_then(|a| a.soft.get(&key.name)).map(|s| s.node.clone()) {
+        if let Some(node) = self
+            .apps
+            .get(&app)
+            .and_then(|a| a.soft.get(&key.name))
+            .map(|s| s.node.clone())
+        {
             if position.contains_key(node.as_str()) {
                 return Decision::success(Outcome::SuccessAlreadyBound, node, Vec::new());
             }
@@ -185,7 +190,10 @@ impl ClusterState {
         Decision::success(
             outcome,
             node,
-            vec![Effect::SyncReservation(app.clone()), Effect::DeleteDemand(key.clone())],
+            vec![
+                Effect::SyncReservation(app.clone()),
+                Effect::DeleteDemand(key.clone()),
+            ],
         )
     }
 
@@ -204,7 +212,10 @@ impl ClusterState {
             .filter_map(|n| self.nodes.index_of(n))
             .filter(|&i| {
                 let e = self.nodes.entry(i);
-                e.present && zone.as_deref().is_none_or(|z| e.labels().map(zone_of) == Some(z))
+                e.present
+                    && zone
+                        .as_deref()
+                        .is_none_or(|z| e.labels().map(zone_of) == Some(z))
             })
             .collect();
         let hosts: std::collections::HashSet<NodeIdx> = self.app_executor_nodes(app);

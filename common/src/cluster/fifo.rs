@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use crate::resources::Resources;
 
+use super::Timestamp;
 use super::nodes::NodeIdx;
 use super::pod_entry::PodKey;
-use super::Timestamp;
 
 /// The simulated outcome of one older driver.
 #[derive(Debug, Clone)]

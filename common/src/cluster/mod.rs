@@ -8,6 +8,7 @@
 mod apps;
 mod config;
 mod decision;
+mod demands;
 mod driver;
 mod events;
 mod executor;
@@ -16,12 +17,12 @@ mod nodes;
 mod pod_entry;
 mod reconcile;
 
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use apps::{AppKey, AppReservation, Slot};
 pub use config::{FifoPolicy, SchedulerConfig};
 pub use decision::{Decision, Effect, Outcome};
+pub use demands::demand_name;
 pub use nodes::{NodeEntry, NodeUsage};
 pub use pod_entry::{PodEntry, PodKey};
 
@@ -43,7 +44,7 @@ pub struct ClusterState {
     pending_drivers: BTreeMap<String, BTreeSet<(Timestamp, PodKey)>>,
     fifo: FifoPlans,
     /// Nodes a driver placement allows, by placement signature, valid at a node shape epoch.
-    eligible: HashMap<String, (u64, std::rc::Rc<[nodes::NodeIdx]>)>,
+    eligible: HashMap<String, (u64, std::sync::Arc<[nodes::NodeIdx]>)>,
     /// Bumped whenever available resources or the pending-driver queue change; FIFO plans
     /// computed at an older epoch are stale.
     plan_epoch: u64,

@@ -94,7 +94,10 @@ impl PodEntry {
                 placement_signature: serde_json::to_string(&placement).unwrap_or_default(),
                 placement,
                 demand: driver::driver_demand(pod, requests, config),
-                gated: spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty()),
+                gated: spec
+                    .scheduling_gates
+                    .as_ref()
+                    .is_some_and(|g| !g.is_empty()),
             })
         });
         Some(PodEntry {

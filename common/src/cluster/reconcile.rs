@@ -11,10 +11,10 @@ use crate::api::reservation::{DRIVER_SLOT, executor_slot_name};
 use crate::binpack;
 use crate::pods::SparkRole;
 
-use super::apps::{AppKey, AppReservation, SoftSlot, Slot};
+use super::ClusterState;
+use super::apps::{AppKey, AppReservation, Slot, SoftSlot};
 use super::decision::Effect;
 use super::pod_entry::PodKey;
-use super::ClusterState;
 
 impl ClusterState {
     /// Brings reservations in line with the pods; call once all watches have synced.
@@ -23,7 +23,9 @@ impl ClusterState {
         let mut apps: Vec<AppKey> = self.apps.keys().cloned().collect();
         apps.sort();
         for app in apps {
-            let Some(a) = self.apps.get(&app) else { continue };
+            let Some(a) = self.apps.get(&app) else {
+                continue;
+            };
             let driver = a.driver.as_ref().and_then(|k| self.pods.get(k));
             let driver_gone = driver.is_none_or(|d| d.finished || d.deleting);
             if a.reservation.is_some() && driver_gone {
@@ -43,7 +45,11 @@ impl ClusterState {
                 .map(|a| a.executors.iter().cloned().collect())
                 .unwrap_or_default();
             for e in executors {
-                if self.pods.get(&e).is_some_and(|p| p.is_active_on_node() && p.role == Some(SparkRole::Executor)) {
+                if self
+                    .pods
+                    .get(&e)
+                    .is_some_and(|p| p.is_active_on_node() && p.role == Some(SparkRole::Executor))
+                {
                     effects.extend(self.adopt_running_executor(&app, &e));
                 }
             }

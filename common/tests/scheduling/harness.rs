@@ -83,8 +83,11 @@ pub fn dynamic_app(id: &str, min: u32, max: u32) -> App {
 /// An app with any demand and `pods` executor pods sized as the demand says.
 pub fn app(id: &str, demand: GangDemand, pods: usize) -> App {
     let driver_name = format!("{id}-spark-driver");
-    let annotations: BTreeMap<String, String> =
-        [(DEMAND_ANNOTATION.to_owned(), serde_json::to_string(&demand).unwrap())].into();
+    let annotations: BTreeMap<String, String> = [(
+        DEMAND_ANNOTATION.to_owned(),
+        serde_json::to_string(&demand).unwrap(),
+    )]
+    .into();
     let driver = serde_json::from_value(json!({
         "metadata": {"name": driver_name, "namespace": NS, "uid": format!("uid-{driver_name}"),
             "creationTimestamp": "2026-01-01T00:00:00Z",
@@ -172,7 +175,10 @@ impl Cluster {
         let names: Vec<String> = candidates.iter().map(|s| s.to_string()).collect();
         let decision = self.state.filter(pod, &names, self.now);
         if let Some(node) = &decision.node {
-            assert!(candidates.contains(&node.as_str()), "{node} not among {candidates:?}");
+            assert!(
+                candidates.contains(&node.as_str()),
+                "{node} not among {candidates:?}"
+            );
             let spec = pod.spec.get_or_insert_with(Default::default);
             spec.node_name = Some(node.clone());
             pod.status = Some(serde_json::from_value(json!({"phase": "Running"})).unwrap());
@@ -217,7 +223,11 @@ impl Cluster {
         let mut v: Vec<String> = self
             .state
             .reservation(&app.key())
-            .map(|r| r.executor_slots().filter_map(|(_, s)| s.pod.clone()).collect())
+            .map(|r| {
+                r.executor_slots()
+                    .filter_map(|(_, s)| s.pod.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -247,5 +257,7 @@ pub fn name(p: &Pod) -> String {
 }
 
 pub fn created_at(p: &mut Pod, ts: &str) {
-    p.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts.parse().unwrap()));
+    p.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        ts.parse().unwrap(),
+    ));
 }

@@ -19,7 +19,10 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 /// dies, a new one takes its slot.
 #[test]
 fn static_gang_then_replacement_of_a_dead_executor() {
-    let mut c = Cluster::new(SingleAzTightlyPack, &[node("node1", "zone1"), node("node2", "zone1")]);
+    let mut c = Cluster::new(
+        SingleAzTightlyPack,
+        &[node("node1", "zone1"), node("node2", "zone1")],
+    );
     let mut app = static_app("2-executor-app", 2);
     let all = ["node1", "node2"];
     c.place(&mut app.driver, &all);
@@ -108,7 +111,10 @@ fn minimal_fragmentation_prefers_smallest_capacity() {
 /// "creates a soft reservation for an executor over min executor count".
 #[test]
 fn dynamic_allocation_reserves_min_then_soft_reserves() {
-    let mut c = Cluster::new(SingleAzTightlyPack, &[node("node1", "zone1"), node("node2", "zone1")]);
+    let mut c = Cluster::new(
+        SingleAzTightlyPack,
+        &[node("node1", "zone1"), node("node2", "zone1")],
+    );
     let mut d = dynamic_app("dyn", 1, 3);
     let all = ["node1", "node2"];
     c.place(&mut d.driver, &all);
@@ -126,7 +132,10 @@ fn dynamic_allocation_reserves_min_then_soft_reserves() {
 /// "soft reservations are created on full nodes first".
 #[test]
 fn soft_reservations_go_to_the_fullest_node() {
-    let mut c = Cluster::new(SingleAzTightlyPack, &[node("node1", "zone1"), node("node2", "zone1")]);
+    let mut c = Cluster::new(
+        SingleAzTightlyPack,
+        &[node("node1", "zone1"), node("node2", "zone1")],
+    );
     let mut d = dynamic_app("dyn", 1, 2);
     c.place(&mut d.driver, &["node2"]);
     let mut e0 = d.exec(0).clone();
@@ -141,7 +150,10 @@ fn soft_reservations_go_to_the_fullest_node() {
 /// its soft reservation, and a fourth executor gets nothing.
 #[test]
 fn no_reservation_above_max() {
-    let mut c = Cluster::new(SingleAzTightlyPack, &[node("node1", "zone1"), node("node2", "zone1")]);
+    let mut c = Cluster::new(
+        SingleAzTightlyPack,
+        &[node("node1", "zone1"), node("node2", "zone1")],
+    );
     let mut d = dynamic_app("dyn", 1, 3);
     let all = ["node1", "node2"];
     c.place(&mut d.driver, &all);
@@ -151,21 +163,34 @@ fn no_reservation_above_max() {
     }
     // kube-scheduler asks again for exec-2 (still known as pending to it).
     let mut again = d.exec(2).clone();
-    assert_eq!(c.expect(&mut again, &all, Outcome::SuccessAlreadyBound).node.as_deref(), Some("node1"));
+    assert_eq!(
+        c.expect(&mut again, &all, Outcome::SuccessAlreadyBound)
+            .node
+            .as_deref(),
+        Some("node1")
+    );
     assert_eq!(c.reserved_executors(&d), vec![name(&execs[0])]);
     assert_eq!(
         c.soft(&d),
         map(&[(&name(&execs[1]), "node1"), (&name(&execs[2]), "node1")])
     );
     // A genuinely fourth executor (palantir never tested this): no slot, no soft spot.
-    let mut fourth = executor_pod("dyn", &name(&d.driver), 3, &sparkgang_common::Resources::new(1000, 1, 0));
+    let mut fourth = executor_pod(
+        "dyn",
+        &name(&d.driver),
+        3,
+        &sparkgang_common::Resources::new(1000, 1, 0),
+    );
     c.expect(&mut fourth, &all, Outcome::FailureUnbound);
 }
 
 /// "replaces a dead executor's resource reservation before adding a new soft reservation".
 #[test]
 fn dead_executor_slot_is_reused_before_soft_reservations() {
-    let mut c = Cluster::new(SingleAzTightlyPack, &[node("node1", "zone1"), node("node2", "zone1")]);
+    let mut c = Cluster::new(
+        SingleAzTightlyPack,
+        &[node("node1", "zone1"), node("node2", "zone1")],
+    );
     let mut d = dynamic_app("dyn", 1, 3);
     let all = ["node1", "node2"];
     c.place(&mut d.driver, &all);
@@ -183,7 +208,10 @@ fn dead_executor_slot_is_reused_before_soft_reservations() {
 /// "schedules an executor only in the same AZ as the original application".
 #[test]
 fn dynamic_executors_stay_in_the_app_zone() {
-    let mut c = Cluster::new(SingleAzTightlyPack, &[node("node1", "zone1"), node("node2", "zone2")]);
+    let mut c = Cluster::new(
+        SingleAzTightlyPack,
+        &[node("node1", "zone1"), node("node2", "zone2")],
+    );
     let mut s = static_app("static", 1);
     c.place(&mut s.driver, &["node1"]);
     let mut se = s.exec(0).clone();
@@ -205,9 +233,16 @@ fn dynamic_executors_stay_in_the_app_zone() {
 /// exceeding capacity, a small one is not.
 #[test]
 fn gangs_larger_than_the_instance_group_exceed_capacity() {
-    let mut c = Cluster::new(SingleAzTightlyPack, &[node("node1", "zone1"), node("node2", "zone1")]);
+    let mut c = Cluster::new(
+        SingleAzTightlyPack,
+        &[node("node1", "zone1"), node("node2", "zone1")],
+    );
     let mut huge = static_app("huge", 100);
-    let d = c.expect(&mut huge.driver, &["node1", "node2"], Outcome::FailureExceedsCapacity);
+    let d = c.expect(
+        &mut huge.driver,
+        &["node1", "node2"],
+        Outcome::FailureExceedsCapacity,
+    );
     assert!(d.message.contains("can never fit"), "{}", d.message);
     let mut small = static_app("small", 2);
     c.place(&mut small.driver, &["node1", "node2"]);
@@ -218,7 +253,10 @@ fn gangs_larger_than_the_instance_group_exceed_capacity() {
 #[test]
 fn not_enough_gpus() {
     use sparkgang_common::{GangDemand, Resources};
-    let mut c = Cluster::new(SingleAzTightlyPack, &[node("node1", "zone1"), node("node2", "zone1")]);
+    let mut c = Cluster::new(
+        SingleAzTightlyPack,
+        &[node("node1", "zone1"), node("node2", "zone1")],
+    );
     let mut a = app(
         "gpu",
         GangDemand {
@@ -229,8 +267,16 @@ fn not_enough_gpus() {
         },
         2,
     );
-    let d = c.expect(&mut a.driver, &["node1", "node2"], Outcome::FailureExceedsCapacity);
-    assert!(d.message.contains("gpu") || d.message.contains("GPU"), "{}", d.message);
+    let d = c.expect(
+        &mut a.driver,
+        &["node1", "node2"],
+        Outcome::FailureExceedsCapacity,
+    );
+    assert!(
+        d.message.contains("gpu") || d.message.contains("GPU"),
+        "{}",
+        d.message
+    );
     for i in 0..2 {
         let mut e = a.exec(i).clone();
         c.expect(&mut e, &["node1", "node2"], Outcome::FailureDriverNotPlaced);
@@ -253,7 +299,11 @@ fn fifo_orders_by_creation_time() {
     c.place(&mut first.driver, &["node1"]);
     c.state.apply_pod(&older.driver);
     c.state.apply_pod(&younger.driver);
-    let d = c.expect(&mut younger.driver, &["node1"], Outcome::FailureEarlierDriver);
+    let d = c.expect(
+        &mut younger.driver,
+        &["node1"],
+        Outcome::FailureEarlierDriver,
+    );
     assert!(d.message.contains("older"), "{}", d.message);
     c.expect(&mut older.driver, &["node1"], Outcome::FailureFit);
 }

@@ -51,7 +51,9 @@ fn fifo_blocks_younger_drivers_after_the_enforcement_age() {
     created_at(&mut small2.driver, "2026-01-01T00:59:50Z");
     let d = c.expect(&mut small2.driver, &["n1"], Outcome::FailureEarlierDriver);
     assert!(d.message.contains("big"), "{}", d.message);
-    assert!(d.effects.contains(&Effect::EnsureDemand(sparkgang_common::cluster::PodKey::new(NS, name(&small2.driver)))));
+    assert!(d.effects.contains(&Effect::EnsureDemand(
+        sparkgang_common::cluster::PodKey::new(NS, name(&small2.driver))
+    )));
 }
 
 /// Per-instance-group enforcement ages override the default.
@@ -156,14 +158,18 @@ fn reserved_driver_node_must_be_a_candidate() {
     let mut c = Cluster::new(TightlyPack, &[node("n1", "z1"), node("n2", "z1")]);
     let a = app("a", gang(1, 1, 1), 1);
     c.state.apply_pod(&a.driver);
-    let first = c.state.filter(&a.driver, &["n1".to_owned(), "n2".to_owned()], c.now);
+    let first = c
+        .state
+        .filter(&a.driver, &["n1".to_owned(), "n2".to_owned()], c.now);
     let reserved = first.node.clone().unwrap();
     let other = if reserved == "n1" { "n2" } else { "n1" };
     let again = c.state.filter(&a.driver, &[other.to_owned()], c.now);
     assert_eq!(again.outcome, Outcome::FailureReservedNodeUnavailable);
     assert!(again.node.is_none());
     assert!(again.message.contains(&reserved), "{}", again.message);
-    let ok = c.state.filter(&a.driver, &[reserved.clone()], c.now);
+    let ok = c
+        .state
+        .filter(&a.driver, std::slice::from_ref(&reserved), c.now);
     assert_eq!(ok.outcome, Outcome::SuccessAlreadyBound);
 }
 
@@ -198,7 +204,8 @@ fn stale_watch_events_do_not_undo_decisions() {
         panic!()
     };
     v1.metadata.resource_version = Some("10".into());
-    c.state.reservation_written(&a.key(), written, Some("10".into()));
+    c.state
+        .reservation_written(&a.key(), written, Some("10".into()));
     c.state.apply_reservation(&v1).unwrap();
     let mut e0 = a.exec(0).clone();
     c.place(&mut e0, &["n1"]);
@@ -208,7 +215,8 @@ fn stale_watch_events_do_not_undo_decisions() {
     let (Some(v2), written) = c.state.reservation_object(&a.key()) else {
         panic!()
     };
-    c.state.reservation_written(&a.key(), written, Some("12".into()));
+    c.state
+        .reservation_written(&a.key(), written, Some("12".into()));
     // An event from before our write (rv 11) is ignored; ours (rv 12) is accepted.
     let mut stale = v1.clone();
     stale.metadata.resource_version = Some("11".into());
@@ -221,7 +229,12 @@ fn stale_watch_events_do_not_undo_decisions() {
     // Now an external change (rv 13) is taken as the truth.
     let mut external: ResourceReservation = current.clone();
     external.metadata.resource_version = Some("13".into());
-    external.status.as_mut().unwrap().pods.retain(|k, _| k == "driver");
+    external
+        .status
+        .as_mut()
+        .unwrap()
+        .pods
+        .retain(|k, _| k == "driver");
     c.state.apply_reservation(&external).unwrap();
     assert!(c.reserved_executors(&a).is_empty());
 }
@@ -252,22 +265,40 @@ fn restart_recovers_reservations_and_usage() {
     for n in &nodes {
         r.apply_node(n);
     }
-    for p in [&a.driver, &a_execs[0], &a_execs[1], &a_execs[2], &b.driver, &b_execs[0], &b_execs[1]] {
+    for p in [
+        &a.driver,
+        &a_execs[0],
+        &a_execs[1],
+        &a_execs[2],
+        &b.driver,
+        &b_execs[0],
+        &b_execs[1],
+    ] {
         r.apply_pod(p);
     }
     r.apply_reservation(&rr_a).unwrap();
     let effects = r.reconcile();
     assert_eq!(effects, vec![Effect::SyncReservation(b.key())]);
-    for (before, after) in c.state.nodes().zip(["n1", "n2"].map(|n| r.node(n).unwrap())) {
+    for (before, after) in c
+        .state
+        .nodes()
+        .zip(["n1", "n2"].map(|n| r.node(n).unwrap()))
+    {
         let before = c.state.node(&after.name).unwrap_or(before);
         assert_eq!(before.available(), after.available(), "{}", after.name);
     }
     let rb = r.reservation(&b.key()).unwrap();
-    let mut bound: Vec<_> = rb.executor_slots().filter_map(|(_, s)| s.pod.clone()).collect();
+    let mut bound: Vec<_> = rb
+        .executor_slots()
+        .filter_map(|(_, s)| s.pod.clone())
+        .collect();
     bound.sort();
     assert_eq!(bound, vec![name(&b_execs[0]), name(&b_execs[1])]);
     // The third executor of a still finds its slot after the restart.
-    let mut c2 = Cluster { state: r, now: c.now };
+    let mut c2 = Cluster {
+        state: r,
+        now: c.now,
+    };
     let mut e = a_execs[2].clone();
     c2.expect(&mut e, &["n1", "n2"], Outcome::SuccessReservedSlot);
     c2.assert_no_overcommit();
@@ -287,7 +318,10 @@ fn reconcile_releases_reservations_of_gone_drivers() {
     r.apply_reservation(&rr).unwrap();
     assert_eq!(r.reconcile(), vec![Effect::SyncReservation(a.key())]);
     assert!(r.reservation(&a.key()).is_none());
-    assert_eq!(r.node("n1").unwrap().available(), r.node("n1").unwrap().allocatable);
+    assert_eq!(
+        r.node("n1").unwrap().available(),
+        r.node("n1").unwrap().allocatable
+    );
 }
 
 /// Pods of other schedulers count, and the extender never over-commits a node with them.
@@ -304,6 +338,7 @@ fn foreign_pods_count_as_usage() {
     let mut a = app("a", gang(1, 1, 2), 2);
     let d = c.expect(&mut a.driver, &["n1"], Outcome::FailureFit);
     assert!(d.message.contains("does not fit"), "{}", d.message);
-    c.state.delete_pod(&sparkgang_common::cluster::PodKey::new("default", "web"));
+    c.state
+        .delete_pod(&sparkgang_common::cluster::PodKey::new("default", "web"));
     c.place(&mut a.driver, &["n1"]);
 }

@@ -1,0 +1,265 @@
+//! Carries out the effects of decisions: reservation writes with optimistic concurrency and
+//! retries, `Demand` objects, and "exceeds capacity" reports.
+//!
+//! Writes for one application are serialised and coalesced: a write always sends the latest
+//! in-memory reservation, so ten quick decisions for one app may become one request.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use sparkgang_common::api::demand::Demand;
+use sparkgang_common::api::reservation::ResourceReservation;
+use sparkgang_common::cluster::{AppKey, Effect, PodKey, demand_name};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::Extender;
+use crate::metrics::ReasonLabels;
+
+/// How effects reach the writer.
+pub type EffectSender = mpsc::UnboundedSender<Effect>;
+
+/// Settings of the writer.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    pub attempts: u32,
+    pub demands: bool,
+}
+
+/// Runs until the channel closes.
+pub async fn run(
+    client: Client,
+    ext: Arc<Extender>,
+    mut effects: mpsc::UnboundedReceiver<Effect>,
+    settings: WriterSettings,
+    recorder: Recorder,
+) {
+    let mut queue: VecDeque<Effect> = VecDeque::new();
+    let mut queued: HashSet<Effect> = HashSet::new();
+    let mut demands_published: HashSet<PodKey> = HashSet::new();
+    let mut reported: HashSet<PodKey> = HashSet::new();
+    loop {
+        if queue.is_empty() {
+            match effects.recv().await {
+                Some(e) => {
+                    queued.insert(e.clone());
+                    queue.push_back(e);
+                }
+                None => return,
+            }
+        }
+        while let Ok(e) = effects.try_recv() {
+            if queued.insert(e.clone()) {
+                queue.push_back(e);
+            }
+        }
+        let Some(effect) = queue.pop_front() else {
+            continue;
+        };
+        queued.remove(&effect);
+        match effect {
+            Effect::SyncReservation(app) => {
+                sync_reservation(&client, &ext, &app, settings.attempts).await;
+            }
+            Effect::EnsureDemand(pod) if settings.demands => {
+                if !demands_published.contains(&pod) && publish_demand(&client, &ext, &pod).await {
+                    demands_published.insert(pod);
+                }
+            }
+            Effect::DeleteDemand(pod) if settings.demands => {
+                if demands_published.remove(&pod) {
+                    delete_demand(&client, &ext, &pod).await;
+                }
+            }
+            Effect::EnsureDemand(_) | Effect::DeleteDemand(_) => {}
+            Effect::ReportExceedsCapacity { pod, message } => {
+                if reported.insert(pod.clone()) {
+                    report_exceeds_capacity(&client, &ext, &recorder, &pod, &message).await;
+                }
+            }
+        }
+    }
+}
+
+fn status_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Makes the API object of `app`'s reservation match memory.
+pub async fn sync_reservation(client: &Client, ext: &Extender, app: &AppKey, attempts: u32) {
+    let api: Api<ResourceReservation> = Api::namespaced(client.clone(), &app.namespace);
+    let name = app.reservation_name();
+    for attempt in 1..=attempts {
+        let Some((object, desired)) = ext.with_state(|s| s.reservation_object(app)) else {
+            return;
+        };
+        let result = match &object {
+            None => match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => Ok(None),
+                Err(e) if status_code(&e) == Some(404) => Ok(None),
+                Err(e) => Err(e),
+            },
+            Some(o) if o.metadata.resource_version.is_some() => api
+                .replace(&name, &PostParams::default(), o)
+                .await
+                .map(|r| r.metadata.resource_version),
+            Some(o) => api
+                .create(&PostParams::default(), o)
+                .await
+                .map(|r| r.metadata.resource_version),
+        };
+        let kind = if object.is_none() { "delete" } else { "write" };
+        match result {
+            Ok(rv) => {
+                ext.metrics.count_write("resourcereservation", "ok");
+                ext.with_state(|s| s.reservation_written(app, desired, rv));
+                return;
+            }
+            Err(e) => {
+                let code = status_code(&e);
+                ext.metrics.count_write("resourcereservation", "error");
+                ext.metrics
+                    .api_write_retries
+                    .get_or_create(&ReasonLabels {
+                        reason: code.map_or("transport".to_owned(), |c| c.to_string()),
+                    })
+                    .inc();
+                warn!(app = %app, attempt, kind, error = %e, "reservation write failed");
+                match code {
+                    // Someone else's version (or our create raced the watch): take the
+                    // server's resourceVersion and write our content over it.
+                    Some(409) => {
+                        let current = api.get_opt(&name).await.ok().flatten();
+                        let rv = current.and_then(|c| c.metadata.resource_version);
+                        ext.with_state(|s| s.adopt_resource_version(app, rv));
+                    }
+                    // Gone (garbage collected): create it again.
+                    Some(404) => {
+                        ext.with_state(|s| s.adopt_resource_version(app, None));
+                    }
+                    // Invalid: retrying cannot help.
+                    Some(400 | 422) => break,
+                    _ => {
+                        tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(8))).await;
+                    }
+                }
+            }
+        }
+    }
+    // The write cannot succeed: take the API's object as the truth.
+    let current = api.get_opt(&name).await.ok().flatten();
+    warn!(app = %app, exists = current.is_some(), "giving up writing the reservation; rebuilding it from the API");
+    ext.with_state(|s| {
+        if let Err(e) = s.reset_reservation_from_api(app, current.as_ref()) {
+            warn!(app = %app, error = %e, "cannot read the reservation from the API");
+        }
+    });
+}
+
+async fn publish_demand(client: &Client, ext: &Extender, pod: &PodKey) -> bool {
+    let Some(Some(demand)) = ext.with_state(|s| s.demand_object(pod)) else {
+        return false;
+    };
+    let api: Api<Demand> = Api::namespaced(client.clone(), &pod.namespace);
+    match api.create(&PostParams::default(), &demand).await {
+        Ok(_) => {
+            ext.metrics.count_write("demand", "ok");
+            info!(pod = %pod, "demand published");
+            true
+        }
+        Err(e) if status_code(&e) == Some(409) => true,
+        Err(e) => {
+            ext.metrics.count_write("demand", "error");
+            warn!(pod = %pod, error = %e, "cannot publish demand");
+            false
+        }
+    }
+}
+
+async fn delete_demand(client: &Client, ext: &Extender, pod: &PodKey) {
+    let api: Api<Demand> = Api::namespaced(client.clone(), &pod.namespace);
+    match api
+        .delete(&demand_name(&pod.name), &DeleteParams::default())
+        .await
+    {
+        Ok(_) => ext.metrics.count_write("demand", "ok"),
+        Err(e) if status_code(&e) == Some(404) => {}
+        Err(e) => {
+            ext.metrics.count_write("demand", "error");
+            warn!(pod = %pod, error = %e, "cannot delete demand");
+        }
+    }
+}
+
+/// Sets the `PodExceedsClusterCapacity` condition and publishes a Warning event.
+async fn report_exceeds_capacity(
+    client: &Client,
+    ext: &Extender,
+    recorder: &Recorder,
+    pod: &PodKey,
+    message: &str,
+) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    let now = ext.clock.now();
+    let patch = serde_json::json!({"status": {"conditions": [{
+        "type": "PodExceedsClusterCapacity",
+        "status": "True",
+        "reason": "GangExceedsCapacity",
+        "message": message,
+        "lastTransitionTime": now.to_string(),
+    }]}});
+    match api
+        .patch_status(
+            &pod.name,
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await
+    {
+        Ok(_) => ext.metrics.count_write("pod-status", "ok"),
+        Err(e) => {
+            ext.metrics.count_write("pod-status", "error");
+            warn!(pod = %pod, error = %e, "cannot set the PodExceedsClusterCapacity condition");
+        }
+    }
+    let reference = ObjectReference {
+        api_version: Some("v1".to_owned()),
+        kind: Some("Pod".to_owned()),
+        name: Some(pod.name.clone()),
+        namespace: Some(pod.namespace.clone()),
+        uid: ext
+            .with_state(|s| s.pod(pod).map(|p| p.uid.clone()))
+            .flatten(),
+        ..ObjectReference::default()
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "GangExceedsCapacity".to_owned(),
+        note: Some(truncate(message, 1024)),
+        action: "Scheduling".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &reference).await {
+        warn!(pod = %pod, error = %e, "cannot publish event");
+    }
+}
+
+/// At most `max` bytes, cut at a character boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
