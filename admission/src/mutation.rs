@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, Pod, PodSchedulingGate, PodSpec, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::{Deserialize, Serialize};
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use sparkgang_common::annotations;
 use sparkgang_common::api::{CONF_MAP_ANNOTATION, DEMAND_ANNOTATION, SPARK_CONF_GATE};
@@ -153,27 +154,96 @@ impl Mutation {
 
 /// The parts of a pod the webhook reads. Decoding only these (and skipping containers, env,
 /// ...) keeps the hot path short; [`parse_pod`] turns it into a [`Pod`] for `sparkgang_common`.
-#[derive(Deserialize)]
+/// Both are decoded from JSON objects only (serde's derive would also take arrays).
+#[derive(Default)]
 struct PodView {
-    #[serde(default)]
     metadata: Option<ObjectMeta>,
-    #[serde(default)]
     spec: Option<SpecView>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Default)]
 struct SpecView {
-    #[serde(default)]
     scheduler_name: Option<String>,
-    #[serde(default)]
     node_selector: Option<BTreeMap<String, String>>,
-    #[serde(default)]
     affinity: Option<Affinity>,
-    #[serde(default)]
     volumes: Option<Vec<Volume>>,
-    #[serde(default)]
     scheduling_gates: Option<Vec<PodSchedulingGate>>,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum PodField {
+    Metadata,
+    Spec,
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
+enum SpecField {
+    SchedulerName,
+    NodeSelector,
+    Affinity,
+    Volumes,
+    SchedulingGates,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for PodView {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PodView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a Pod object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PodView, A::Error> {
+                let mut pod = PodView::default();
+                while let Some(field) = map.next_key::<PodField>()? {
+                    match field {
+                        PodField::Metadata => pod.metadata = map.next_value()?,
+                        PodField::Spec => pod.spec = map.next_value()?,
+                        PodField::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(pod)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for SpecView {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SpecView;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PodSpec object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SpecView, A::Error> {
+                let mut spec = SpecView::default();
+                while let Some(field) = map.next_key::<SpecField>()? {
+                    match field {
+                        SpecField::SchedulerName => spec.scheduler_name = map.next_value()?,
+                        SpecField::NodeSelector => spec.node_selector = map.next_value()?,
+                        SpecField::Affinity => spec.affinity = map.next_value()?,
+                        SpecField::Volumes => spec.volumes = map.next_value()?,
+                        SpecField::SchedulingGates => spec.scheduling_gates = map.next_value()?,
+                        SpecField::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(spec)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Decodes the fields of a pod the webhook reads: metadata, and of the spec `schedulerName`,
@@ -533,6 +603,13 @@ mod tests {
         json!({"metadata": {"name": "d", "labels": {"spark-role": "driver", "spark-app-selector": "spark-1"}},
                "spec": {"containers": [{"name": "c"}], "volumes": [
                    {"name": "spark-conf-volume-driver", "configMap": {"name": "spark-drv-1-conf-map"}}]}})
+    }
+
+    #[test]
+    fn only_objects_are_pods() {
+        assert!(parse_pod(r#"{"metadata": {}, "spec": []}"#).is_err());
+        assert!(parse_pod(r#"[{}, {}]"#).is_err());
+        assert!(parse_pod(r#"{"metadata": null, "spec": null, "status": 3}"#).is_ok());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::sparkconf::ConfDemand;
 /// `min_executors` are reserved together with the driver; under dynamic allocation executors
 /// between `min_executors` and `max_executors` are placed if capacity exists (soft reservations).
 /// Static allocation has `min_executors == max_executors`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GangDemand {
     pub driver: Resources,

@@ -41,12 +41,37 @@ pub fn priority_order(nodes: &[CandidateNode]) -> Vec<usize> {
 /// #231); here the zone name and the node name (then the index, for duplicate names) decide.
 /// Indices out of range are dropped, and so are repeated indices.
 pub fn priority_order_among(nodes: &[CandidateNode], among: &[usize]) -> Vec<usize> {
+    let mut fullest_first: Vec<(i64, i64, &str, usize)> = among
+        .iter()
+        .filter_map(|&i| {
+            nodes.get(i).map(|n| {
+                (
+                    n.available.memory_bytes,
+                    n.available.cpu_milli,
+                    n.name.as_str(),
+                    i,
+                )
+            })
+        })
+        .collect();
+    fullest_first.sort_unstable();
+    fullest_first.dedup_by_key(|k| k.3);
+    priority_order_presorted(nodes, fullest_first.iter().map(|k| k.3))
+}
+
+/// [`priority_order_among`] for nodes already sorted fullest first — by (available memory,
+/// available cpu, name, index) ascending, as a caller that keeps its nodes in that order
+/// incrementally can supply them — without sorting again: zones are ranked by their totals
+/// over these nodes and the nodes are grouped by zone rank, keeping their order. O(n).
+pub fn priority_order_presorted(
+    nodes: &[CandidateNode],
+    fullest_first: impl Iterator<Item = usize> + Clone,
+) -> Vec<usize> {
     // Zones in order of first appearance, with their totals.
     let mut zones: Vec<(&str, i128, i128)> = Vec::new();
-    // (node, zone) for the valid indices.
-    let mut members: Vec<(usize, &CandidateNode, usize)> = Vec::with_capacity(among.len());
     let mut hint = 0;
-    for &i in among {
+    let mut zone_of_member: Vec<(usize, usize)> = Vec::new();
+    for i in fullest_first {
         let Some(node) = nodes.get(i) else { continue };
         let z = match zones.get(hint) {
             Some((name, ..)) if *name == node.zone => hint,
@@ -63,7 +88,7 @@ pub fn priority_order_among(nodes: &[CandidateNode], among: &[usize]) -> Vec<usi
             *memory += i128::from(node.available.memory_bytes);
             *cpu += i128::from(node.available.cpu_milli);
         }
-        members.push((i, node, z));
+        zone_of_member.push((i, z));
     }
     let mut by_fullness: Vec<usize> = (0..zones.len()).collect();
     by_fullness.sort_by_key(|&z| zones.get(z).map(|&(name, memory, cpu)| (memory, cpu, name)));
@@ -73,24 +98,13 @@ pub fn priority_order_among(nodes: &[CandidateNode], among: &[usize]) -> Vec<usi
             *r = rank;
         }
     }
-
-    // (zone rank, free memory, free cpu, name, index): the name is kept inline so ties do not
-    // reach into the node structs.
-    let mut keyed: Vec<(usize, i64, i64, &str, usize)> = members
-        .into_iter()
-        .map(|(i, node, z)| {
-            (
-                zone_rank.get(z).copied().unwrap_or(usize::MAX),
-                node.available.memory_bytes,
-                node.available.cpu_milli,
-                node.name.as_str(),
-                i,
-            )
-        })
-        .collect();
-    keyed.sort_unstable();
-    keyed.dedup_by_key(|k| k.4);
-    keyed.into_iter().map(|k| k.4).collect()
+    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); zones.len()];
+    for (i, z) in zone_of_member {
+        if let Some(b) = zone_rank.get(z).and_then(|&r| buckets.get_mut(r)) {
+            b.push(i);
+        }
+    }
+    buckets.concat()
 }
 
 /// Palantir's `PotentialNodes`: driver candidates are the ordered nodes for which

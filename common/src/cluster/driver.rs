@@ -1,6 +1,6 @@
 //! Driver decisions: the demand of a driver, gang admission with FIFO, and its reservation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -16,7 +16,7 @@ use crate::resources::Resources;
 use super::apps::{AppKey, AppReservation, Slot};
 use super::config::SchedulerConfig;
 use super::decision::{Decision, Effect, Outcome};
-use super::fifo::{FifoPlan, FifoVerdict, PlannedDriver};
+use super::fifo::{FifoVerdict, PlannedDriver};
 use super::nodes::NodeIdx;
 use super::pod_entry::{PodEntry, PodKey};
 use super::{ClusterState, Timestamp};
@@ -50,6 +50,13 @@ pub(super) fn driver_demand(
         driver: demand.driver.max(&requests),
         ..demand
     })
+}
+
+/// The nodes one driver placement allows, as a list and as a mask by node index.
+#[derive(Debug, Default)]
+pub(super) struct EligibleNodes {
+    pub list: Vec<NodeIdx>,
+    pub mask: Vec<bool>,
 }
 
 /// The ordered candidates of one packing.
@@ -136,9 +143,10 @@ impl ClusterState {
             }
         }
         let changes = self.nodes.after_taking(&taken);
+        let sorted = self.fullest_first_among(&eligible);
         let algorithm = self.config.binpack;
         let result = self.nodes.with_available(&changes, |nodes| {
-            let order = ordered_candidates(&self.config, nodes, &eligible, |i| offered[i]);
+            let order = ordered_candidates(&self.config, nodes, &sorted, |i| offered[i]);
             algorithm.pack(&request(nodes, &order, &demand))
         });
         match result {
@@ -234,9 +242,9 @@ impl ClusterState {
 
     /// The nodes the driver's `nodeSelector`, required node affinity and tolerations allow,
     /// cached per placement until a node changes shape.
-    pub(super) fn eligible_nodes(&mut self, key: &PodKey) -> Arc<[NodeIdx]> {
+    pub(super) fn eligible_nodes(&mut self, key: &PodKey) -> Arc<EligibleNodes> {
         let Some(info) = self.pods.get(key).and_then(|p| p.driver.as_ref()) else {
-            return Arc::from(Vec::new());
+            return Arc::new(EligibleNodes::default());
         };
         let epoch = self.nodes.shape_epoch;
         if let Some((e, nodes)) = self.eligible.get(&info.placement_signature)
@@ -244,29 +252,69 @@ impl ClusterState {
         {
             return nodes.clone();
         }
-        let nodes: Arc<[NodeIdx]> = self
-            .nodes
-            .present_indices()
-            .filter(|&i| {
-                let m = &self.nodes.entry(i).matcher;
-                affinity::required_node_match(&info.placement, m)
-                    && affinity::tolerates_node_taints(&info.placement, m)
-            })
-            .collect();
+        let mut eligible = EligibleNodes {
+            list: Vec::new(),
+            mask: vec![false; self.nodes.candidates().len()],
+        };
+        for i in self.nodes.present_indices() {
+            let m = &self.nodes.entry(i).matcher;
+            if affinity::required_node_match(&info.placement, m)
+                && affinity::tolerates_node_taints(&info.placement, m)
+            {
+                eligible.list.push(i);
+                eligible.mask[i] = true;
+            }
+        }
+        let eligible = Arc::new(eligible);
         self.eligible
-            .insert(info.placement_signature.clone(), (epoch, nodes.clone()));
-        nodes
+            .insert(info.placement_signature.clone(), (epoch, eligible.clone()));
+        eligible
     }
 
-    /// True when the gang could not fit its nodes even if they were empty.
-    fn gang_exceeds_capacity(&mut self, eligible: &[NodeIdx], demand: &GangDemand) -> bool {
+    /// The eligible nodes, fullest first by current availability (no sorting: the node table
+    /// keeps this order).
+    pub(super) fn fullest_first_among(&self, eligible: &EligibleNodes) -> Vec<NodeIdx> {
+        self.nodes
+            .fullest_first()
+            .filter(|&i| eligible.mask.get(i).copied().unwrap_or(false))
+            .collect()
+    }
+
+    /// True when the gang could not fit its nodes even if they were empty. Cached per
+    /// placement and demand until a node changes shape.
+    fn gang_exceeds_capacity(
+        &mut self,
+        eligible: &Arc<EligibleNodes>,
+        demand: &GangDemand,
+    ) -> bool {
+        // Eligible sets live in `self.eligible` for their whole shape epoch, so within an
+        // epoch the address names the set.
+        let key = (Arc::as_ptr(eligible) as usize, *demand);
+        let epoch = self.nodes.shape_epoch;
+        if let Some(&(e, exceeds)) = self.exceeds_capacity.get(&key)
+            && e == epoch
+        {
+            return exceeds;
+        }
+        let exceeds = self.pack_on_empty_nodes(eligible, demand);
+        if self.exceeds_capacity.len() > 10_000 {
+            self.exceeds_capacity.clear();
+        }
+        self.exceeds_capacity.insert(key, (epoch, exceeds));
+        exceeds
+    }
+
+    fn pack_on_empty_nodes(&mut self, eligible: &EligibleNodes, demand: &GangDemand) -> bool {
         let changes: Vec<(NodeIdx, Resources)> = eligible
+            .list
             .iter()
             .map(|&i| (i, self.nodes.entry(i).allocatable))
             .collect();
         let algorithm = self.config.binpack;
         let result: PackingResult = self.nodes.with_available(&changes, |nodes| {
-            let order = ordered_candidates(&self.config, nodes, eligible, |_| true);
+            // On empty nodes the fullest-first order is by allocatable: order them afresh.
+            let sorted = binpack::priority_order_among(nodes, &eligible.list);
+            let order = ordered_candidates(&self.config, nodes, &sorted, |_| true);
             algorithm.pack(&request(nodes, &order, demand))
         });
         result.is_err()
@@ -274,6 +322,12 @@ impl ClusterState {
 
     /// Whether the driver `me` (created at `created`) may go ahead under FIFO, and what the
     /// older drivers of its group that fit will take first.
+    ///
+    /// The cached plan is revalidated, not rebuilt: an older driver's simulated placement is
+    /// kept while it still fits the current capacity (after the drivers before it); only
+    /// drivers whose placement no longer fits, whose reservation state changed, or that did
+    /// not fit at an older epoch are simulated again. The walk stops at the first enforced
+    /// driver that does not fit.
     fn fifo_verdict(
         &mut self,
         group: &str,
@@ -282,39 +336,44 @@ impl ClusterState {
         now: Timestamp,
     ) -> FifoVerdict {
         let epoch = self.plan_epoch;
-        let mut plan = self
-            .fifo
-            .plans
-            .remove(group)
-            .filter(|p| p.epoch == epoch)
-            .unwrap_or(FifoPlan {
-                epoch,
-                drivers: Vec::new(),
-            });
-        // The plan is a prefix of the queue; only the drivers older than `me` matter here.
+        let mut plan = self.fifo.plans.remove(group).unwrap_or_default();
         let older: Vec<(Timestamp, PodKey)> = self
             .pending_drivers
             .get(group)
             .map(|q| q.range(..(created, me.clone())).cloned().collect())
             .unwrap_or_default();
-        for (c, k) in older.iter().skip(plan.drivers.len()) {
-            let taken: Vec<(NodeIdx, Resources)> = plan
-                .drivers
-                .iter()
-                .flat_map(|d| d.takes.iter().flatten().copied())
-                .collect();
-            let planned = self.simulate_driver(k, *c, &taken);
-            plan.drivers.push(planned);
-        }
-        let enforce_after = self.config.fifo.enforce_after(group);
+        let enforce_after = self.config.fifo.enforce_after(group).as_secs_f64();
+        let mut taken: Vec<(NodeIdx, Resources)> = Vec::new();
+        let mut cumulative: HashMap<NodeIdx, Resources> = HashMap::new();
+        let mut prefix_unchanged = true;
         let mut verdict = None;
-        let mut taken = Vec::new();
-        for d in plan.drivers.iter().take(older.len()) {
+        for (i, (c, k)) in older.iter().enumerate() {
+            let reserved = self.driver_has_reservation(k);
+            let reusable = plan.drivers.get(i).is_some_and(|d| {
+                d.key == *k
+                    && d.reserved == reserved
+                    && match &d.takes {
+                        Some(t) => self.takes_still_fit(t, &cumulative),
+                        None => prefix_unchanged && d.computed_at == epoch,
+                    }
+            });
+            if !reusable {
+                plan.drivers.truncate(i);
+                prefix_unchanged = false;
+                let planned = self.simulate_driver(k, *c, &taken, epoch, reserved);
+                plan.drivers.push(planned);
+            }
+            let Some(d) = plan.drivers.get(i) else { break };
             match &d.takes {
-                Some(t) => taken.extend_from_slice(t),
+                Some(t) => {
+                    for &(n, r) in t {
+                        *cumulative.entry(n).or_default() += r;
+                    }
+                    taken.extend_from_slice(t);
+                }
                 None => {
                     let age = now.duration_since(d.created).as_secs_f64();
-                    if age >= enforce_after.as_secs_f64() {
+                    if age >= enforce_after {
                         let group_text = if group.is_empty() {
                             String::new()
                         } else {
@@ -333,21 +392,42 @@ impl ClusterState {
         verdict.unwrap_or(FifoVerdict::Clear(taken))
     }
 
+    fn driver_has_reservation(&self, key: &PodKey) -> bool {
+        self.pods
+            .get(key)
+            .and_then(|p| p.app.as_ref())
+            .is_some_and(|a| self.reservation(a).is_some())
+    }
+
+    /// True when a simulated placement still fits the current capacity after `before`.
+    fn takes_still_fit(
+        &self,
+        takes: &[(NodeIdx, Resources)],
+        before: &HashMap<NodeIdx, Resources>,
+    ) -> bool {
+        let nodes = self.nodes.candidates();
+        takes.iter().all(|&(n, r)| {
+            nodes.get(n).is_some_and(|c| {
+                c.accepts_executors()
+                    && (r + before.get(&n).copied().unwrap_or_default()).fits_in(&c.available)
+            })
+        })
+    }
+
     /// Where an older pending driver would go now, after `taken`.
     fn simulate_driver(
         &mut self,
         key: &PodKey,
         created: Timestamp,
         taken: &[(NodeIdx, Resources)],
+        epoch: u64,
+        reserved: bool,
     ) -> PlannedDriver {
         let pod: Option<&PodEntry> = self.pods.get(key);
         let app_id = pod
             .and_then(|p| p.app.as_ref())
             .map(|a| a.app_id.clone())
             .unwrap_or_default();
-        let already_reserved = pod
-            .and_then(|p| p.app.as_ref())
-            .is_some_and(|a| self.reservation(a).is_some());
         let demand = pod
             .and_then(|p| p.driver.as_ref())
             .and_then(|d| d.demand.clone().ok());
@@ -357,17 +437,20 @@ impl ClusterState {
             app_id,
             takes: Some(Vec::new()),
             why: String::new(),
+            computed_at: epoch,
+            reserved,
         };
-        // A driver that already holds its reservation is counted by it; one whose demand is
-        // unknown cannot be simulated and blocks nobody.
-        let Some(demand) = demand.filter(|_| !already_reserved) else {
+        // A driver that already holds its reservation is counted by it (palantir quirk 2); one
+        // whose demand is unknown cannot be simulated and blocks nobody.
+        let Some(demand) = demand.filter(|_| !reserved) else {
             return planned;
         };
         let eligible = self.eligible_nodes(key);
+        let sorted = self.fullest_first_among(&eligible);
         let changes = self.nodes.after_taking(taken);
         let algorithm = self.config.binpack;
         let result = self.nodes.with_available(&changes, |nodes| {
-            let order = ordered_candidates(&self.config, nodes, &eligible, |i| {
+            let order = ordered_candidates(&self.config, nodes, &sorted, |i| {
                 nodes[i].accepts_executors()
             });
             algorithm.pack(&request(nodes, &order, &demand))
@@ -386,15 +469,16 @@ impl ClusterState {
     }
 }
 
-/// Orders `eligible` (palantir's node priority) into driver candidates (those `offered`)
+/// Orders eligible nodes given fullest first (palantir's node priority: fullest zone, then
+/// fullest node) into driver candidates (those `offered`)
 /// and executor candidates (ready, not cordoned), with the configured label priorities.
 fn ordered_candidates(
     config: &SchedulerConfig,
     nodes: &[binpack::CandidateNode],
-    eligible: &[NodeIdx],
+    fullest_first: &[NodeIdx],
     offered: impl Fn(NodeIdx) -> bool,
 ) -> Candidates {
-    let order = binpack::priority_order_among(nodes, eligible);
+    let order = binpack::priority_order_presorted(nodes, fullest_first.iter().copied());
     let mut c = Candidates {
         driver: order.iter().copied().filter(|&i| offered(i)).collect(),
         executor: order

@@ -207,17 +207,15 @@ impl ClusterState {
         vacating: Option<NodeIdx>,
     ) -> Option<String> {
         let zone = self.app_zone(app);
-        let offered: Vec<NodeIdx> = candidates
-            .iter()
-            .filter_map(|n| self.nodes.index_of(n))
-            .filter(|&i| {
-                let e = self.nodes.entry(i);
-                e.present
-                    && zone
-                        .as_deref()
-                        .is_none_or(|z| e.labels().map(zone_of) == Some(z))
-            })
-            .collect();
+        let mut offered = vec![false; self.nodes.candidates().len()];
+        for i in candidates.iter().filter_map(|n| self.nodes.index_of(n)) {
+            let e = self.nodes.entry(i);
+            offered[i] = e.present
+                && zone
+                    .as_deref()
+                    .is_none_or(|z| e.labels().map(zone_of) == Some(z));
+        }
+        let sorted: Vec<NodeIdx> = self.nodes.fullest_first().filter(|&i| offered[i]).collect();
         let hosts: std::collections::HashSet<NodeIdx> = self.app_executor_nodes(app);
         let changes: Vec<(NodeIdx, Resources)> = vacating
             .map(|i| (i, self.nodes.candidates()[i].available + executor))
@@ -225,7 +223,7 @@ impl ClusterState {
             .collect();
         let algorithm: BinpackAlgorithm = self.config.binpack;
         let chosen = self.nodes.with_available(&changes, |nodes| {
-            let order = crate::binpack::priority_order_among(nodes, &offered);
+            let order = crate::binpack::priority_order_presorted(nodes, sorted.iter().copied());
             let order: Vec<NodeIdx> = order
                 .into_iter()
                 .filter(|&i| nodes[i].accepts_executors())

@@ -25,13 +25,16 @@ pub(super) struct PlannedDriver {
     pub takes: Option<Vec<(NodeIdx, Resources)>>,
     /// Why it does not fit (empty when it fits).
     pub why: String,
+    /// The state epoch it was simulated at.
+    pub computed_at: u64,
+    /// It held a reservation when simulated (and so took nothing more).
+    pub reserved: bool,
 }
 
-/// The simulated queue of one instance group, valid at `epoch`.
+/// The simulated queue of one instance group.
 #[derive(Debug, Clone, Default)]
 pub(super) struct FifoPlan {
-    pub epoch: u64,
-    /// Simulated drivers, oldest first (a prefix of the queue).
+    /// Simulated drivers, oldest first (a prefix of the queue, as last seen).
     pub drivers: Vec<PlannedDriver>,
 }
 

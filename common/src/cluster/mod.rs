@@ -44,7 +44,10 @@ pub struct ClusterState {
     pending_drivers: BTreeMap<String, BTreeSet<(Timestamp, PodKey)>>,
     fifo: FifoPlans,
     /// Nodes a driver placement allows, by placement signature, valid at a node shape epoch.
-    eligible: HashMap<String, (u64, std::sync::Arc<[nodes::NodeIdx]>)>,
+    eligible: HashMap<String, (u64, std::sync::Arc<driver::EligibleNodes>)>,
+    /// Whether a gang could fit its nodes when empty, by (eligible set, demand), valid at a
+    /// node shape epoch.
+    exceeds_capacity: HashMap<(usize, crate::GangDemand), (u64, bool)>,
     /// Bumped whenever available resources or the pending-driver queue change; FIFO plans
     /// computed at an older epoch are stale.
     plan_epoch: u64,
@@ -60,6 +63,7 @@ impl ClusterState {
             pending_drivers: BTreeMap::new(),
             fifo: FifoPlans::default(),
             eligible: HashMap::new(),
+            exceeds_capacity: HashMap::new(),
             plan_epoch: 0,
         }
     }

@@ -1,6 +1,7 @@
 //! The node table: allocatable, usage and the bin-packing view of every node, by stable index.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, NodeSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -58,9 +59,15 @@ pub struct NodeTable {
     entries: Vec<NodeEntry>,
     candidates: Vec<CandidateNode>,
     by_name: HashMap<String, NodeIdx>,
+    /// Every node, fullest first: (available memory, available cpu, name, index), kept in step
+    /// with usage so decisions never sort all nodes.
+    fullest_first: BTreeSet<OrderKey>,
+    order_keys: Vec<OrderKey>,
     /// Bumped when a node appears, disappears, or changes labels, taints or readiness.
     pub(super) shape_epoch: u64,
 }
+
+type OrderKey = (i64, i64, Arc<str>, NodeIdx);
 
 impl NodeTable {
     pub fn get_by_name(&self, name: &str) -> Option<&NodeEntry> {
@@ -93,6 +100,11 @@ impl NodeTable {
         &self.candidates
     }
 
+    /// Node indices, fullest first by current availability (memory, then cpu, then name).
+    pub fn fullest_first(&self) -> impl Iterator<Item = NodeIdx> + Clone + '_ {
+        self.fullest_first.iter().map(|k| k.3)
+    }
+
     /// The index of `name`, creating a placeholder (not present) entry when it is unknown.
     pub fn index_or_placeholder(&mut self, name: &str) -> NodeIdx {
         if let Some(&i) = self.by_name.get(name) {
@@ -119,6 +131,9 @@ impl NodeTable {
         c.unschedulable = true;
         self.candidates.push(c);
         self.by_name.insert(name.to_owned(), i);
+        let key: OrderKey = (0, 0, Arc::from(name), i);
+        self.fullest_first.insert(key.clone());
+        self.order_keys.push(key);
         i
     }
 
@@ -190,6 +205,18 @@ impl NodeTable {
         let c = &mut self.candidates[i];
         c.available = e.available();
         c.schedulable = e.allocatable - e.usage.foreign_pods;
+        let old = &self.order_keys[i];
+        if (old.0, old.1) != (c.available.memory_bytes, c.available.cpu_milli) {
+            self.fullest_first.remove(old);
+            let key: OrderKey = (
+                c.available.memory_bytes,
+                c.available.cpu_milli,
+                old.2.clone(),
+                i,
+            );
+            self.fullest_first.insert(key.clone());
+            self.order_keys[i] = key;
+        }
     }
 }
 

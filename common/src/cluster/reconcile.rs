@@ -123,8 +123,9 @@ impl ClusterState {
         }
         // Free capacity for the slots still missing: first fit in node priority order.
         let eligible = self.eligible_nodes(driver);
+        let sorted = self.fullest_first_among(&eligible);
         let nodes = self.nodes.candidates();
-        let order: Vec<usize> = binpack::priority_order_among(nodes, &eligible)
+        let order: Vec<usize> = binpack::priority_order_presorted(nodes, sorted.iter().copied())
             .into_iter()
             .filter(|&i| nodes[i].accepts_executors())
             .collect();
