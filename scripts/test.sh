@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# deploy/ is rendered with `kubectl kustomize` by the manifest tests.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "scripts/test.sh: kubectl is needed to render deploy/ (install it: https://kubernetes.io/docs/tasks/tools/)" >&2
+  exit 1
+fi
+
 cargo test --workspace --all-targets --locked "$@"
 # Doc tests are not part of --all-targets.
 cargo test --workspace --doc --locked

@@ -48,22 +48,20 @@ pub enum StartError {
     Config { key: String, message: String },
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("cannot listen on {address} ({what}): {source}")]
+    #[error("cannot listen on {address} ({what}): {cause}")]
     Bind {
         what: &'static str,
         address: SocketAddr,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
 /// A server that stopped on its own.
 #[derive(Debug, thiserror::Error)]
-#[error("the {what} server failed: {source}")]
+#[error("the {what} server failed: {cause}")]
 pub struct ServeError {
     pub what: &'static str,
-    #[source]
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 /// The routes of the HTTPS port: `POST /mutate`, `GET /healthz`, `GET /readyz`.
@@ -283,10 +281,10 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
         std::net::TcpListener::bind(address)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .and_then(|l| l.local_addr().map(|a| (l, a)))
-            .map_err(|source| StartError::Bind {
+            .map_err(|cause| StartError::Bind {
                 what,
                 address,
-                source,
+                cause,
             })
     };
     let (tls_listener, tls_addr) = bind("tlsListenAddress", config.tls_listen_address)?;
@@ -298,10 +296,10 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
     let state = AppState::new(MutationConfig::from(&config), metrics.clone());
     let accept_metrics = metrics.clone();
     let tls_server = axum_server::from_tcp_rustls(tls_listener, reloader.rustls_config())
-        .map_err(|source| StartError::Bind {
+        .map_err(|cause| StartError::Bind {
             what: "tlsListenAddress",
             address: tls_addr,
-            source,
+            cause,
         })?
         .handle(handle.clone())
         .accept_error_handler(move |peer: Option<&SocketAddr>, e: &std::io::Error| {
@@ -312,10 +310,10 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
     let tls_task = tokio::spawn(async move { tls_server.serve(app.into_make_service()).await });
 
     let metrics_listener =
-        tokio::net::TcpListener::from_std(metrics_listener).map_err(|source| StartError::Bind {
+        tokio::net::TcpListener::from_std(metrics_listener).map_err(|cause| StartError::Bind {
             what: "metricsListenAddress",
             address: metrics_addr,
-            source,
+            cause,
         })?;
     let metrics_app = metrics_router(metrics.clone());
     let metrics_stop = stopped(stop_rx.clone());
@@ -377,14 +375,14 @@ impl RunningServer {
         match failure {
             None => self.shutdown().await,
             Some((what, result)) => {
-                let source = match result {
+                let cause = match result {
                     Ok(Ok(())) => std::io::Error::other("stopped unexpectedly"),
                     Ok(Err(e)) => e,
                     Err(join) => std::io::Error::other(join.to_string()),
                 };
                 let _ = self.stop.send(true);
                 self.handle.shutdown();
-                Err(ServeError { what, source })
+                Err(ServeError { what, cause })
             }
         }
     }
@@ -397,10 +395,10 @@ impl RunningServer {
         let join =
             |what: &'static str, r: Result<std::io::Result<()>, tokio::task::JoinError>| match r {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(source)) => Err(ServeError { what, source }),
+                Ok(Err(cause)) => Err(ServeError { what, cause }),
                 Err(e) => Err(ServeError {
                     what,
-                    source: std::io::Error::other(e.to_string()),
+                    cause: std::io::Error::other(e.to_string()),
                 }),
             };
         let tls = join("HTTPS", self.tls_task.await);

@@ -20,12 +20,11 @@ use crate::metrics::Metrics;
 /// Why a certificate/key pair cannot be served. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {what} file {path}: {source}")]
+    #[error("cannot read {what} file {path}: {cause}")]
     Read {
         what: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("certificate file {path}: {reason}")]
     Certificate { path: PathBuf, reason: String },
@@ -112,10 +111,10 @@ pub fn server_pair(
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|cause| TlsError::Read {
         what,
         path: path.to_owned(),
-        source,
+        cause,
     })
 }
 
@@ -182,7 +181,7 @@ impl CertReloader {
                 let e = TlsError::Read {
                     what: "certificate",
                     path: self.cert_path.clone(),
-                    source: std::io::Error::other(join.to_string()),
+                    cause: std::io::Error::other(join.to_string()),
                 };
                 return self.failed(None, e);
             }

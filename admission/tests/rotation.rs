@@ -161,7 +161,7 @@ async fn symlink_swap_under_load_fails_no_handshake_and_new_connections_get_the_
         l.await.unwrap();
     }
 
-    let o = observed.lock().unwrap();
+    let o = std::mem::take(&mut *observed.lock().unwrap());
     assert!(
         o.failures.is_empty(),
         "failed connections: {:?}",
@@ -184,7 +184,6 @@ async fn symlink_swap_under_load_fails_no_handshake_and_new_connections_get_the_
     }
     let total: usize = o.serials.iter().map(Vec::len).sum();
     eprintln!("{total} handshakes, none failed");
-    drop(o);
 
     let text = metrics_text(server.metrics_addr()).await;
     let expiry = datetime!(2098-12-31 23:59:59 UTC).unix_timestamp();

@@ -59,8 +59,10 @@ fn main() {
     let started = Instant::now();
     let mut state = build(true, false);
     println!(
-        "snapshot: {NODES} nodes, {} running pods, {PENDING_DRIVERS} pending drivers; built in {:.1?}",
-        state.pod_count() - PENDING_DRIVERS,
+        "snapshot: {} nodes, {} running pods, {} pending drivers; built in {:.1?}",
+        nodes(),
+        state.pod_count() - pending_drivers(),
+        pending_drivers(),
         started.elapsed()
     );
     println!(
@@ -75,7 +77,8 @@ fn main() {
     let cold = Instant::now();
     state.filter(&young, &names, now());
     println!(
-        "first decision behind 500 pending drivers (FIFO plan built from scratch): {:.1?}",
+        "first decision behind {} pending drivers (FIFO plan built from scratch): {:.1?}",
+        pending_drivers(),
         cold.elapsed()
     );
     state.delete_pod(&key);

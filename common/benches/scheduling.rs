@@ -69,8 +69,8 @@ fn benches(c: &mut Criterion) {
                 "huge",
                 50_000,
                 &GangDemand {
-                    min_executors: 30_000,
-                    max_executors: 30_000,
+                    min_executors: 6 * nodes() as u32,
+                    max_executors: 6 * nodes() as u32,
                     ..demand(0)
                 },
             );

@@ -4,6 +4,7 @@
 //! in-process. Decisions are made by `sparkgang_common::cluster::ClusterState`; this crate
 //! translates HTTP, watches and API writes.
 
+pub mod api_calls;
 pub mod clock;
 pub mod config;
 pub mod gate;

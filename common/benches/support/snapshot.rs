@@ -1,6 +1,7 @@
 //! A large cluster snapshot for scheduling benchmarks: 5,000 nodes in 4 zones, 100,000 running
 //! pods (80,000 of other schedulers, 2,000 Spark apps of 1 driver + 9 executors placed by the
-//! real decisions), and 500 pending drivers older than the one being decided (FIFO on).
+//! real decisions), and 500 pending drivers older than the one being decided (FIFO on); a
+//! tenth of that when run as a test.
 
 #![allow(dead_code)]
 
@@ -16,11 +17,30 @@ use sparkgang_common::api::DEMAND_ANNOTATION;
 use sparkgang_common::cluster::{ClusterState, FifoPolicy, SchedulerConfig};
 use sparkgang_common::{GangDemand, Resources};
 
-pub const NODES: usize = 5_000;
 pub const FOREIGN_PODS_PER_NODE: usize = 16;
-pub const RUNNING_APPS: usize = 2_000;
 pub const EXECUTORS_PER_APP: usize = 9;
-pub const PENDING_DRIVERS: usize = 500;
+
+/// Full size under `cargo bench` (which passes `--bench`); a tenth under `cargo test`, where
+/// benchmarks run once as smoke tests in a debug build.
+fn scale() -> usize {
+    if std::env::args().any(|a| a == "--bench") {
+        10
+    } else {
+        1
+    }
+}
+
+pub fn nodes() -> usize {
+    500 * scale()
+}
+
+pub fn running_apps() -> usize {
+    200 * scale()
+}
+
+pub fn pending_drivers() -> usize {
+    50 * scale()
+}
 
 fn quantities(pairs: &[(&str, String)]) -> BTreeMap<String, Quantity> {
     pairs
@@ -153,7 +173,7 @@ pub fn executor(app: &str, i: usize) -> Pod {
 }
 
 pub fn node_names() -> Vec<String> {
-    (0..NODES).map(|i| format!("node-{i:05}")).collect()
+    (0..nodes()).map(|i| format!("node-{i:05}")).collect()
 }
 
 pub fn now() -> Timestamp {
@@ -171,7 +191,7 @@ pub fn build(fifo: bool, blocked_head: bool) -> ClusterState {
         ..SchedulerConfig::default()
     });
     let names = node_names();
-    for i in 0..NODES {
+    for i in 0..nodes() {
         state.apply_node(&node(i));
     }
     for (n, name) in names.iter().enumerate() {
@@ -182,7 +202,7 @@ pub fn build(fifo: bool, blocked_head: bool) -> ClusterState {
     }
     // Running Spark apps, placed by the real decisions (created long ago, in order).
     let app_demand = demand(EXECUTORS_PER_APP as u32);
-    for a in 0..RUNNING_APPS {
+    for a in 0..running_apps() {
         let app = format!("running-{a:04}");
         let mut d = driver(&app, a as i64, &app_demand);
         let decision = state.filter(&d, &names, now());
@@ -201,13 +221,13 @@ pub fn build(fifo: bool, blocked_head: bool) -> ClusterState {
         }
     }
     // Pending drivers, older than the decided one.
-    for p in 0..PENDING_DRIVERS {
+    for p in 0..pending_drivers() {
         let gang = if blocked_head && p == 0 {
             // More than is free (about a quarter of the cluster), less than the cluster.
             GangDemand {
                 executor: Resources::new(32_000, 128 << 30, 0),
-                min_executors: 4_000,
-                max_executors: 4_000,
+                min_executors: 400 * scale() as u32,
+                max_executors: 400 * scale() as u32,
                 ..demand(0)
             }
         } else {

@@ -1,0 +1,70 @@
+//! Every Kubernetes API call the extender makes, by resource and verb: the source of truth for
+//! its RBAC rules in `deploy/` (a test checks the rules grant exactly these).
+
+/// One resource and the verbs used on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiCall {
+    /// API group (`""` for core).
+    pub group: &'static str,
+    /// Resource, with `/subresource` when one is used.
+    pub resource: &'static str,
+    pub verbs: &'static [&'static str],
+    /// Only in the extender's own namespace (a Role), not cluster-wide.
+    pub own_namespace_only: bool,
+}
+
+/// What the extender calls.
+pub const API_CALLS: &[ApiCall] = &[
+    // Watches (list + watch); the gate controller reads and patches gated drivers.
+    ApiCall {
+        group: "",
+        resource: "pods",
+        verbs: &["get", "list", "watch", "patch"],
+        own_namespace_only: false,
+    },
+    // The PodExceedsClusterCapacity condition.
+    ApiCall {
+        group: "",
+        resource: "pods/status",
+        verbs: &["patch"],
+        own_namespace_only: false,
+    },
+    ApiCall {
+        group: "",
+        resource: "nodes",
+        verbs: &["list", "watch"],
+        own_namespace_only: false,
+    },
+    // The driver's spark.properties, read by name.
+    ApiCall {
+        group: "",
+        resource: "configmaps",
+        verbs: &["get"],
+        own_namespace_only: false,
+    },
+    // kube-runtime's event Recorder creates events and patches their series.
+    ApiCall {
+        group: "events.k8s.io",
+        resource: "events",
+        verbs: &["create", "patch"],
+        own_namespace_only: false,
+    },
+    ApiCall {
+        group: "sparkgang.io",
+        resource: "resourcereservations",
+        verbs: &["get", "list", "watch", "create", "update", "delete"],
+        own_namespace_only: false,
+    },
+    ApiCall {
+        group: "sparkgang.io",
+        resource: "demands",
+        verbs: &["create", "delete"],
+        own_namespace_only: false,
+    },
+    ApiCall {
+        group: "coordination.k8s.io",
+        resource: "leases",
+        verbs: &["get", "create", "update"],
+        own_namespace_only: true,
+    },
+];
