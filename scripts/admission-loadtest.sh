@@ -36,6 +36,7 @@ metricsListenAddress: 127.0.0.1:$METRICS_PORT
 tlsCertFile: $work/tls/tls.crt
 tlsKeyFile: $work/tls/tls.key
 defaultInstanceGroup: batch
+shutdownDelay: 0s
 YAML
 
 RUST_LOG=warn target/release/sparkgang-admission --config "$work/admission.yaml" &

@@ -51,6 +51,12 @@ pub struct AdmissionConfig {
         deserialize_with = "de_duration"
     )]
     pub cert_reload_interval: Duration,
+    /// After SIGTERM, how long the server keeps answering (with `/readyz` failing) before it
+    /// stops, so that endpoints stop routing to it first: with `failurePolicy: Fail`, a request
+    /// sent to a replica that already closed its port rejects a Spark pod. Same units as
+    /// `certReloadInterval`; `0s` stops at once. Default `5s`.
+    #[serde(default = "default_shutdown_delay", deserialize_with = "de_duration")]
+    pub shutdown_delay: Duration,
     /// The scheduler name set on Spark pods. Default `spark-scheduler`.
     #[serde(default = "default_scheduler_name")]
     pub scheduler_name: String,
@@ -88,6 +94,9 @@ fn default_metrics_listen_address() -> SocketAddr {
 fn default_cert_reload_interval() -> Duration {
     Duration::from_secs(10)
 }
+fn default_shutdown_delay() -> Duration {
+    Duration::from_secs(5)
+}
 fn default_scheduler_name() -> String {
     "spark-scheduler".to_owned()
 }
@@ -111,6 +120,7 @@ impl AdmissionConfig {
             tls_cert_file: cert.into(),
             tls_key_file: key.into(),
             cert_reload_interval: default_cert_reload_interval(),
+            shutdown_delay: default_shutdown_delay(),
             scheduler_name: default_scheduler_name(),
             instance_group_label: default_instance_group_label(),
             default_instance_group: None,
@@ -176,6 +186,12 @@ impl AdmissionConfig {
                     "{:?} is out of range; use between 10ms and 24h",
                     self.cert_reload_interval
                 ),
+            );
+        }
+        if self.shutdown_delay > Duration::from_secs(300) {
+            return bad(
+                "shutdownDelay",
+                format!("{:?} is too long; use at most 5m", self.shutdown_delay),
             );
         }
         if let Err(e) = check_dns1123_subdomain(&self.scheduler_name) {
@@ -413,6 +429,7 @@ mod tests {
             ("gpuResourceNames: [gpu]", "gpuResourceNames"),
             ("gpuResourceNames: []", "gpuResourceNames"),
             ("certReloadInterval: 0s", "certReloadInterval"),
+            ("shutdownDelay: 1h", "shutdownDelay"),
             ("tlsListenAddress: 0.0.0.0:9090", "metricsListenAddress"),
         ] {
             let e = parse(&format!("tlsCertFile: a\ntlsKeyFile: b\n{yaml}\n"))

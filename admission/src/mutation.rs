@@ -537,17 +537,16 @@ pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutati
     let mut patch = Vec::new();
     labels.into_ops(&mut patch);
     annotations.into_ops(&mut patch);
-    let mut spec_patch = Vec::new();
-    spec_patch.append(&mut spec_ops);
-    node_selector.into_ops(&mut spec_patch);
-    if !spec_patch.is_empty() && spec.is_none() {
+    node_selector.into_ops(&mut spec_ops);
+    if !spec_ops.is_empty() && spec.is_none() {
+        // Only a hand-made pod lacks `spec`; `add /spec/x` needs the parent.
         patch.push(PatchOp {
             op: Op::Add,
             path: "/spec".to_owned(),
             value: Value::Object(serde_json::Map::new()),
         });
     }
-    patch.append(&mut spec_patch);
+    patch.append(&mut spec_ops);
     Mutation {
         role: Some(role),
         verdict: Verdict::Allow {

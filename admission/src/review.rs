@@ -43,6 +43,9 @@ pub struct Answer {
     pub denial_reason: Option<&'static str>,
     /// For patches, what they change.
     pub patch_kinds: Vec<PatchKind>,
+    /// `namespace/name` of the object under review, for logs (`name` is empty for
+    /// `generateName` creates).
+    pub subject: String,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +67,8 @@ struct RequestIn<'a> {
     #[serde(default)]
     sub_resource: Option<String>,
     operation: String,
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default)]
     namespace: Option<String>,
     #[serde(borrow, default)]
@@ -157,7 +162,15 @@ pub fn review(config: &MutationConfig, body: &[u8]) -> Result<Answer, BadReview>
             },
         }
     };
-    Ok(respond(&request.uid, mutation))
+    let mut answer = respond(&request.uid, mutation);
+    if answer.role.is_some() || answer.denial_reason.is_some() {
+        answer.subject = format!(
+            "{}/{}",
+            request.namespace.as_deref().unwrap_or(""),
+            request.name.as_deref().unwrap_or("")
+        );
+    }
+    Ok(answer)
 }
 
 /// The envelope alone, to explain a body whose `request` does not decode.
@@ -207,6 +220,7 @@ fn respond(uid: &str, mutation: Option<Mutation>) -> Answer {
             outcome: Outcome::ignored,
             denial_reason: None,
             patch_kinds: Vec::new(),
+            subject: String::new(),
         };
     };
     match verdict {
@@ -242,6 +256,7 @@ fn respond(uid: &str, mutation: Option<Mutation>) -> Answer {
                 outcome,
                 denial_reason: None,
                 patch_kinds: kinds,
+                subject: String::new(),
             }
         }
         Verdict::Deny {
@@ -266,6 +281,7 @@ fn respond(uid: &str, mutation: Option<Mutation>) -> Answer {
             outcome: Outcome::denied,
             denial_reason: Some(reason),
             patch_kinds: Vec::new(),
+            subject: String::new(),
         },
     }
 }

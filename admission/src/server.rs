@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -33,11 +34,17 @@ pub const GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(10);
 pub struct AppState {
     pub mutation: MutationConfig,
     pub metrics: Arc<Metrics>,
+    /// False once shutdown has begun: `/readyz` then fails while `/mutate` still answers.
+    pub ready: AtomicBool,
 }
 
 impl AppState {
     pub fn new(mutation: MutationConfig, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(AppState { mutation, metrics })
+        Arc::new(AppState {
+            mutation,
+            metrics,
+            ready: AtomicBool::new(true),
+        })
     }
 }
 
@@ -69,7 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/healthz", get(ok))
-        .route("/readyz", get(ok))
+        .route("/readyz", get(readyz))
         .with_state(state)
         // A last resort: the handlers do not panic on any input (see the property tests).
         .layer(CatchPanicLayer::new())
@@ -85,6 +92,14 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
 
 async fn ok() -> &'static str {
     "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        "ok\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
 }
 
 async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> Response {
@@ -150,9 +165,12 @@ async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Respons
         BodyRead::Complete(bytes) => bytes,
         BodyRead::TooLarge => {
             let mut response = bad(StatusCode::PAYLOAD_TOO_LARGE, too_large());
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            if parts.version < axum::http::Version::HTTP_2 {
+                // The rest of the body was not read: this connection cannot be reused.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             return response;
         }
         BodyRead::Failed(e) => {
@@ -167,7 +185,7 @@ async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Respons
             metrics.review(answer.role, answer.outcome, started.elapsed());
             if let Some(reason) = answer.denial_reason {
                 metrics.denial(reason);
-                tracing::info!(reason, "denied a pod");
+                tracing::info!(reason, pod = %answer.subject, "denied a pod");
             }
             if !answer.patch_kinds.is_empty() {
                 metrics.patches(answer.patch_kinds.iter().copied());
@@ -254,6 +272,8 @@ pub struct RunningServer {
     tls_addr: SocketAddr,
     metrics_addr: SocketAddr,
     metrics: Arc<Metrics>,
+    state: Arc<AppState>,
+    shutdown_delay: Duration,
     handle: axum_server::Handle<SocketAddr>,
     stop: watch::Sender<bool>,
     tls_task: JoinHandle<std::io::Result<()>>,
@@ -306,7 +326,7 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
             accept_metrics.tls_accept_error();
             tracing::debug!(peer = ?peer, error = %e, "TLS accept failed");
         });
-    let app = router(state);
+    let app = router(state.clone());
     let tls_task = tokio::spawn(async move { tls_server.serve(app.into_make_service()).await });
 
     let metrics_listener =
@@ -338,6 +358,8 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
         tls_addr,
         metrics_addr,
         metrics,
+        state,
+        shutdown_delay: config.shutdown_delay,
         handle,
         stop,
         tls_task,
@@ -362,7 +384,8 @@ impl RunningServer {
         &self.metrics
     }
 
-    /// Serves until `shutdown` resolves (then stops gracefully) or a server fails.
+    /// Serves until `shutdown` resolves or a server fails. After `shutdown`, `/readyz` fails
+    /// and requests are still answered for `shutdownDelay`; then the server stops gracefully.
     pub async fn serve_until(
         mut self,
         shutdown: impl Future<Output = ()>,
@@ -373,7 +396,17 @@ impl RunningServer {
             r = &mut self.metrics_task => Some(("metrics", r)),
         };
         match failure {
-            None => self.shutdown().await,
+            None => {
+                self.state.ready.store(false, Ordering::Relaxed);
+                if !self.shutdown_delay.is_zero() {
+                    tracing::info!(
+                        delay = ?self.shutdown_delay,
+                        "not ready; still answering while endpoints drop this replica"
+                    );
+                    tokio::time::sleep(self.shutdown_delay).await;
+                }
+                self.shutdown().await
+            }
             Some((what, result)) => {
                 let cause = match result {
                     Ok(Ok(())) => std::io::Error::other("stopped unexpectedly"),

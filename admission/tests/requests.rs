@@ -258,6 +258,27 @@ async fn the_server_speaks_tls_1_2_and_1_3_only_and_h2() {
         let (_, conn) = tls.get_ref();
         assert_eq!(conn.protocol_version(), Some(version.version));
         assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]));
+        // A review over HTTP/2.
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .unwrap();
+        tokio::spawn(conn);
+        let body = serde_json::to_vec(&driver_with_annotations(Value::Null)).unwrap();
+        let req = hyper::Request::post(format!("https://localhost:{}/mutate", addr.port()))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert!(decode_response(&body).unwrap().patch.is_some());
     }
     server.server.shutdown().await.unwrap();
 }
@@ -303,4 +324,49 @@ async fn start_up_errors_name_the_files() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("tls.key") && e.contains("CERTIFICATE"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_readyz_fails_while_mutate_still_answers_for_the_delay() {
+    let TestServer {
+        server,
+        client_config,
+        dir: _dir,
+        ..
+    } = TestServer::start_with(|c| c.shutdown_delay = std::time::Duration::from_millis(600)).await;
+    let addr = server.tls_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve_until(async {
+        let _ = stopped.await;
+    }));
+    let mut client = Client::connect(addr, client_config.clone()).await.unwrap();
+    assert_eq!(
+        client
+            .request("GET", "/readyz", None, vec![])
+            .await
+            .unwrap()
+            .0,
+        StatusCode::OK
+    );
+    stop.send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert_eq!(
+        client
+            .request("GET", "/readyz", None, vec![])
+            .await
+            .unwrap()
+            .0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // New connections are still served during the delay.
+    let mut fresh = Client::connect(addr, client_config.clone()).await.unwrap();
+    let body = serde_json::to_vec(&driver_with_annotations(Value::Null)).unwrap();
+    let (status, _) = fresh
+        .post("/mutate", "application/json", body)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    drop((client, fresh));
+    serving.await.unwrap().unwrap();
+    assert!(Client::connect(addr, client_config).await.is_err());
 }
