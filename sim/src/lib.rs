@@ -1,7 +1,16 @@
 //! `sparkgang-sim`: an in-memory Kubernetes cluster that runs the real sparkgang servers.
 //!
-//! [`apiserver`] is the foundation: a Kubernetes API server stand-in that speaks the wire
-//! protocol of kube-apiserver (the subset kube-rs and Spark's fabric8 client use) over plain
-//! HTTP on loopback.
+//! [`apiserver`] is a Kubernetes API server stand-in that speaks the wire protocol of
+//! kube-apiserver (the subset kube-rs and Spark's fabric8 client use) over plain HTTP on
+//! loopback. Around it, as `deploy/` wires them on a real cluster: [`admission`] sends pod
+//! creations to the real webhook, [`scheduler`] is kube-scheduler's loop calling the real
+//! extender, [`kubelet`] starts bound pods, [`spark`] behaves like spark-submit and a Spark
+//! driver. [`cluster`] starts them all.
 
+pub mod admission;
 pub mod apiserver;
+pub mod cluster;
+pub mod deploy_config;
+pub mod kubelet;
+pub mod scheduler;
+pub mod spark;

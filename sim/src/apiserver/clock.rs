@@ -17,7 +17,12 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        Timestamp::now()
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
+        let nanos = i32::try_from(since.subsec_nanos()).unwrap_or(0);
+        Timestamp::new(secs, nanos).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 }
 

@@ -10,6 +10,15 @@ pub struct Cause {
     pub field: String,
 }
 
+/// `details` of a `Status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
+    pub name: Option<String>,
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub causes: Vec<Cause>,
+}
+
 /// A failed API call: HTTP code, `reason` (`NotFound`, `Conflict`, `Invalid`, …) and message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code} {reason}: {message}")]
@@ -17,11 +26,8 @@ pub struct ApiError {
     pub code: u16,
     pub reason: String,
     pub message: String,
-    /// `details.name`, `details.group`, `details.kind` when known.
-    pub name: Option<String>,
-    pub group: Option<String>,
-    pub kind: Option<String>,
-    pub causes: Vec<Cause>,
+    /// `details.name`, `details.group`, `details.kind`, `details.causes` when known.
+    pub details: Option<Box<Details>>,
 }
 
 impl ApiError {
@@ -30,19 +36,32 @@ impl ApiError {
             code,
             reason: reason.to_owned(),
             message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
+            details: None,
         }
+    }
+
+    fn details_mut(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
     }
 
     /// Sets `details.{name,group,kind}`.
     pub fn details(mut self, name: &str, group: &str, kind: &str) -> Self {
-        self.name = Some(name.to_owned());
-        self.group = Some(group.to_owned());
-        self.kind = Some(kind.to_owned());
+        let d = self.details_mut();
+        d.name = Some(name.to_owned());
+        d.group = Some(group.to_owned());
+        d.kind = Some(kind.to_owned());
         self
+    }
+
+    /// Sets `details.group`.
+    pub fn with_group(mut self, group: &str) -> Self {
+        self.details_mut().group = Some(group.to_owned());
+        self
+    }
+
+    /// The causes listed in `details`.
+    pub fn causes(&self) -> &[Cause] {
+        self.details.as_ref().map_or(&[], |d| d.causes.as_slice())
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -51,7 +70,11 @@ impl ApiError {
 
     /// `<resource>[.<group>] "name" not found`.
     pub fn not_found(qualified_resource: &str, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{qualified_resource} \"{name}\" not found"))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{qualified_resource} \"{name}\" not found"),
+        )
     }
 
     /// `<resource>[.<group>] "name" already exists`.
@@ -98,9 +121,10 @@ impl ApiError {
             _ => format!("{kind} \"{name}\" is invalid: [{}]", summary.join(", ")),
         };
         let mut e = Self::new(422, "Invalid", message);
-        e.name = Some(name.to_owned());
-        e.kind = Some(kind.to_owned());
-        e.causes = causes;
+        let d = e.details_mut();
+        d.name = Some(name.to_owned());
+        d.kind = Some(kind.to_owned());
+        d.causes = causes;
         e
     }
 
@@ -117,7 +141,9 @@ impl ApiError {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
         )
     }
 
@@ -136,19 +162,19 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
-        if self.name.is_some() || self.kind.is_some() || !self.causes.is_empty() {
+        if let Some(d) = &self.details {
             let mut details = serde_json::Map::new();
-            if let Some(n) = &self.name {
+            if let Some(n) = &d.name {
                 details.insert("name".into(), json!(n));
             }
-            if let Some(g) = self.group.as_ref().filter(|g| !g.is_empty()) {
+            if let Some(g) = d.group.as_ref().filter(|g| !g.is_empty()) {
                 details.insert("group".into(), json!(g));
             }
-            if let Some(k) = &self.kind {
+            if let Some(k) = &d.kind {
                 details.insert("kind".into(), json!(k));
             }
-            if !self.causes.is_empty() {
-                let causes: Vec<Value> = self
+            if !d.causes.is_empty() {
+                let causes: Vec<Value> = d
                     .causes
                     .iter()
                     .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))

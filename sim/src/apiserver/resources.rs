@@ -258,8 +258,8 @@ impl ResourceTable {
             )
             .short(&["netpol"]),
         );
-        let mut events = ResourceDef::builtin("events.k8s.io", "v1", "events", "Event", true)
-            .short(&["ev"]);
+        let mut events =
+            ResourceDef::builtin("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]);
         events.storage = (String::new(), "events".to_owned());
         events.view = View::EventsV1;
         t.add(events);
@@ -363,7 +363,11 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
     let singular = s(names.get("singular")).unwrap_or_else(|| kind.to_lowercase());
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let short_names = strings(names.get("shortNames"));
@@ -371,7 +375,11 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
     let namespaced = match spec.get("scope").and_then(Value::as_str) {
         Some("Namespaced") => true,
         Some("Cluster") => false,
-        other => return Err(format!("spec.scope must be Namespaced or Cluster, not {other:?}")),
+        other => {
+            return Err(format!(
+                "spec.scope must be Namespaced or Cluster, not {other:?}"
+            ));
+        }
     };
     let versions = spec
         .get("versions")

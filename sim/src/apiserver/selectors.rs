@@ -272,7 +272,9 @@ impl FieldSelector {
     }
 
     pub fn matches(&self, object: &Value) -> bool {
-        self.0.iter().all(|r| (field_value(object, &r.field) == r.value) == r.equal)
+        self.0
+            .iter()
+            .all(|r| (field_value(object, &r.field) == r.value) == r.equal)
     }
 
     /// The name when the selector pins `metadata.name=<x>` (lets a list skip the scan).
@@ -375,7 +377,16 @@ mod tests {
 
     #[test]
     fn bad_label_selectors() {
-        for s in ["a in (b", "a=b,", "=b", "a in b", "a=b c", "a>x", "!", "a foo (x)"] {
+        for s in [
+            "a in (b",
+            "a=b,",
+            "=b",
+            "a in b",
+            "a=b c",
+            "a>x",
+            "!",
+            "a foo (x)",
+        ] {
             assert!(LabelSelector::parse(s).is_err(), "{s}");
         }
     }

@@ -1,0 +1,89 @@
+//! The kubelet simulator: pods bound to a node start running (their status says so), and pods
+//! can be made to finish (succeed or fail) on request.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+use serde_json::json;
+use sparkgang_common::pods::node_name;
+use tracing::warn;
+
+/// Starts every bound pod that is still `Pending`; runs until the watch ends.
+pub async fn run(client: Client) {
+    let api: Api<Pod> = Api::all(client.clone());
+    let mut events = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let Ok(pod) = event else { continue };
+        let pending = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_none_or(|p| p == "Pending");
+        if node_name(&pod).is_some()
+            && pending
+            && pod.metadata.deletion_timestamp.is_none()
+            && let Err(e) = set_phase(&client, &pod, Phase::Running).await
+        {
+            warn!(error = %e, pod = pod.metadata.name.as_deref().unwrap_or(""), "cannot start pod");
+        }
+    }
+}
+
+/// A phase a pod can be moved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Running,
+    Succeeded,
+    /// Failed with this exit code (137: killed).
+    Failed(i32),
+}
+
+/// Patches the pod's status as its kubelet would.
+pub async fn set_phase(client: &Client, pod: &Pod, phase: Phase) -> Result<(), kube::Error> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let containers: Vec<String> = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let now = Timestamp::now().to_string();
+    let (phase_text, state, ready) = match phase {
+        Phase::Running => ("Running", json!({"running": {"startedAt": now}}), true),
+        Phase::Succeeded => (
+            "Succeeded",
+            json!({"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": now}}),
+            false,
+        ),
+        Phase::Failed(code) => (
+            "Failed",
+            json!({"terminated": {"exitCode": code, "reason": "Error", "finishedAt": now}}),
+            false,
+        ),
+    };
+    let statuses: Vec<_> = containers
+        .iter()
+        .map(|c| {
+            json!({"name": c, "image": "apache/spark", "imageID": "", "ready": ready,
+                   "restartCount": 0, "started": ready, "state": state})
+        })
+        .collect();
+    let patch = json!({"status": {
+        "phase": phase_text,
+        "podIP": "10.0.0.1",
+        "startTime": now,
+        "containerStatuses": statuses,
+        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }, "lastTransitionTime": now}],
+    }});
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}

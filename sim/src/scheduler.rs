@@ -1,0 +1,443 @@
+//! The scheduler simulator: kube-scheduler's scheduling loop for one profile, as a client of
+//! the API server — a priority/creation-time queue with backoff, the in-tree filters that
+//! matter here (resources fit, node selector and required affinity, taints, cordons), then the
+//! extender of the `KubeSchedulerConfiguration`, binding, and `FailedScheduling` events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use sparkgang_common::affinity::{
+    is_cordoned, is_ready, required_node_match, tolerates_node_taints,
+};
+use sparkgang_common::api::extender::{ExtenderArgs, ExtenderFilterResult};
+use sparkgang_common::pods::{is_finished, node_name, scheduler_name};
+use sparkgang_common::resources::{GpuResourceNames, Resources, node_allocatable, pod_requests};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::deploy_config::SchedulerExtender;
+
+/// What the simulated kube-scheduler runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerSettings {
+    /// The profile's `schedulerName`: only pods naming it are scheduled.
+    pub scheduler_name: String,
+    /// The extender to call after the in-tree filters, if any.
+    pub extender: Option<SchedulerExtender>,
+    pub gpus: GpuResourceNames,
+    /// kube-scheduler's `podInitialBackoffSeconds` / `podMaxBackoffSeconds` (defaults 1 / 10).
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// One scheduling attempt's result for a pod, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Bound(String),
+    Unschedulable(String),
+}
+
+/// Observes attempts (the scenario runner records pending reasons).
+pub type AttemptObserver = Arc<dyn Fn(&Pod, &Attempt) + Send + Sync>;
+
+#[derive(Default)]
+struct Backoff {
+    attempts: u32,
+    until: Option<Instant>,
+}
+
+/// Runs the scheduling loop until the task is dropped.
+pub async fn run(client: Client, settings: SchedulerSettings, observer: Option<AttemptObserver>) {
+    let wake = Arc::new(Notify::new());
+    let (pods, pods_writer) = reflector::store::<Pod>();
+    let (nodes, nodes_writer) = reflector::store::<Node>();
+    let pod_wake = wake.clone();
+    let pod_events = reflector::reflector(
+        pods_writer,
+        watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(move |_| {
+        pod_wake.notify_one();
+        futures::future::ready(())
+    });
+    let node_wake = wake.clone();
+    let node_events = reflector::reflector(
+        nodes_writer,
+        watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .for_each(move |_| {
+        node_wake.notify_one();
+        futures::future::ready(())
+    });
+    tokio::spawn(pod_events);
+    tokio::spawn(node_events);
+    if pods.wait_until_ready().await.is_err() || nodes.wait_until_ready().await.is_err() {
+        warn!("scheduler: watches ended before syncing");
+        return;
+    }
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: settings.scheduler_name.clone(),
+            instance: None,
+        },
+    );
+    let mut backoff: HashMap<String, Backoff> = HashMap::new();
+    // Bindings made but not yet seen by the watch: pod uid → (node, requests).
+    let mut assumed: HashMap<String, (String, Resources)> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        schedule_round(
+            &client,
+            &settings,
+            &pods,
+            &nodes,
+            &recorder,
+            &mut backoff,
+            &mut assumed,
+            observer.as_ref(),
+        )
+        .await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn schedule_round(
+    client: &Client,
+    settings: &SchedulerSettings,
+    pods: &Store<Pod>,
+    nodes: &Store<Node>,
+    recorder: &Recorder,
+    backoff: &mut HashMap<String, Backoff>,
+    assumed: &mut HashMap<String, (String, Resources)>,
+    observer: Option<&AttemptObserver>,
+) {
+    let all_pods = pods.state();
+    let all_nodes = nodes.state();
+    let mut used: HashMap<String, Resources> = HashMap::new();
+    let mut seen_bound = Vec::new();
+    for p in &all_pods {
+        if let Some(n) = node_name(p) {
+            if let Some(uid) = &p.metadata.uid {
+                seen_bound.push(uid.clone());
+            }
+            if !is_finished(p) {
+                let r = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| pod_requests(s, &settings.gpus).ok())
+                    .unwrap_or_default();
+                *used.entry(n.to_owned()).or_default() += r;
+            }
+        }
+    }
+    for uid in seen_bound {
+        assumed.remove(&uid);
+    }
+    for (node, r) in assumed.values() {
+        *used.entry(node.clone()).or_default() += *r;
+    }
+    let now = Instant::now();
+    let mut queue: Vec<&Arc<Pod>> = all_pods
+        .iter()
+        .filter(|p| {
+            scheduler_name(p) == settings.scheduler_name
+                && node_name(p).is_none()
+                && p.metadata.deletion_timestamp.is_none()
+                && !is_finished(p)
+                && p.spec
+                    .as_ref()
+                    .and_then(|s| s.scheduling_gates.as_ref())
+                    .is_none_or(|g| g.is_empty())
+                && p.metadata
+                    .uid
+                    .as_ref()
+                    .is_some_and(|u| !assumed.contains_key(u))
+        })
+        .filter(|p| {
+            let key = pod_key(p);
+            backoff
+                .get(&key)
+                .and_then(|b| b.until)
+                .is_none_or(|until| until <= now)
+        })
+        .collect();
+    queue.sort_by_key(|p| {
+        (
+            std::cmp::Reverse(p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)),
+            p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            pod_key(p),
+        )
+    });
+    for pod in queue {
+        let attempt = schedule_one(client, settings, pod, &all_nodes, &used).await;
+        let key = pod_key(pod);
+        match &attempt {
+            Attempt::Bound(node) => {
+                backoff.remove(&key);
+                let r = pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| pod_requests(s, &settings.gpus).ok())
+                    .unwrap_or_default();
+                *used.entry(node.clone()).or_default() += r;
+                if let Some(uid) = &pod.metadata.uid {
+                    assumed.insert(uid.clone(), (node.clone(), r));
+                }
+            }
+            Attempt::Unschedulable(message) => {
+                let b = backoff.entry(key).or_default();
+                b.attempts += 1;
+                let delay = settings
+                    .initial_backoff
+                    .saturating_mul(1 << (b.attempts - 1).min(16))
+                    .min(settings.max_backoff);
+                b.until = Some(Instant::now() + delay);
+                publish_failure(recorder, pod, message).await;
+            }
+        }
+        if let Some(o) = observer {
+            o(pod, &attempt);
+        }
+    }
+}
+
+fn pod_key(p: &Pod) -> String {
+    format!(
+        "{}/{}",
+        p.metadata.namespace.as_deref().unwrap_or(""),
+        p.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+/// Filters, asks the extender, binds.
+async fn schedule_one(
+    client: &Client,
+    settings: &SchedulerSettings,
+    pod: &Pod,
+    nodes: &[Arc<Node>],
+    used: &HashMap<String, Resources>,
+) -> Attempt {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Attempt::Unschedulable("pod has no spec".to_owned());
+    };
+    let requests = pod_requests(spec, &settings.gpus).unwrap_or_default();
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    let mut feasible: Vec<&Node> = Vec::new();
+    for n in nodes {
+        let name = n.metadata.name.as_deref().unwrap_or("");
+        let reason = if !is_ready(n) {
+            Some("node(s) were not ready".to_owned())
+        } else if is_cordoned(n) {
+            Some("node(s) were unschedulable".to_owned())
+        } else if !required_node_match(spec, n) {
+            Some("node(s) didn't match Pod's node affinity/selector".to_owned())
+        } else if !tolerates_node_taints(spec, n) {
+            Some("node(s) had untolerated taint".to_owned())
+        } else {
+            let allocatable = node_allocatable(n, &settings.gpus).unwrap_or_default();
+            let free = allocatable - used.get(name).copied().unwrap_or_default();
+            insufficient(&requests, &free)
+        };
+        match reason {
+            Some(r) => *reasons.entry(r).or_default() += 1,
+            None => feasible.push(n),
+        }
+    }
+    let mut candidates: Vec<String> = feasible
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    if let (Some(ext), false) = (&settings.extender, candidates.is_empty()) {
+        match call_extender(ext, pod, &feasible, &candidates).await {
+            Ok(result) => {
+                let failed: Vec<&String> = result
+                    .failed_nodes
+                    .iter()
+                    .flatten()
+                    .chain(result.failed_and_unresolvable_nodes.iter().flatten())
+                    .map(|(_, m)| m)
+                    .collect();
+                for m in failed {
+                    *reasons.entry(m.clone()).or_default() += 1;
+                }
+                let chosen = result.node_names.unwrap_or_default();
+                if let Some(bad) = chosen.iter().find(|n| !candidates.contains(n)) {
+                    return Attempt::Unschedulable(format!(
+                        "extender claims a filtered node {bad} which is not found in the input node list"
+                    ));
+                }
+                candidates = chosen;
+            }
+            Err(e) => return Attempt::Unschedulable(e),
+        }
+    }
+    let Some(node) = candidates.into_iter().min() else {
+        let total = nodes.len();
+        let parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        return Attempt::Unschedulable(format!(
+            "0/{total} nodes are available: {}.",
+            parts.join(", ")
+        ));
+    };
+    let binding = Binding {
+        metadata: ObjectMeta {
+            name: pod.metadata.name.clone(),
+            namespace: pod.metadata.namespace.clone(),
+            ..ObjectMeta::default()
+        },
+        target: ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("Node".to_owned()),
+            name: Some(node.clone()),
+            ..ObjectReference::default()
+        },
+    };
+    let api: Api<Pod> = Api::namespaced(
+        client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or("default"),
+    );
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    match api
+        .create_subresource::<Binding, serde_json::Value>(
+            "binding",
+            &name,
+            &PostParams::default(),
+            &binding,
+        )
+        .await
+    {
+        Ok(_) => {
+            debug!(pod = name.as_str(), node = node.as_str(), "bound");
+            Attempt::Bound(node)
+        }
+        Err(e) => Attempt::Unschedulable(format!("binding rejected: {e}")),
+    }
+}
+
+fn insufficient(requests: &Resources, free: &Resources) -> Option<String> {
+    if requests.cpu_milli > free.cpu_milli {
+        Some("Insufficient cpu".to_owned())
+    } else if requests.memory_bytes > free.memory_bytes {
+        Some("Insufficient memory".to_owned())
+    } else if requests.gpus > free.gpus {
+        Some("Insufficient nvidia.com/gpu".to_owned())
+    } else {
+        None
+    }
+}
+
+/// POSTs `ExtenderArgs` to `<urlPrefix>/<filterVerb>` as kube-scheduler does.
+async fn call_extender(
+    ext: &SchedulerExtender,
+    pod: &Pod,
+    feasible: &[&Node],
+    names: &[String],
+) -> Result<ExtenderFilterResult, String> {
+    let args = ExtenderArgs {
+        pod: Some(pod.clone()),
+        nodes: (!ext.node_cache_capable).then(|| k8s_openapi::List {
+            items: feasible.iter().map(|n| (*n).clone()).collect(),
+            ..Default::default()
+        }),
+        node_names: ext.node_cache_capable.then(|| names.to_vec()),
+    };
+    let body = serde_json::to_vec(&args).map_err(|e| e.to_string())?;
+    let url = format!(
+        "{}/{}",
+        ext.url_prefix.trim_end_matches('/'),
+        ext.filter_verb
+    );
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("extender URL {url}: {e}"))?;
+    let authority = uri
+        .authority()
+        .map(|a| a.to_string())
+        .ok_or_else(|| format!("extender URL {url} has no host"))?;
+    let call = async {
+        let stream = TcpStream::connect(&authority)
+            .await
+            .map_err(|e| format!("failed filter with extender at URL {url}: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = Request::post(uri.path())
+            .header("host", authority.as_str())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!(
+                "failed filter with extender at URL {url}, code {}",
+                status.as_u16()
+            ));
+        }
+        let result: ExtenderFilterResult =
+            serde_json::from_slice(&bytes).map_err(|e| format!("extender response: {e}"))?;
+        if !result.error.is_empty() {
+            return Err(result.error);
+        }
+        Ok(result)
+    };
+    match tokio::time::timeout(ext.http_timeout, call).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "failed filter with extender at URL {url}: timeout after {:?}",
+            ext.http_timeout
+        )),
+    }
+}
+
+async fn publish_failure(recorder: &Recorder, pod: &Pod, message: &str) {
+    let reference = ObjectReference {
+        api_version: Some("v1".to_owned()),
+        kind: Some("Pod".to_owned()),
+        name: pod.metadata.name.clone(),
+        namespace: pod.metadata.namespace.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..ObjectReference::default()
+    };
+    let mut note = message.to_owned();
+    note.truncate(1024);
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "FailedScheduling".to_owned(),
+        note: Some(note),
+        action: "Scheduling".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &reference).await {
+        warn!(error = %e, "cannot publish FailedScheduling event");
+    }
+}

@@ -1,0 +1,379 @@
+//! The Spark simulator: what `spark-submit` and a running Spark driver do to the API.
+//!
+//! [`submit`] creates the driver pod and then its `spark.properties` ConfigMap, in the order
+//! the real spark-submit does (the webhook sees the driver before the ConfigMap exists).
+//! [`run_driver`] behaves like Spark's executor allocator once the driver runs: executor pods
+//! named, labelled, owned and sized as Spark 4.x makes them, created in batches of
+//! `spark.kubernetes.allocation.batch.size` every `batch.delay`, replaced with new ids when they
+//! die, and deleted when the application ends after its runtime.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::json;
+use sparkgang_common::GpuResourceNames;
+use sparkgang_common::quantities::{format_cpu_millis, format_memory_bytes};
+use sparkgang_common::sparkconf::{ConfDemand, SparkConf, write_properties};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::kubelet::{Phase, set_phase};
+
+/// One application to submit.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub namespace: String,
+    /// `spark.app.name`; also the prefix of pod names.
+    pub name: String,
+    /// Spark conf on top of the defaults spark-submit writes.
+    pub conf: BTreeMap<String, String>,
+    /// Driver annotations (`spark.kubernetes.driver.annotation.*`).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What the driver does once running.
+#[derive(Debug, Clone, Default)]
+pub struct DriverScript {
+    /// How long the application runs once its minimum executors run.
+    pub runtime: Duration,
+    /// At each offset from the start of the run, kill this many running executors.
+    pub kill_executors: Vec<(Duration, u32)>,
+    /// Dynamic allocation: at each offset, the executor target becomes this.
+    pub scale_to: Vec<(Duration, u32)>,
+}
+
+fn hex(seed: u64, len: usize) -> String {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03;
+    let mut out = String::new();
+    while out.len() < len {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        out.push_str(&format!("{x:016x}"));
+    }
+    out.truncate(len);
+    out
+}
+
+/// The driver pod name, app id and ConfigMap name spark-submit would use for `name` and a
+/// unique `seed`.
+pub fn identities(name: &str, seed: u64) -> (String, String, String) {
+    let prefix = format!("{name}-{}", hex(seed, 16));
+    (
+        format!("{prefix}-driver"),
+        format!("spark-{}", hex(seed ^ 0xabcd, 32)),
+        format!("spark-drv-{}-conf-map", hex(seed ^ 0x1234, 16)),
+    )
+}
+
+/// Creates the driver pod, then its ConfigMap, as spark-submit does. Returns the created
+/// driver (as admitted: the webhook may have changed it) or the API's error (a denial).
+pub async fn submit(client: &Client, s: &Submission, seed: u64) -> Result<Pod, kube::Error> {
+    let (driver_name, app_id, conf_map) = identities(&s.name, seed);
+    let mut conf = BTreeMap::from([
+        ("spark.app.name".to_owned(), s.name.clone()),
+        ("spark.app.id".to_owned(), app_id.clone()),
+        ("spark.submit.deployMode".to_owned(), "cluster".to_owned()),
+        ("spark.kubernetes.namespace".to_owned(), s.namespace.clone()),
+        (
+            "spark.kubernetes.driver.pod.name".to_owned(),
+            driver_name.clone(),
+        ),
+        (
+            "spark.kubernetes.resource.type".to_owned(),
+            "java".to_owned(),
+        ),
+        (
+            "spark.kubernetes.memoryOverheadFactor".to_owned(),
+            "0.1".to_owned(),
+        ),
+    ]);
+    conf.extend(s.conf.clone());
+    let spark = SparkConf::from(conf.clone());
+    let demand = spark
+        .demand(&GpuResourceNames::default())
+        .map_err(|e| kube::Error::Service(e.to_string().into()))?;
+    let mut labels = BTreeMap::from([
+        ("spark-app-selector".to_owned(), app_id.clone()),
+        ("spark-app-name".to_owned(), s.name.clone()),
+        ("spark-role".to_owned(), "driver".to_owned()),
+        ("spark-version".to_owned(), "4.3.0".to_owned()),
+    ]);
+    labels.extend(spark.prefixed_map("spark.kubernetes.driver.label."));
+    let mut annotations = spark.prefixed_map("spark.kubernetes.driver.annotation.");
+    annotations.extend(s.annotations.clone());
+    let d = &demand.demand.driver;
+    let mut limits = serde_json::Map::new();
+    limits.insert("memory".into(), json!(format_memory_bytes(d.memory_bytes)));
+    if d.gpus > 0 {
+        limits.insert("nvidia.com/gpu".into(), json!(d.gpus.to_string()));
+    }
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": driver_name, "namespace": s.namespace, "labels": labels,
+                      "annotations": annotations},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeSelector": demand.driver_node_selector,
+            "containers": [{
+                "name": "spark-kubernetes-driver", "image": "apache/spark:4.0.0",
+                "args": ["driver", "--properties-file", "/opt/spark/conf/spark.properties",
+                         "--class", "org.apache.spark.examples.SparkPi", "spark-internal"],
+                "resources": {"requests": {"cpu": format_cpu_millis(d.cpu_milli),
+                                           "memory": format_memory_bytes(d.memory_bytes)},
+                              "limits": limits},
+                "volumeMounts": [{"name": "spark-conf-volume-driver", "mountPath": "/opt/spark/conf"}]
+            }],
+            "volumes": [{"name": "spark-conf-volume-driver", "configMap": {"name": conf_map,
+                "items": [{"key": "spark.properties", "path": "spark.properties", "mode": 420}]}}]
+        }
+    }))
+    .map_err(|e| kube::Error::Service(e.to_string().into()))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &s.namespace);
+    let created = pods.create(&PostParams::default(), &pod).await?;
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(conf_map),
+            namespace: Some(s.namespace.clone()),
+            owner_references: Some(vec![owner(&created)]),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            "spark.properties".to_owned(),
+            write_properties(conf.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        )])),
+        immutable: Some(true),
+        ..ConfigMap::default()
+    };
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &s.namespace);
+    maps.create(&PostParams::default(), &cm).await?;
+    Ok(created)
+}
+
+fn owner(pod: &Pod) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".to_owned(),
+        kind: "Pod".to_owned(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        ..OwnerReference::default()
+    }
+}
+
+/// The executor pod Spark creates for executor `id`.
+pub fn executor_pod(driver: &Pod, demand: &ConfDemand, id: u64, prefix: &str) -> Pod {
+    let app_id = driver
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("spark-app-selector"))
+        .cloned()
+        .unwrap_or_default();
+    let app_name = demand.app_name.clone().unwrap_or_default();
+    let e = &demand.demand.executor;
+    let mut limits = serde_json::Map::new();
+    limits.insert("memory".into(), json!(format_memory_bytes(e.memory_bytes)));
+    if e.gpus > 0 {
+        limits.insert("nvidia.com/gpu".into(), json!(e.gpus.to_string()));
+    }
+    let name = format!("{prefix}-exec-{id}");
+    let mut pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": driver.metadata.namespace,
+            "labels": {"spark-app-selector": app_id, "spark-role": "executor",
+                       "spark-exec-id": id.to_string(), "spark-app-name": app_name,
+                       "spark-version": "4.3.0", "spark-exec-resourceprofile-id": "0"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "hostname": name,
+            "nodeSelector": demand.executor_node_selector,
+            "containers": [{"name": "spark-kubernetes-executor", "image": "apache/spark:4.0.0",
+                "args": ["executor"],
+                "resources": {"requests": {"cpu": format_cpu_millis(e.cpu_milli),
+                                           "memory": format_memory_bytes(e.memory_bytes)},
+                              "limits": limits}}]
+        }
+    }))
+    .unwrap_or_default();
+    pod.metadata.owner_references = Some(vec![owner(driver)]);
+    pod
+}
+
+/// Runs a driver (already `Running`) to completion: allocates executors like Spark, follows
+/// the script, then deletes its executors and succeeds.
+pub async fn run_driver(
+    client: Client,
+    driver: Pod,
+    script: DriverScript,
+) -> Result<(), kube::Error> {
+    let namespace = driver.metadata.namespace.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let conf_map = driver
+        .spec
+        .as_ref()
+        .and_then(sparkgang_common::pods::driver_conf_map_name)
+        .unwrap_or_default()
+        .to_owned();
+    let text = maps
+        .get(&conf_map)
+        .await?
+        .data
+        .and_then(|d| d.get("spark.properties").cloned())
+        .unwrap_or_default();
+    let demand = SparkConf::parse(&text)
+        .map_err(|e| kube::Error::Service(e.to_string().into()))?
+        .demand(&GpuResourceNames::default())
+        .map_err(|e| kube::Error::Service(e.to_string().into()))?;
+    let app_id = driver
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("spark-app-selector"))
+        .cloned()
+        .unwrap_or_default();
+    let prefix = format!(
+        "{}-{}",
+        demand
+            .app_name
+            .clone()
+            .unwrap_or_else(|| "spark".to_owned()),
+        hex(app_id.len() as u64 ^ 0x5eed, 16)
+    );
+    let selector = format!("spark-app-selector={app_id},spark-role=executor");
+    let batch = demand.allocation_batch_size.max(1) as usize;
+    let delay = Duration::from_millis(demand.allocation_batch_delay_ms.max(1) as u64);
+    let mut target = demand.demand.min_executors as usize;
+    let mut next_id: u64 = 1;
+    let started = Instant::now();
+    let mut gang_since: Option<Instant> = None;
+    let mut kills = script.kill_executors.clone();
+    let mut scales = script.scale_to.clone();
+    loop {
+        let executors = pods
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items;
+        let mut alive = 0usize;
+        let mut running = Vec::new();
+        for e in &executors {
+            let phase = e
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            match phase.as_str() {
+                "Failed" | "Succeeded" => {
+                    // Spark removes lost executors and replaces them with new ids.
+                    let name = e.metadata.name.clone().unwrap_or_default();
+                    let _ = pods.delete(&name, &DeleteParams::default()).await;
+                }
+                "Running" => {
+                    alive += 1;
+                    running.push(e.clone());
+                }
+                _ => alive += 1,
+            }
+        }
+        let elapsed = started.elapsed();
+        kills.retain(|(at, count)| {
+            if *at > elapsed {
+                return true;
+            }
+            for e in running.iter().take(*count as usize) {
+                let client = client.clone();
+                let e = e.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = set_phase(&client, &e, Phase::Failed(137)).await {
+                        warn!(error = %err, "cannot kill executor");
+                    }
+                });
+            }
+            false
+        });
+        scales.retain(|(at, to)| {
+            if *at > elapsed {
+                return true;
+            }
+            target = (*to as usize).min(demand.demand.max_executors as usize);
+            false
+        });
+        if running.len() >= demand.demand.min_executors as usize && gang_since.is_none() {
+            gang_since = Some(Instant::now());
+        }
+        if gang_since.is_some_and(|t| t.elapsed() >= script.runtime) {
+            break;
+        }
+        let missing = target.saturating_sub(alive);
+        for _ in 0..missing.min(batch) {
+            let pod = executor_pod(&driver, &demand, next_id, &prefix);
+            next_id += 1;
+            match pods.create(&PostParams::default(), &pod).await {
+                Ok(_) => debug!(
+                    executor = next_id - 1,
+                    app = app_id.as_str(),
+                    "executor created"
+                ),
+                Err(e) => warn!(error = %e, app = app_id.as_str(), "cannot create executor"),
+            }
+        }
+        tokio::time::sleep(delay).await;
+    }
+    // The application ends: Spark deletes its executors, the driver succeeds.
+    let _ = pods
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels(&selector),
+        )
+        .await;
+    set_phase(&client, &driver, Phase::Succeeded).await
+}
+
+/// Scripts by driver pod name (`namespace/name`), for [`run_drivers`].
+pub type Scripts =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, DriverScript>>>;
+
+/// Starts [`run_driver`] for every driver that starts running (with its script, or a 1 s
+/// runtime when none was registered); runs until the watch ends.
+pub async fn run_drivers(client: Client, scripts: Scripts) {
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    use kube::runtime::watcher;
+    let api: Api<Pod> = Api::all(client.clone());
+    let mut started = std::collections::HashSet::new();
+    let mut events = watcher::watcher(api, watcher::Config::default().labels("spark-role=driver"))
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    while let Some(event) = events.next().await {
+        let Ok(pod) = event else { continue };
+        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        let key = format!(
+            "{}/{}",
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.name.as_deref().unwrap_or("")
+        );
+        if !running || !started.insert(key.clone()) {
+            continue;
+        }
+        let script = scripts
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&key).cloned())
+            .unwrap_or(DriverScript {
+                runtime: Duration::from_secs(1),
+                ..DriverScript::default()
+            });
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = run_driver(client, pod, script).await {
+                warn!(driver = key.as_str(), error = %e, "driver simulation failed");
+            }
+        });
+    }
+}

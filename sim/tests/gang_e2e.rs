@@ -1,0 +1,261 @@
+//! End to end through the simulated cluster: a plain spark-submit is admitted by the real
+//! webhook (configured by deploy/), gated, its demand read by the real extender's gate
+//! controller, placed as a gang by the simulated kube-scheduler calling the real extender
+//! (deploy/'s KubeSchedulerConfiguration), its executors take their reserved slots, and the
+//! completed driver releases everything.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde_json::json;
+use sparkgang_common::api::reservation::ResourceReservation;
+use sparkgang_sim::cluster::{SimCluster, SimOptions};
+use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn setup(nodes: usize) -> (SimCluster, Scripts) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cluster = SimCluster::start(SimOptions::default())
+        .await
+        .expect("cluster starts");
+    let scripts = Scripts::default();
+    tokio::spawn(spark::run_drivers(cluster.client.clone(), scripts.clone()));
+    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "spark",
+                "labels": {"sparkgang.io/enabled": "true"}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let api: Api<Node> = Api::all(cluster.client.clone());
+    for i in 0..nodes {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": format!("node-{i}"), "labels": {
+                "instance-group": "batch", "topology.kubernetes.io/zone": "z1"}},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &node).await.unwrap();
+    }
+    (cluster, scripts)
+}
+
+fn conf(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_gang_from_plain_spark_submit() {
+    let (cluster, scripts) = setup(3).await;
+    let client = cluster.client.clone();
+    let submission = Submission {
+        namespace: "spark".into(),
+        name: "pi".into(),
+        conf: conf(&[
+            ("spark.executor.instances", "4"),
+            ("spark.executor.cores", "2"),
+            ("spark.executor.memory", "4g"),
+        ]),
+        annotations: BTreeMap::new(),
+    };
+    let (driver_name, app_id, _) = spark::identities("pi", 7);
+    scripts.lock().unwrap().insert(
+        format!("spark/{driver_name}"),
+        DriverScript {
+            runtime: Duration::from_secs(2),
+            ..DriverScript::default()
+        },
+    );
+    let admitted = spark::submit(&client, &submission, 7)
+        .await
+        .expect("submitted");
+    // The webhook set the scheduler, the app-id label and the gate.
+    let spec = admitted.spec.as_ref().unwrap();
+    assert_eq!(spec.scheduler_name.as_deref(), Some("spark-scheduler"));
+    assert!(
+        spec.scheduling_gates
+            .iter()
+            .flatten()
+            .any(|g| g.name == "sparkgang.io/spark-conf"),
+        "{spec:?}"
+    );
+    assert_eq!(
+        admitted.metadata.labels.as_ref().unwrap()["spark-app-id"],
+        app_id
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "spark");
+    let reservations: Api<ResourceReservation> = Api::namespaced(client.clone(), "spark");
+    // The gate controller read spark.properties and removed the gate; the driver was placed.
+    let driver = eventually("the driver to be bound", Duration::from_secs(20), || {
+        let pods = pods.clone();
+        let name = driver_name.clone();
+        async move {
+            let p = pods.get(&name).await.ok()?;
+            p.spec.as_ref()?.node_name.as_ref()?;
+            Some(p)
+        }
+    })
+    .await;
+    let demand = driver.metadata.annotations.as_ref().unwrap()["sparkgang.io/demand"].clone();
+    assert!(demand.contains("\"minExecutors\":4"), "{demand}");
+    let rr = eventually("the reservation", Duration::from_secs(10), || {
+        let reservations = reservations.clone();
+        let app_id = app_id.clone();
+        async move { reservations.get(&app_id).await.ok() }
+    })
+    .await;
+    assert_eq!(rr.spec.reservations.len(), 5);
+    assert_eq!(
+        rr.spec.reservations["driver"].node,
+        driver.spec.as_ref().unwrap().node_name.clone().unwrap()
+    );
+    // Every executor Spark creates lands on a reserved slot.
+    let bound = eventually(
+        "4 executors bound to slots",
+        Duration::from_secs(20),
+        || {
+            let reservations = reservations.clone();
+            let app_id = app_id.clone();
+            async move {
+                let rr = reservations.get(&app_id).await.ok()?;
+                let pods = rr.status?.pods;
+                (pods.len() == 5).then_some(pods)
+            }
+        },
+    )
+    .await;
+    let executors = pods
+        .list(
+            &ListParams::default()
+                .labels(&format!("spark-app-selector={app_id},spark-role=executor")),
+        )
+        .await
+        .unwrap()
+        .items;
+    for e in &executors {
+        let name = e.metadata.name.clone().unwrap();
+        let (slot, _) = bound
+            .iter()
+            .find(|(_, p)| **p == name)
+            .expect("executor holds a slot");
+        assert_eq!(
+            e.spec.as_ref().unwrap().node_name.as_deref(),
+            Some(rr.spec.reservations[slot].node.as_str()),
+            "{name} runs where {slot} was reserved"
+        );
+    }
+    // The application completes; its reservation is released.
+    eventually(
+        "the reservation to be released",
+        Duration::from_secs(30),
+        || {
+            let reservations = reservations.clone();
+            let app_id = app_id.clone();
+            async move {
+                reservations
+                    .get_opt(&app_id)
+                    .await
+                    .ok()?
+                    .is_none()
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let finished = pods.get(&driver_name).await.unwrap();
+    assert_eq!(finished.status.unwrap().phase.as_deref(), Some("Succeeded"));
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_annotation_is_rejected_at_submit() {
+    let (cluster, _) = setup(1).await;
+    let submission = Submission {
+        namespace: "spark".into(),
+        name: "bad".into(),
+        conf: BTreeMap::new(),
+        annotations: BTreeMap::from([("spark-executor-mem".to_owned(), "lots".to_owned())]),
+    };
+    let err = spark::submit(&cluster.client, &submission, 9)
+        .await
+        .expect_err("the webhook denies it");
+    let text = err.to_string();
+    assert!(
+        text.contains("spark-executor-mem") && text.contains("lots"),
+        "{text}"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gang_that_cannot_fit_waits_with_a_reason() {
+    let (cluster, _) = setup(1).await;
+    let submission = Submission {
+        namespace: "spark".into(),
+        name: "huge".into(),
+        conf: conf(&[
+            ("spark.executor.instances", "20"),
+            ("spark.executor.cores", "2"),
+        ]),
+        annotations: BTreeMap::new(),
+    };
+    let (driver_name, _, _) = spark::identities("huge", 11);
+    spark::submit(&cluster.client, &submission, 11)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "spark");
+    let condition = eventually(
+        "the exceeds-capacity condition",
+        Duration::from_secs(20),
+        || {
+            let pods = pods.clone();
+            let name = driver_name.clone();
+            async move {
+                let p = pods.get(&name).await.ok()?;
+                p.status?
+                    .conditions?
+                    .into_iter()
+                    .find(|c| c.type_ == "PodExceedsClusterCapacity" && c.status == "True")
+            }
+        },
+    )
+    .await;
+    assert!(
+        condition
+            .message
+            .unwrap_or_default()
+            .contains("can never fit")
+    );
+    let driver = pods.get(&driver_name).await.unwrap();
+    assert!(driver.spec.unwrap().node_name.is_none());
+    cluster.stop().await;
+}
