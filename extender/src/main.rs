@@ -66,6 +66,8 @@ fn write_crds(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn serve(config_path: &Path) -> anyhow::Result<()> {
+    // kube's rustls client needs a process-wide crypto provider: ring, the one in the tree.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(

@@ -195,7 +195,7 @@ impl SimCluster {
                     .map_err(SimError::Extender)?;
             let running = sparkgang_extender::start(
                 config,
-                self.client.clone(),
+                client_with_agent(&self.api, EXTENDER_USER_AGENT)?,
                 Arc::new(SystemClock),
                 "sparkgang-sim".to_owned(),
             )
@@ -245,7 +245,7 @@ impl SimCluster {
         let running = loop {
             match sparkgang_extender::start(
                 config.clone(),
-                self.client.clone(),
+                client_with_agent(&self.api, EXTENDER_USER_AGENT)?,
                 Arc::new(SystemClock),
                 "sparkgang-sim-restarted".to_owned(),
             )
@@ -305,11 +305,23 @@ fn load_admission_config(deploy: &std::path::Path) -> Result<AdmissionConfig, Si
 
 /// A kube-rs client for the API server (no authentication, as the simulator has none).
 pub fn client_for(api: &ApiServer) -> Result<Client, SimError> {
+    client_with_agent(api, "sparkgang-sim")
+}
+
+/// The User-Agent of the extender's client, so its requests can be told apart.
+pub const EXTENDER_USER_AGENT: &str = "sparkgang-extender";
+
+/// A client that sends `agent` as its User-Agent (kube-rs sends none by default).
+pub fn client_with_agent(api: &ApiServer, agent: &str) -> Result<Client, SimError> {
     let url = api
         .url()
         .parse()
         .map_err(|e: http::uri::InvalidUri| SimError::Client(e.to_string()))?;
-    let config = kube::Config::new(url);
+    let mut config = kube::Config::new(url);
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(agent).map_err(|e| SimError::Client(e.to_string()))?,
+    ));
     Client::try_from(config).map_err(|e| SimError::Client(e.to_string()))
 }
 
