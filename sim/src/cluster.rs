@@ -32,6 +32,9 @@ pub struct SimOptions {
     pub extender_overrides: Option<Yaml>,
     /// Sees every scheduling attempt.
     pub observer: Option<AttemptObserver>,
+    /// Schedule pods of this scheduler name instead of deploy/'s profile (the baseline:
+    /// `default-scheduler`, without webhook and extender).
+    pub scheduler_name: Option<String>,
 }
 
 impl Default for SimOptions {
@@ -42,6 +45,7 @@ impl Default for SimOptions {
             extender: true,
             extender_overrides: None,
             observer: None,
+            scheduler_name: None,
         }
     }
 }
@@ -207,7 +211,11 @@ impl SimCluster {
         }
         if self.scheduler.is_none() {
             let settings = SchedulerSettings {
-                scheduler_name: self.deployment.scheduler_name().to_owned(),
+                scheduler_name: self
+                    .options
+                    .scheduler_name
+                    .clone()
+                    .unwrap_or_else(|| self.deployment.scheduler_name().to_owned()),
                 extender: match extender {
                     Some(address) => self
                         .deployment

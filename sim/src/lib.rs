@@ -12,5 +12,6 @@ pub mod apiserver;
 pub mod cluster;
 pub mod deploy_config;
 pub mod kubelet;
+pub mod scenario;
 pub mod scheduler;
 pub mod spark;

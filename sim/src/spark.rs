@@ -220,9 +220,24 @@ pub async fn run_driver(
         .and_then(sparkgang_common::pods::driver_conf_map_name)
         .unwrap_or_default()
         .to_owned();
-    let text = maps
-        .get(&conf_map)
-        .await?
+    // The kubelet starts the driver container only once its ConfigMap volume exists; without
+    // the gate (the default scheduler alone) the pod can be bound before spark-submit creates it.
+    let mut waited = 0;
+    let config_map = loop {
+        match maps.get_opt(&conf_map).await? {
+            Some(cm) => break cm,
+            None if waited < 600 => {
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            None => {
+                return Err(kube::Error::Service(
+                    format!("ConfigMap {conf_map} never appeared").into(),
+                ));
+            }
+        }
+    };
+    let text = config_map
         .data
         .and_then(|d| d.get("spark.properties").cloned())
         .unwrap_or_default();

@@ -428,6 +428,7 @@ impl ClusterState {
             .and_then(|p| p.app.as_ref())
             .map(|a| a.app_id.clone())
             .unwrap_or_default();
+        let gated = pod.and_then(|p| p.driver.as_ref()).is_some_and(|d| d.gated);
         let demand = pod
             .and_then(|p| p.driver.as_ref())
             .and_then(|d| d.demand.clone().ok());
@@ -440,6 +441,14 @@ impl ClusterState {
             computed_at: epoch,
             reserved,
         };
+        // An older driver still gated has its demand read right now (milliseconds, at most
+        // the gate timeout): younger drivers wait for it, or FIFO would depend on which
+        // ConfigMap the gate controller reads first.
+        if gated && !reserved {
+            planned.takes = None;
+            planned.why = "its demand is still being read from its spark.properties".to_owned();
+            return planned;
+        }
         // A driver that already holds its reservation is counted by it (palantir quirk 2); one
         // whose demand is unknown cannot be simulated and blocks nobody.
         let Some(demand) = demand.filter(|_| !reserved) else {

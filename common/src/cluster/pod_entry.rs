@@ -123,13 +123,13 @@ impl PodEntry {
         })
     }
 
-    /// A driver of ours that still waits for a node (FIFO queue member).
+    /// A driver of ours that still waits for a node (FIFO queue member), gated or not.
     pub fn is_pending_driver(&self) -> bool {
         self.ours
             && self.node.is_none()
             && !self.finished
             && !self.deleting
-            && self.driver.as_ref().is_some_and(|d| !d.gated)
+            && self.driver.is_some()
     }
 
     /// Holds resources on a node: bound and not finished.

@@ -342,3 +342,26 @@ fn foreign_pods_count_as_usage() {
         .delete_pod(&sparkgang_common::cluster::PodKey::new("default", "web"));
     c.place(&mut a.driver, &["n1"]);
 }
+
+/// An older driver whose demand is still being read (gated) holds younger ones back, so the
+/// FIFO order does not depend on which ConfigMap the gate controller reads first.
+#[test]
+fn fifo_waits_for_older_gated_drivers() {
+    let mut c = Cluster::with_config(fifo_config(Duration::ZERO), &[node("n1", "z1")]);
+    let mut older = app("older", gang(1, 1, 1), 1);
+    created_at(&mut older.driver, "2026-01-01T00:00:00Z");
+    older.driver.spec.as_mut().unwrap().scheduling_gates =
+        Some(vec![k8s_openapi::api::core::v1::PodSchedulingGate {
+            name: "sparkgang.io/spark-conf".into(),
+        }]);
+    c.state.apply_pod(&older.driver);
+    let mut younger = app("younger", gang(1, 1, 1), 1);
+    created_at(&mut younger.driver, "2026-01-01T00:00:10Z");
+    let d = c.expect(&mut younger.driver, &["n1"], Outcome::FailureEarlierDriver);
+    assert!(d.message.contains("still being read"), "{}", d.message);
+    // Ungated: both fit, older first.
+    older.driver.spec.as_mut().unwrap().scheduling_gates = None;
+    c.state.apply_pod(&older.driver);
+    c.place(&mut younger.driver, &["n1"]);
+    c.place(&mut older.driver, &["n1"]);
+}
