@@ -31,6 +31,17 @@ pub struct WriterSettings {
     pub demands: bool,
 }
 
+/// How many writes may be in flight at once (for different objects; writes for one object
+/// are always one at a time).
+const CONCURRENT_WRITES: usize = 8;
+
+/// What the writer remembers across effects.
+#[derive(Default)]
+struct Published {
+    demands: HashSet<PodKey>,
+    reported: HashSet<PodKey>,
+}
+
 /// Runs until the channel closes.
 pub async fn run(
     client: Client,
@@ -41,46 +52,85 @@ pub async fn run(
 ) {
     let mut queue: VecDeque<Effect> = VecDeque::new();
     let mut queued: HashSet<Effect> = HashSet::new();
-    let mut demands_published: HashSet<PodKey> = HashSet::new();
-    let mut reported: HashSet<PodKey> = HashSet::new();
+    let mut in_flight: HashSet<Effect> = HashSet::new();
+    // Effects that arrived while the same one was in flight: run again afterwards, so the
+    // latest in-memory state is written.
+    let mut again: HashSet<Effect> = HashSet::new();
+    let published = Arc::new(std::sync::Mutex::new(Published::default()));
+    let mut tasks: tokio::task::JoinSet<Effect> = tokio::task::JoinSet::new();
+    let mut open = true;
     loop {
-        if queue.is_empty() {
-            match effects.recv().await {
-                Some(e) => {
-                    queued.insert(e.clone());
-                    queue.push_back(e);
+        while tasks.len() < CONCURRENT_WRITES {
+            let Some(effect) = queue.pop_front() else { break };
+            queued.remove(&effect);
+            if in_flight.contains(&effect) {
+                again.insert(effect);
+                continue;
+            }
+            in_flight.insert(effect.clone());
+            let (client, ext, settings, recorder, published) = (
+                client.clone(),
+                ext.clone(),
+                settings.clone(),
+                recorder.clone(),
+                published.clone(),
+            );
+            tasks.spawn(async move {
+                carry_out(&client, &ext, &settings, &recorder, &published, &effect).await;
+                effect
+            });
+        }
+        if !open && tasks.is_empty() && queue.is_empty() {
+            return;
+        }
+        tokio::select! {
+            done = tasks.join_next(), if !tasks.is_empty() => {
+                if let Some(Ok(effect)) = done {
+                    in_flight.remove(&effect);
+                    if again.remove(&effect) && queued.insert(effect.clone()) {
+                        queue.push_back(effect);
+                    }
                 }
-                None => return,
+            }
+            received = effects.recv(), if open => match received {
+                Some(effect) => {
+                    if queued.insert(effect.clone()) {
+                        queue.push_back(effect);
+                    }
+                }
+                None => open = false,
+            },
+        }
+    }
+}
+
+async fn carry_out(
+    client: &Client,
+    ext: &Extender,
+    settings: &WriterSettings,
+    recorder: &Recorder,
+    published: &std::sync::Mutex<Published>,
+    effect: &Effect,
+) {
+    let remember = |f: &dyn Fn(&mut Published) -> bool| published.lock().map(|mut p| f(&mut p)).unwrap_or(false);
+    match effect {
+        Effect::SyncReservation(app) => {
+            sync_reservation(client, ext, app, settings.attempts).await;
+        }
+        Effect::EnsureDemand(pod) if settings.demands => {
+            if !remember(&|p| p.demands.contains(pod)) && publish_demand(client, ext, pod).await {
+                remember(&|p| p.demands.insert(pod.clone()));
             }
         }
-        while let Ok(e) = effects.try_recv() {
-            if queued.insert(e.clone()) {
-                queue.push_back(e);
+        Effect::DeleteDemand(pod) if settings.demands => {
+            if remember(&|p| p.demands.remove(pod)) {
+                delete_demand(client, ext, pod).await;
             }
         }
-        let Some(effect) = queue.pop_front() else {
-            continue;
-        };
-        queued.remove(&effect);
-        match effect {
-            Effect::SyncReservation(app) => {
-                sync_reservation(&client, &ext, &app, settings.attempts).await;
-            }
-            Effect::EnsureDemand(pod) if settings.demands => {
-                if !demands_published.contains(&pod) && publish_demand(&client, &ext, &pod).await {
-                    demands_published.insert(pod);
-                }
-            }
-            Effect::DeleteDemand(pod) if settings.demands => {
-                if demands_published.remove(&pod) {
-                    delete_demand(&client, &ext, &pod).await;
-                }
-            }
-            Effect::EnsureDemand(_) | Effect::DeleteDemand(_) => {}
-            Effect::ReportExceedsCapacity { pod, message } => {
-                if reported.insert(pod.clone()) {
-                    report_exceeds_capacity(&client, &ext, &recorder, &pod, &message).await;
-                }
+        Effect::EnsureDemand(_) | Effect::DeleteDemand(_) => {}
+        Effect::ReportExceedsCapacity { pod, message } => {
+            if remember(&|p| p.reported.insert(pod.clone())) {
+                report_exceeds_capacity(client, ext, recorder, pod, message).await;
             }
         }
     }

@@ -178,6 +178,12 @@ fn print_summary(r: &Report) {
             100.0 * cpu as f64 / alloc as f64
         );
     }
+    if let Some(f) = &r.filter {
+        println!(
+            "extender: {} filter calls ({:.1}/s over the run), mean {:.2} ms, p50 <= {} ms, p99 <= {} ms",
+            f.calls, f.calls_per_second, f.mean_ms, f.p50_at_most_ms, f.p99_at_most_ms
+        );
+    }
     for v in &r.violations {
         println!("VIOLATION: {v}");
     }

@@ -169,6 +169,53 @@ pub struct Report {
     pub nodes: Vec<NodeReport>,
     pub violations: Vec<String>,
     pub expectation_failures: Vec<String>,
+    /// The extender's filter calls over the run (sparkgang mode).
+    pub filter: Option<FilterStats>,
+}
+
+/// The extender's filter calls, from its own metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterStats {
+    pub calls: u64,
+    pub calls_per_second: f64,
+    pub mean_ms: f64,
+    /// Upper bounds of the histogram buckets holding the 50th and 99th percentiles.
+    pub p50_at_most_ms: f64,
+    pub p99_at_most_ms: f64,
+}
+
+/// Reads `filter_duration_seconds` from the extender's Prometheus text.
+pub fn filter_stats(metrics: &str, seconds: f64) -> Option<FilterStats> {
+    let value = |line: &str| line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+    let mut count = 0.0;
+    let mut sum = 0.0;
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("sparkgang_extender_filter_duration_seconds_bucket{le=\"") {
+            let le = rest.split('"').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::INFINITY);
+            buckets.push((le, value(line)?));
+        } else if line.starts_with("sparkgang_extender_filter_duration_seconds_count") {
+            count = value(line)?;
+        } else if line.starts_with("sparkgang_extender_filter_duration_seconds_sum") {
+            sum = value(line)?;
+        }
+    }
+    if count == 0.0 {
+        return None;
+    }
+    let quantile = |q: f64| {
+        buckets
+            .iter()
+            .find(|(_, c)| *c >= q * count)
+            .map_or(f64::INFINITY, |(le, _)| le * 1000.0)
+    };
+    Some(FilterStats {
+        calls: count as u64,
+        calls_per_second: count / seconds.max(0.001),
+        mean_ms: sum / count * 1000.0,
+        p50_at_most_ms: quantile(0.5),
+        p99_at_most_ms: quantile(0.99),
+    })
 }
 
 impl Report {
@@ -396,7 +443,20 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
             tracks.insert(p.name.clone(), track);
         }
         let snapshot = Sample::take(&client, start).await?;
-        check_capacity(&snapshot, &mut peaks, &mut violations);
+        // Reservations as the extender holds them (memory is ahead of the API objects, whose
+        // writes follow asynchronously), pods as the API has them.
+        let held: HashMap<String, Resources> = cluster
+            .extender
+            .as_ref()
+            .and_then(|e| {
+                e.extender.with_state(|st| {
+                    st.nodes()
+                        .map(|n| (n.name.clone(), n.usage.reserved + n.usage.soft + n.usage.pods))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        check_capacity(&snapshot, &held, &mut peaks, &mut violations);
         check_deadlock(&snapshot, &tracks, &mut stuck_since, &mut violations);
         timeline.record(&snapshot);
         let done = pending.peek().is_none()
@@ -481,6 +541,11 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
         })
         .collect();
     let expectation_failures = check_expectations(scenario, &apps);
+    let elapsed = start.elapsed().as_secs_f64();
+    let filter = cluster
+        .extender
+        .as_ref()
+        .and_then(|e| filter_stats(&e.extender.metrics.encode(), elapsed));
     drivers_task.abort();
     cluster.stop().await;
     Ok(Report {
@@ -490,11 +555,12 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
             Mode::DefaultScheduler => "default-scheduler",
         }
         .to_owned(),
-        duration_seconds: start.elapsed().as_secs_f64(),
+        duration_seconds: elapsed,
         apps,
         nodes,
         violations,
         expectation_failures,
+        filter,
     })
 }
 
@@ -614,8 +680,6 @@ struct PodSample {
 struct Sample {
     pods: HashMap<String, PodSample>,
     allocatable: BTreeMap<String, Resources>,
-    /// Per node: unfilled reservation slots.
-    reserved: HashMap<String, Resources>,
     /// Per app id: reservation exists.
     reservations: HashMap<String, bool>,
     min_executors: HashMap<String, u32>,
@@ -635,7 +699,6 @@ impl Sample {
             );
         }
         let pods: Api<Pod> = Api::all(client.clone());
-        let mut running: HashMap<(String, String), String> = HashMap::new();
         for p in pods.list(&ListParams::default()).await?.items {
             let labels = p.metadata.labels.clone().unwrap_or_default();
             let key = format!(
@@ -664,20 +727,8 @@ impl Sample {
             {
                 s.min_executors.insert(app_id.clone(), g.min_executors);
             }
-            if let Some(n) = &node
-                && phase != "Succeeded"
-                && phase != "Failed"
-            {
-                running.insert(
-                    (
-                        p.metadata.namespace.clone().unwrap_or_default(),
-                        p.metadata.name.clone().unwrap_or_default(),
-                    ),
-                    n.clone(),
-                );
-                if role == "executor" && phase == "Running" {
-                    *s.peak_running.entry(app_id.clone()).or_default() += 1;
-                }
+            if node.is_some() && role == "executor" && phase == "Running" {
+                *s.peak_running.entry(app_id.clone()).or_default() += 1;
             }
             s.pods.insert(
                 key,
@@ -700,19 +751,7 @@ impl Sample {
         let rrs: Api<ResourceReservation> = Api::all(client.clone());
         if let Ok(list) = rrs.list(&ListParams::default()).await {
             for rr in list.items {
-                let ns = rr.metadata.namespace.clone().unwrap_or_default();
                 s.reservations.insert(rr.spec.app_id.clone(), true);
-                let pods = rr.status.clone().unwrap_or_default().pods;
-                for (slot, r) in &rr.spec.reservations {
-                    let filled = pods
-                        .get(slot)
-                        .and_then(|p| running.get(&(ns.clone(), p.clone())))
-                        .is_some_and(|n| *n == r.node);
-                    if !filled {
-                        *s.reserved.entry(r.node.clone()).or_default() +=
-                            Resources::from_quantities(&r.resources, &gpus).unwrap_or_default();
-                    }
-                }
             }
         }
         Ok(s)
@@ -749,33 +788,45 @@ impl Timeline {
     }
 }
 
+/// No node holds more than it has: the pods bound to it (from the API) must fit, and so must
+/// everything the extender holds there (`held`: reservation slots, soft reservations and pods
+/// no slot covers; empty without the extender).
 fn check_capacity(
     s: &Sample,
+    held: &HashMap<String, Resources>,
     peaks: &mut HashMap<String, Resources>,
     violations: &mut Vec<String>,
 ) {
-    let mut held: HashMap<&str, Resources> = HashMap::new();
+    let mut pods: HashMap<&str, Resources> = HashMap::new();
+    let mut who: HashMap<&str, Vec<&str>> = HashMap::new();
     for p in s.pods.values() {
         if let Some(n) = &p.node
             && p.phase != "Succeeded"
             && p.phase != "Failed"
         {
-            *held.entry(n.as_str()).or_default() += p.requests;
+            *pods.entry(n.as_str()).or_default() += p.requests;
+            who.entry(n.as_str()).or_default().push(p.name.as_str());
         }
     }
-    for (n, r) in &s.reserved {
-        *held.entry(n.as_str()).or_default() += *r;
-    }
-    for (n, used) in held {
-        let peak = peaks.entry(n.to_owned()).or_default();
-        *peak = peak.max(&used);
-        if let Some(a) = s.allocatable.get(n)
-            && !used.fits_in(a)
-        {
-            let v = format!("node {n} over-committed by pods and reservations: {used} of {a}");
+    for (n, a) in &s.allocatable {
+        let bound = pods.get(n.as_str()).copied().unwrap_or_default();
+        let reserved = held.get(n).copied().unwrap_or_default();
+        let peak = peaks.entry(n.clone()).or_default();
+        *peak = peak.max(&bound.max(&reserved));
+        let mut report = |what: &str, used: Resources| {
+            let v = format!("node {n} over-committed by {what}: {used} of {a}");
             if !violations.contains(&v) {
                 violations.push(v);
             }
+        };
+        if !bound.fits_in(a) {
+            report(
+                &format!("its pods ({})", who.get(n.as_str()).map(|w| w.join(", ")).unwrap_or_default()),
+                bound,
+            );
+        }
+        if !reserved.fits_in(a) {
+            report("the extender's reservations and pods", reserved);
         }
     }
 }

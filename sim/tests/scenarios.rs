@@ -66,3 +66,8 @@ async fn default_scheduler_alone_starves_the_demo() {
         "expected drivers starved of executors without sparkgang"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_1000_apps_on_500_nodes() {
+    run("scale-1000-apps.yaml").await;
+}
