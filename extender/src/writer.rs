@@ -61,7 +61,9 @@ pub async fn run(
     let mut open = true;
     loop {
         while tasks.len() < CONCURRENT_WRITES {
-            let Some(effect) = queue.pop_front() else { break };
+            let Some(effect) = queue.pop_front() else {
+                break;
+            };
             queued.remove(&effect);
             if in_flight.contains(&effect) {
                 again.insert(effect);
@@ -112,7 +114,9 @@ async fn carry_out(
     published: &std::sync::Mutex<Published>,
     effect: &Effect,
 ) {
-    let remember = |f: &dyn Fn(&mut Published) -> bool| published.lock().map(|mut p| f(&mut p)).unwrap_or(false);
+    let remember = |f: &dyn Fn(&mut Published) -> bool| {
+        published.lock().map(|mut p| f(&mut p)).unwrap_or(false)
+    };
     match effect {
         Effect::SyncReservation(app) => {
             sync_reservation(client, ext, app, settings.attempts).await;

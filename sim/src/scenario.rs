@@ -191,8 +191,14 @@ pub fn filter_stats(metrics: &str, seconds: f64) -> Option<FilterStats> {
     let mut sum = 0.0;
     let mut buckets: Vec<(f64, f64)> = Vec::new();
     for line in metrics.lines() {
-        if let Some(rest) = line.strip_prefix("sparkgang_extender_filter_duration_seconds_bucket{le=\"") {
-            let le = rest.split('"').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::INFINITY);
+        if let Some(rest) =
+            line.strip_prefix("sparkgang_extender_filter_duration_seconds_bucket{le=\"")
+        {
+            let le = rest
+                .split('"')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::INFINITY);
             buckets.push((le, value(line)?));
         } else if line.starts_with("sparkgang_extender_filter_duration_seconds_count") {
             count = value(line)?;
@@ -451,7 +457,12 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
             .and_then(|e| {
                 e.extender.with_state(|st| {
                     st.nodes()
-                        .map(|n| (n.name.clone(), n.usage.reserved + n.usage.soft + n.usage.pods))
+                        .map(|n| {
+                            (
+                                n.name.clone(),
+                                n.usage.reserved + n.usage.soft + n.usage.pods,
+                            )
+                        })
                         .collect()
                 })
             })
@@ -821,7 +832,12 @@ fn check_capacity(
         };
         if !bound.fits_in(a) {
             report(
-                &format!("its pods ({})", who.get(n.as_str()).map(|w| w.join(", ")).unwrap_or_default()),
+                &format!(
+                    "its pods ({})",
+                    who.get(n.as_str())
+                        .map(|w| w.join(", "))
+                        .unwrap_or_default()
+                ),
                 bound,
             );
         }

@@ -1,0 +1,204 @@
+//! The real `spark-submit` (PyPI `pyspark`, Java 17) in cluster mode against the simulated
+//! cluster: its driver pod is admitted by the real webhook and gated, the ConfigMap it applies
+//! is read by the real extender's gate controller, the gang is reserved and placed.
+//!
+//! Needs `spark-submit`: `scripts/test.sh` installs pyspark into `.cache/venv` and sets
+//! `SPARKGANG_SPARK_SUBMIT`; without it the test says so and passes only when
+//! `SPARKGANG_REQUIRE_SPARK` is unset (CI sets it).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod};
+use kube::Api;
+use kube::api::{ListParams, PostParams};
+use serde_json::json;
+use sparkgang_common::GangDemand;
+use sparkgang_common::api::reservation::ResourceReservation;
+use sparkgang_sim::cluster::{SimCluster, SimOptions};
+use sparkgang_sim::spark::{self, DriverScript, Scripts};
+
+fn spark_submit() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("SPARKGANG_SPARK_SUBMIT") {
+        return Some(PathBuf::from(p));
+    }
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/spark-submit");
+    local.exists().then_some(local)
+}
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_spark_submit_in_cluster_mode_becomes_a_gang() {
+    let Some(submit) = spark_submit() else {
+        assert!(
+            std::env::var("SPARKGANG_REQUIRE_SPARK").is_err(),
+            "spark-submit not found: run scripts/test.sh, which installs pyspark"
+        );
+        eprintln!("SKIPPED: spark-submit not found (scripts/test.sh installs pyspark)");
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cluster = SimCluster::start(SimOptions::default())
+        .await
+        .expect("cluster starts");
+    let client = cluster.client.clone();
+    let scripts = Scripts::default();
+    tokio::spawn(spark::run_drivers(client.clone(), scripts.clone()));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "spark", "labels": {"sparkgang.io/enabled": "true"}}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let nodes: Api<Node> = Api::all(client.clone());
+    for i in 0..3 {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": format!("node-{i}"), "labels": {"instance-group": "batch"}},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        nodes.create(&PostParams::default(), &node).await.unwrap();
+    }
+    let master = format!("k8s://{}", cluster.api.url());
+    // spark-submit finds SPARK_HOME through the `python` of its environment: the venv's.
+    let bin = submit.parent().map(PathBuf::from).unwrap_or_default();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = tokio::process::Command::new(&submit)
+        .env("PATH", path)
+        .args([
+            "--master",
+            &master,
+            "--deploy-mode",
+            "cluster",
+            "--name",
+            "pi-real",
+            "--class",
+            "org.apache.spark.examples.SparkPi",
+            "--conf",
+            "spark.kubernetes.namespace=spark",
+            "--conf",
+            "spark.kubernetes.container.image=apache/spark:4.0.0",
+            "--conf",
+            "spark.executor.instances=3",
+            "--conf",
+            "spark.executor.cores=2",
+            "--conf",
+            "spark.executor.memory=2g",
+            "--conf",
+            "spark.kubernetes.submission.waitAppCompletion=false",
+            "local:///opt/spark/examples/jars/spark-examples.jar",
+            "10",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("spark-submit runs");
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "spark-submit failed:\n{log}");
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "spark");
+    let driver = pods
+        .list(&ListParams::default().labels("spark-role=driver"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no driver pod after spark-submit:\n{log}"));
+    let name = driver.metadata.name.clone().unwrap();
+    let labels = driver.metadata.labels.clone().unwrap();
+    assert_eq!(
+        labels.get("spark-app-id"),
+        labels.get("spark-app-selector"),
+        "the webhook added spark-app-id"
+    );
+    assert_eq!(
+        driver.spec.as_ref().unwrap().scheduler_name.as_deref(),
+        Some("spark-scheduler")
+    );
+    // spark-submit applied the ConfigMap with spark.properties (server-side apply).
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "spark");
+    let conf_map = sparkgang_common::pods::driver_conf_map_name(driver.spec.as_ref().unwrap())
+        .unwrap()
+        .to_owned();
+    let cm = maps.get(&conf_map).await.unwrap();
+    assert!(cm.data.unwrap()["spark.properties"].contains("spark.executor.instances=3"));
+    scripts.lock().unwrap().insert(
+        format!("spark/{name}"),
+        DriverScript {
+            runtime: Duration::from_secs(1),
+            ..DriverScript::default()
+        },
+    );
+    // The gate controller computed the demand Spark itself will ask for and ungated the driver.
+    let placed = eventually("the driver to be placed", Duration::from_secs(30), || {
+        let pods = pods.clone();
+        let name = name.clone();
+        async move {
+            let p = pods.get(&name).await.ok()?;
+            p.spec.as_ref()?.node_name.as_ref()?;
+            Some(p)
+        }
+    })
+    .await;
+    let demand: GangDemand =
+        serde_json::from_str(&placed.metadata.annotations.unwrap()["sparkgang.io/demand"]).unwrap();
+    assert_eq!(demand.min_executors, 3);
+    assert_eq!(demand.executor.cpu_milli, 2000);
+    assert_eq!(demand.executor.memory_bytes, 2432 << 20);
+    let app = labels["spark-app-selector"].clone();
+    let reservations: Api<ResourceReservation> = Api::namespaced(client.clone(), "spark");
+    let rr = eventually("the reservation", Duration::from_secs(10), || {
+        let reservations = reservations.clone();
+        let app = app.clone();
+        async move { reservations.get(&app).await.ok() }
+    })
+    .await;
+    assert_eq!(rr.spec.reservations.len(), 4);
+    let bound: BTreeMap<String, String> =
+        eventually("executors in their slots", Duration::from_secs(30), || {
+            let reservations = reservations.clone();
+            let app = app.clone();
+            async move {
+                let pods = reservations.get(&app).await.ok()?.status?.pods;
+                (pods.len() == 4).then_some(pods)
+            }
+        })
+        .await;
+    assert_eq!(bound["driver"], name);
+    cluster.stop().await;
+}
