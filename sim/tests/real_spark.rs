@@ -202,3 +202,160 @@ async fn real_spark_submit_in_cluster_mode_becomes_a_gang() {
     assert_eq!(bound["driver"], name);
     cluster.stop().await;
 }
+
+/// A real Spark driver process (PySpark in client mode, acting as the driver pod it names)
+/// creates the executor pods itself, as in cluster mode: they are admitted by the webhook and
+/// take the slots reserved for the driver's gang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_spark_driver_creates_executors_that_take_reserved_slots() {
+    let Some(submit) = spark_submit() else {
+        assert!(
+            std::env::var("SPARKGANG_REQUIRE_SPARK").is_err(),
+            "spark-submit not found: run scripts/test.sh, which installs pyspark"
+        );
+        eprintln!("SKIPPED: spark-submit not found (scripts/test.sh installs pyspark)");
+        return;
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cluster = SimCluster::start(SimOptions::default())
+        .await
+        .expect("cluster starts");
+    let client = cluster.client.clone();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "spark", "labels": {"sparkgang.io/enabled": "true"}}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let nodes: Api<Node> = Api::all(client.clone());
+    for i in 0..2 {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": format!("node-{i}"), "labels": {"instance-group": "batch"}},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        nodes.create(&PostParams::default(), &node).await.unwrap();
+    }
+    // The driver pod and its ConfigMap, as spark-submit creates them; placed as a gang.
+    let executors_conf = [
+        ("spark.executor.instances", "2"),
+        ("spark.executor.cores", "1"),
+        ("spark.executor.memory", "1g"),
+    ];
+    let submission = spark::Submission {
+        namespace: "spark".into(),
+        name: "pyspark-pi".into(),
+        conf: executors_conf
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        annotations: BTreeMap::new(),
+    };
+    let driver = spark::submit(&client, &submission, 42).await.unwrap();
+    let name = driver.metadata.name.clone().unwrap();
+    let app_id = driver.metadata.labels.as_ref().unwrap()["spark-app-selector"].clone();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "spark");
+    eventually("the driver to be placed", Duration::from_secs(30), || {
+        let pods = pods.clone();
+        let name = name.clone();
+        async move { pods.get(&name).await.ok()?.spec?.node_name }
+    })
+    .await;
+    // The real driver: Spark's executor allocator, acting as that pod.
+    let dir = std::env::temp_dir().join(format!("sparkgang-pyspark-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("pi.py");
+    std::fs::write(
+        &script,
+        "from pyspark.sql import SparkSession\n\
+         spark = SparkSession.builder.getOrCreate()\n\
+         print(spark.sparkContext.parallelize(range(100), 2).count())\n",
+    )
+    .unwrap();
+    let bin = submit.parent().map(PathBuf::from).unwrap_or_default();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let master = format!("k8s://{}", cluster.api.url());
+    let mut args: Vec<String> = vec![
+        "--master".into(),
+        master,
+        "--deploy-mode".into(),
+        "client".into(),
+        "--conf".into(),
+        "spark.kubernetes.namespace=spark".into(),
+        "--conf".into(),
+        format!("spark.kubernetes.driver.pod.name={name}"),
+        "--conf".into(),
+        format!("spark.app.id={app_id}"),
+        "--conf".into(),
+        "spark.kubernetes.container.image=apache/spark:4.0.0".into(),
+        "--conf".into(),
+        "spark.driver.host=127.0.0.1".into(),
+    ];
+    for (k, v) in executors_conf {
+        args.push("--conf".into());
+        args.push(format!("{k}={v}"));
+    }
+    args.push(script.display().to_string());
+    let mut child = tokio::process::Command::new(&submit)
+        .env("PATH", path)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spark-submit starts");
+    let reservations: Api<ResourceReservation> = Api::namespaced(client.clone(), "spark");
+    let bound = eventually(
+        "Spark's executors in the reserved slots",
+        Duration::from_secs(90),
+        || {
+            let reservations = reservations.clone();
+            let app_id = app_id.clone();
+            async move {
+                let pods = reservations.get(&app_id).await.ok()?.status?.pods;
+                (pods.len() == 3).then_some(pods)
+            }
+        },
+    )
+    .await;
+    let executors = pods
+        .list(
+            &ListParams::default()
+                .labels(&format!("spark-app-selector={app_id},spark-role=executor")),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        executors.len() >= 2,
+        "Spark created {} executors",
+        executors.len()
+    );
+    for e in &executors {
+        let owner = &e.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.name, name, "executors are owned by the driver pod");
+        assert_eq!(
+            e.spec.as_ref().unwrap().scheduler_name.as_deref(),
+            Some("spark-scheduler")
+        );
+    }
+    assert!(bound.values().any(|p| {
+        executors
+            .iter()
+            .any(|e| e.metadata.name.as_deref() == Some(p.as_str()))
+    }));
+    let _ = child.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    cluster.stop().await;
+}
