@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use serde_json::Value;
 use sparkgang_admission::apiserver::{decode_response, pod_create_review};
-use sparkgang_admission::config::parse_duration;
+use sparkgang_common::durations::parse_duration;
 use tokio_rustls::TlsConnector;
 
 const MAX_CONNECTIONS: usize = 1024;
