@@ -75,7 +75,8 @@ pub struct SimCluster {
     pub deployment: SchedulerDeployment,
     scheduler: Option<JoinHandle<()>>,
     kubelet: JoinHandle<()>,
-    _pki_dir: TempDir,
+    pki: Option<TestPki>,
+    pki_dir: TempDir,
 }
 
 /// A directory removed on drop.
@@ -143,6 +144,7 @@ impl SimCluster {
         // The webhook first: the API server needs its address and CA to call it.
         let mut webhook = None;
         let mut endpoint = None;
+        let mut kept_pki = None;
         if options.webhook {
             let pki = TestPki::for_service("sparkgang-webhook", "sparkgang-system")
                 .map_err(|e| SimError::Webhook(e.to_string()))?;
@@ -157,6 +159,8 @@ impl SimCluster {
             config.metrics_listen_address = "127.0.0.1:0"
                 .parse()
                 .map_err(|_| SimError::Webhook("address".into()))?;
+            // Rotations in tests should show within a fraction of a second.
+            config.cert_reload_interval = Duration::from_millis(200);
             let running = sparkgang_admission::start(config)
                 .await
                 .map_err(|e| SimError::Webhook(e.to_string()))?;
@@ -165,6 +169,7 @@ impl SimCluster {
                 ca_pem: pki.ca_cert_pem().to_owned(),
             });
             webhook = Some(running);
+            kept_pki = Some(pki);
         }
         let api = apiserver::start(server_config)
             .await
@@ -185,7 +190,8 @@ impl SimCluster {
             deployment,
             scheduler: None,
             kubelet: tokio::spawn(crate::kubelet::run(client)),
-            _pki_dir: pki_dir,
+            pki: kept_pki,
+            pki_dir,
         };
         cluster.start_extender_and_scheduler().await?;
         Ok(cluster)
@@ -233,6 +239,20 @@ impl SimCluster {
                 self.options.observer.clone(),
             )));
         }
+        Ok(())
+    }
+
+    /// Replaces the webhook's serving certificate and key on disk (same CA), as cert-manager
+    /// renewing it does; the webhook picks them up without a restart.
+    pub fn rotate_webhook_certificate(&self) -> Result<(), SimError> {
+        let Some(pki) = &self.pki else {
+            return Ok(());
+        };
+        let renewed = pki
+            .reissue()
+            .map_err(|e| SimError::Webhook(e.to_string()))?;
+        sparkgang_certs::write_serving(&self.pki_dir.0, &renewed, pki.ca_cert_pem())
+            .map_err(|e| SimError::Webhook(e.to_string()))?;
         Ok(())
     }
 

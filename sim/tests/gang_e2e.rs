@@ -259,3 +259,47 @@ async fn a_gang_that_cannot_fit_waits_with_a_reason() {
     assert!(driver.spec.unwrap().node_name.is_none());
     cluster.stop().await;
 }
+
+/// cert-manager renews the webhook's certificate while Spark pods keep coming: every pod is
+/// admitted, and the webhook serves the new certificate without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_certificate_rotation_under_load() {
+    let (cluster, _) = setup(2).await;
+    let client = cluster.client.clone();
+    let submitter = tokio::spawn(async move {
+        let mut admitted = 0;
+        for seed in 100..130u64 {
+            let s = Submission {
+                namespace: "spark".into(),
+                name: format!("load-{seed}"),
+                conf: conf(&[("spark.executor.instances", "0")]),
+                annotations: BTreeMap::new(),
+            };
+            spark::submit(&client, &s, seed)
+                .await
+                .expect("admitted during rotation");
+            admitted += 1;
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        admitted
+    });
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.rotate_webhook_certificate().unwrap();
+    }
+    assert_eq!(submitter.await.unwrap(), 30);
+    let metrics = cluster.webhook.as_ref().unwrap().metrics().encode();
+    let reloads: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("sparkgang_admission_certificate_reloads_total{result=\"success\"}")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        reloads >= 1.0,
+        "the webhook reloaded its certificate: {metrics}"
+    );
+    cluster.stop().await;
+}

@@ -71,3 +71,8 @@ async fn default_scheduler_alone_starves_the_demo() {
 async fn scale_1000_apps_on_500_nodes() {
     run("scale-1000-apps.yaml").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_enforce_after_age() {
+    run("fifo-enforce-after-age.yaml").await;
+}
