@@ -3,8 +3,19 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Node, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
+    Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
 };
+
+/// The pod's `requiredDuringSchedulingIgnoredDuringExecution` node selector, if any.
+pub fn required_node_selector(spec: &PodSpec) -> Option<&NodeSelector> {
+    spec.affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+}
 
 fn node_labels(node: &Node) -> Option<&BTreeMap<String, String>> {
     node.metadata.labels.as_ref()

@@ -9,11 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::future::BoxFuture;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhook, MutatingWebhookConfiguration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use rustls::pki_types::ServerName;
@@ -123,23 +119,13 @@ impl Dispatcher {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("tls: {e}"))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            let req = Request::post(format!("{path}?timeout={}s", timeout.as_secs()))
-                .header("host", server_name.as_str())
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body)))
-                .map_err(|e| e.to_string())?;
-            let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-            let status = resp.status();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
+            let (status, bytes) = crate::http_post::post_json(
+                tls,
+                &server_name,
+                &format!("{path}?timeout={}s", timeout.as_secs()),
+                body,
+            )
+            .await?;
             if !status.is_success() {
                 return Err(format!(
                     "the server responded {status}: {}",

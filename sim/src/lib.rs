@@ -11,6 +11,7 @@ pub mod admission;
 pub mod apiserver;
 pub mod cluster;
 pub mod deploy_config;
+pub mod http_post;
 pub mod kubelet;
 pub mod scenario;
 pub mod scheduler;

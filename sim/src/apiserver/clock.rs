@@ -1,30 +1,13 @@
 //! The time source for `creationTimestamp`, `deletionTimestamp` and other server-set times.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-/// Where the API server reads the time. The simulator may run time faster than the wall
-/// clock: pass it a clock it controls (for example a [`ManualClock`]).
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> Timestamp;
-}
-
-/// The machine's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
-        let nanos = i32::try_from(since.subsec_nanos()).unwrap_or(0);
-        Timestamp::new(secs, nanos).unwrap_or(Timestamp::UNIX_EPOCH)
-    }
-}
+/// Where the API server reads the time: the extender's [`Clock`], so one simulator clock
+/// drives both (the simulator may run time faster than the wall clock with a [`ManualClock`]).
+pub use sparkgang_extender::clock::{Clock, SharedClock, SystemClock};
 
 /// A clock that only moves when told to; cheap to share (`Arc<ManualClock>`).
 #[derive(Debug)]
@@ -59,7 +42,6 @@ impl Clock for ManualClock {
 }
 
 /// A shared clock.
-pub type SharedClock = Arc<dyn Clock>;
 
 /// Formats a time as Kubernetes `metav1.Time` does: RFC 3339, whole seconds, UTC.
 pub fn format_time(t: Timestamp) -> String {
