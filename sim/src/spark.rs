@@ -269,6 +269,8 @@ pub async fn run_driver(
     let mut gang_since: Option<Instant> = None;
     let mut kills = script.kill_executors.clone();
     let mut scales = script.scale_to.clone();
+    // The driver's JVM starts its SparkContext before the allocator's first round.
+    tokio::time::sleep(delay).await;
     loop {
         let executors = pods
             .list(&ListParams::default().labels(&selector))

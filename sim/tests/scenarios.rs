@@ -6,7 +6,12 @@ use std::path::PathBuf;
 
 use sparkgang_sim::scenario::{self, Mode, Scenario};
 
+/// Scenarios run in real time on a 2-core machine: one at a time, so that one run's load does
+/// not change another's timing.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn run(file: &str) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
@@ -49,6 +54,7 @@ async fn gpu_and_instance_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_scheduler_alone_starves_the_demo() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/demo.yaml");
     let mut s = Scenario::from_yaml(&std::fs::read_to_string(&path).unwrap()).unwrap();

@@ -41,8 +41,6 @@ impl Clock for ManualClock {
     }
 }
 
-/// A shared clock.
-
 /// Formats a time as Kubernetes `metav1.Time` does: RFC 3339, whole seconds, UTC.
 pub fn format_time(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
