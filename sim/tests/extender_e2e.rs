@@ -393,3 +393,63 @@ async fn only_the_lease_holder_serves_and_a_follower_takes_over() {
     follower.kill();
     api.shutdown().await;
 }
+
+/// With `demands.enabled`, a driver that does not fit publishes a `Demand` for autoscalers,
+/// and the Demand goes once the driver is placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demands_are_published_while_a_gang_waits() {
+    let overrides = serde_yaml::from_str("{demands: {enabled: true}}").unwrap();
+    let (cluster, scripts) = setup(
+        SimOptions {
+            extender_overrides: Some(overrides),
+            ..SimOptions::default()
+        },
+        1,
+    )
+    .await;
+    let client = cluster.client.clone();
+    let (first, first_id, _) = spark::identities("first", 21);
+    scripts.lock().unwrap().insert(
+        format!("spark/{first}"),
+        DriverScript {
+            runtime: Duration::from_secs(3),
+            ..DriverScript::default()
+        },
+    );
+    let reservations: Api<ResourceReservation> = Api::namespaced(client.clone(), "spark");
+    spark::submit(&client, &submission("first", 3), 21)
+        .await
+        .unwrap();
+    bound_slots(&reservations, &first_id, 4).await;
+    let (second, _, _) = spark::identities("second", 22);
+    // An autoscaler needs to know which group to grow: the driver names its instance group.
+    let mut waiting = submission("second", 3);
+    waiting.conf.insert(
+        "spark.kubernetes.node.selector.instance-group".to_owned(),
+        "batch".to_owned(),
+    );
+    spark::submit(&client, &waiting, 22).await.unwrap();
+    let demands: Api<sparkgang_common::api::demand::Demand> =
+        Api::namespaced(client.clone(), "spark");
+    let demand_name = format!("demand-{second}");
+    let demand = eventually(
+        "a Demand for the waiting driver",
+        Duration::from_secs(20),
+        || {
+            let demands = demands.clone();
+            let name = demand_name.clone();
+            async move { demands.get_opt(&name).await.ok().flatten() }
+        },
+    )
+    .await;
+    assert_eq!(demand.spec.instance_group, "batch");
+    assert_eq!(demand.spec.units.iter().map(|u| u.count).sum::<u32>(), 4);
+    // The first application completes; the second is placed and its Demand deleted.
+    eventually("the Demand to be deleted", Duration::from_secs(40), || {
+        let demands = demands.clone();
+        let name = demand_name.clone();
+        async move { demands.get_opt(&name).await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    cluster.stop().await;
+}
