@@ -585,17 +585,28 @@ fn scenario_fifo(s: &Scenario) -> bool {
     }
 }
 
-/// FIFO, seen from outside: a younger driver placed while an older one was pending must not
-/// leave the older one waiting long after (longer than kube-scheduler's maximum backoff of
-/// 10s), or never placed: that means the older one did not fit when the younger took room.
-fn check_fifo(apps: &[AppReport], _s: &Scenario, violations: &mut Vec<String>) {
+/// FIFO, seen from outside: a younger driver placed while an older, enforced one (waiting at
+/// least `enforceAfter`) was pending must not leave the older one waiting long after (longer
+/// than kube-scheduler's maximum backoff of 10s), or never placed: that means the older one did
+/// not fit when the younger took room.
+fn check_fifo(apps: &[AppReport], s: &Scenario, violations: &mut Vec<String>) {
     const SLACK: f64 = 11.0;
+    // An older driver blocks younger ones only once it is `fifo.enforceAfter` old.
+    let enforce_after = match s.config.get("fifo") {
+        Some(serde_yaml::Value::Mapping(m)) => m
+            .get("enforceAfter")
+            .and_then(serde_yaml::Value::as_str)
+            .and_then(|d| parse_duration(d).ok())
+            .map_or(0.0, |d| d.as_secs_f64()),
+        _ => 0.0,
+    };
     for young in apps {
         let Some(placed) = young.driver_scheduled_at else {
             continue;
         };
         for old in apps {
             if old.submitted_at >= young.submitted_at
+                || old.submitted_at + enforce_after > placed
                 || old.final_state == "rejected"
                 || old.driver_scheduled_at.is_some_and(|t| t <= placed + SLACK)
             {
