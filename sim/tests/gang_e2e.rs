@@ -5,71 +5,21 @@
 //! completed driver releases everything.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
-use serde_json::json;
+use kube::api::ListParams;
 use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::cluster::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+mod cluster_support;
+
+use cluster_support::{conf, eventually};
 
 async fn setup(nodes: usize) -> (SimCluster, Scripts) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cluster = SimCluster::start(SimOptions::default())
-        .await
-        .expect("cluster starts");
-    let scripts = Scripts::default();
-    tokio::spawn(spark::run_drivers(cluster.client.clone(), scripts.clone()));
-    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "spark",
-                "labels": {"sparkgang.io/enabled": "true"}}}))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let api: Api<Node> = Api::all(cluster.client.clone());
-    for i in 0..nodes {
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": format!("node-{i}"), "labels": {
-                "instance-group": "batch", "topology.kubernetes.io/zone": "z1"}},
-            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-                       "conditions": [{"type": "Ready", "status": "True"}]}
-        }))
-        .unwrap();
-        api.create(&PostParams::default(), &node).await.unwrap();
-    }
-    (cluster, scripts)
-}
-
-fn conf(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    cluster_support::start(SimOptions::default(), nodes).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,15 +7,13 @@
 //! `SPARKGANG_REQUIRE_SPARK` is unset (CI sets it).
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::Api;
-use kube::api::{ListParams, PostParams};
-use serde_json::json;
+use kube::api::ListParams;
 use sparkgang_common::GangDemand;
 use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::cluster::{SimCluster, SimOptions};
@@ -29,23 +27,9 @@ fn spark_submit() -> Option<PathBuf> {
     local.exists().then_some(local)
 }
 
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+mod cluster_support;
+
+use cluster_support::{add_nodes, eventually, opt_in_namespace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_spark_submit_in_cluster_mode_becomes_a_gang() {
@@ -64,27 +48,8 @@ async fn real_spark_submit_in_cluster_mode_becomes_a_gang() {
     let client = cluster.client.clone();
     let scripts = Scripts::default();
     tokio::spawn(spark::run_drivers(client.clone(), scripts.clone()));
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "spark", "labels": {"sparkgang.io/enabled": "true"}}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let nodes: Api<Node> = Api::all(client.clone());
-    for i in 0..3 {
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": format!("node-{i}"), "labels": {"instance-group": "batch"}},
-            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-                       "conditions": [{"type": "Ready", "status": "True"}]}
-        }))
-        .unwrap();
-        nodes.create(&PostParams::default(), &node).await.unwrap();
-    }
+    opt_in_namespace(&client).await;
+    add_nodes(&client, 3).await;
     let master = format!("k8s://{}", cluster.api.url());
     // spark-submit finds SPARK_HOME through the `python` of its environment: the venv's.
     let bin = submit.parent().map(PathBuf::from).unwrap_or_default();
@@ -221,27 +186,8 @@ async fn real_spark_driver_creates_executors_that_take_reserved_slots() {
         .await
         .expect("cluster starts");
     let client = cluster.client.clone();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "spark", "labels": {"sparkgang.io/enabled": "true"}}}),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let nodes: Api<Node> = Api::all(client.clone());
-    for i in 0..2 {
-        let node: Node = serde_json::from_value(json!({
-            "metadata": {"name": format!("node-{i}"), "labels": {"instance-group": "batch"}},
-            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-                       "conditions": [{"type": "Ready", "status": "True"}]}
-        }))
-        .unwrap();
-        nodes.create(&PostParams::default(), &node).await.unwrap();
-    }
+    opt_in_namespace(&client).await;
+    add_nodes(&client, 2).await;
     // The driver pod and its ConfigMap, as spark-submit creates them; placed as a gang.
     let executors_conf = [
         ("spark.executor.instances", "2"),

@@ -153,50 +153,6 @@ mod cert_manager {
     }
 }
 
-/// `KubeSchedulerConfiguration` (kubescheduler.config.k8s.io/v1), the fields deploy/ may use.
-mod scheduler_config {
-    use serde::{Deserialize, Serialize};
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct KubeSchedulerConfiguration {
-        pub api_version: String,
-        pub kind: String,
-        pub leader_election: LeaderElection,
-        pub percentage_of_nodes_to_score: Option<u32>,
-        pub profiles: Vec<Profile>,
-        pub extenders: Vec<Extender>,
-    }
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct LeaderElection {
-        pub leader_elect: bool,
-        pub resource_lock: String,
-        pub resource_name: String,
-        pub resource_namespace: String,
-    }
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct Profile {
-        pub scheduler_name: String,
-    }
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    pub struct Extender {
-        pub url_prefix: String,
-        pub filter_verb: String,
-        pub node_cache_capable: bool,
-        pub ignorable: bool,
-        pub http_timeout: String,
-        pub weight: i64,
-        #[serde(rename = "enableHTTPS")]
-        pub enable_https: bool,
-    }
-}
-
 /// kustomize wraps long base64 values (Secret data, caBundle) over several lines; Kubernetes
 /// (Go's base64 decoder) ignores the line breaks, k8s-openapi does not: join them first.
 fn unwrap_base64(mut o: Value) -> Value {
@@ -290,7 +246,8 @@ fn embedded_configs_parse_with_the_strict_loaders() {
     let cm = find(&objects, "ConfigMap", "spark-scheduler-config");
     let extender = cm["data"]["extender-config.yaml"].as_str().unwrap();
     let config = ExtenderConfig::from_yaml(extender, "deploy extender-config.yaml").unwrap();
-    let scheduler: scheduler_config::KubeSchedulerConfiguration =
+    // The simulator's strict type: the configuration it runs is the one deploy/ installs.
+    let scheduler: sparkgang_sim::deploy_config::KubeSchedulerConfiguration =
         serde_yaml::from_str(cm["data"]["scheduler-config.yaml"].as_str().unwrap()).unwrap();
     assert_eq!(scheduler.api_version, "kubescheduler.config.k8s.io/v1");
     assert_eq!(scheduler.profiles[0].scheduler_name, config.scheduler_name);

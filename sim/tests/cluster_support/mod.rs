@@ -1,0 +1,82 @@
+//! Shared helpers of the end-to-end tests: a simulated cluster with a namespace opted in to
+//! the webhook and some nodes, and waiting for a condition.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use sparkgang_sim::cluster::{SimCluster, SimOptions};
+use sparkgang_sim::spark::{self, Scripts};
+
+/// Polls `f` every 50 ms until it returns `Some`, failing after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Namespace `spark`, opted in to the webhook (`sparkgang.io/enabled=true`).
+pub async fn opt_in_namespace(client: &kube::Client) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "spark",
+                "labels": {"sparkgang.io/enabled": "true"}}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+/// `count` ready nodes `node-0` … of 8 cores / 32Gi in instance group `batch`.
+pub async fn add_nodes(client: &kube::Client, count: usize) {
+    let api: Api<Node> = Api::all(client.clone());
+    for i in 0..count {
+        let node: Node = serde_json::from_value(json!({
+            "metadata": {"name": format!("node-{i}"), "labels": {
+                "instance-group": "batch", "topology.kubernetes.io/zone": "z1"}},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &node).await.unwrap();
+    }
+}
+
+/// A simulated cluster with `nodes` nodes, namespace `spark` opted in, and Spark drivers
+/// that run the scripts registered in the returned [`Scripts`].
+pub async fn start(options: SimOptions, nodes: usize) -> (SimCluster, Scripts) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cluster = SimCluster::start(options).await.expect("cluster starts");
+    let scripts = Scripts::default();
+    tokio::spawn(spark::run_drivers(cluster.client.clone(), scripts.clone()));
+    opt_in_namespace(&cluster.client).await;
+    add_nodes(&cluster.client, nodes).await;
+    (cluster, scripts)
+}
+
+/// A Spark conf from pairs.
+pub fn conf(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
