@@ -25,12 +25,14 @@ enum Watched {
     Reservation(Box<Event<ResourceReservation>>),
 }
 
-/// What one relist has seen so far, per kind.
+/// What one relist has seen so far, per kind, and what memory held when it began: only
+/// those may be deleted at its end (objects added meanwhile, for example a driver a filter
+/// call brought in, are not in the relist's snapshot but are not gone).
 #[derive(Default)]
 struct Relists {
-    nodes: Option<HashSet<String>>,
-    pods: Option<HashSet<PodKey>>,
-    reservations: Option<HashSet<AppKey>>,
+    nodes: Option<(HashSet<String>, HashSet<String>)>,
+    pods: Option<(HashSet<PodKey>, HashSet<PodKey>)>,
+    reservations: Option<(HashSet<AppKey>, HashSet<AppKey>)>,
     synced: [bool; 3],
 }
 
@@ -79,27 +81,31 @@ fn handle(
                 Watched::Node(e) => match *e {
                     Event::Apply(n) => state.apply_node(&n),
                     Event::Delete(n) => state.delete_node(n.metadata.name.as_deref().unwrap_or("")),
-                    Event::Init => relists.nodes = Some(HashSet::new()),
+                    Event::Init => {
+                        let before = state.node_names().into_iter().collect();
+                        relists.nodes = Some((before, HashSet::new()));
+                    }
                     Event::InitApply(n) => {
-                        if let (Some(seen), Some(name)) = (relists.nodes.as_mut(), &n.metadata.name)
+                        if let (Some((_, seen)), Some(name)) =
+                            (relists.nodes.as_mut(), &n.metadata.name)
                         {
                             seen.insert(name.clone());
                         }
                         state.apply_node(&n);
                     }
                     Event::InitDone => {
-                        let seen = relists.nodes.take().unwrap_or_default();
-                        for name in state.node_names() {
-                            if !seen.contains(&name) {
-                                state.delete_node(&name);
-                            }
+                        let (before, seen) = relists.nodes.take().unwrap_or_default();
+                        for name in before.difference(&seen) {
+                            state.delete_node(name);
                         }
                         just_synced |= !std::mem::replace(&mut relists.synced[0], true);
                     }
                 },
                 Watched::Pod(e) => match *e {
                     Event::Apply(p) | Event::InitApply(p) => {
-                        if let (Some(seen), Some(key)) = (relists.pods.as_mut(), PodKey::of(&p)) {
+                        if let (Some((_, seen)), Some(key)) =
+                            (relists.pods.as_mut(), PodKey::of(&p))
+                        {
                             seen.insert(key);
                         }
                         effects.extend(state.apply_pod(&p));
@@ -115,20 +121,21 @@ fn handle(
                             effects.extend(state.delete_pod(&key));
                         }
                     }
-                    Event::Init => relists.pods = Some(HashSet::new()),
+                    Event::Init => {
+                        let before = state.pod_keys().into_iter().collect();
+                        relists.pods = Some((before, HashSet::new()));
+                    }
                     Event::InitDone => {
-                        let seen = relists.pods.take().unwrap_or_default();
-                        for key in state.pod_keys() {
-                            if !seen.contains(&key) {
-                                effects.extend(state.delete_pod(&key));
-                            }
+                        let (before, seen) = relists.pods.take().unwrap_or_default();
+                        for key in before.difference(&seen) {
+                            effects.extend(state.delete_pod(key));
                         }
                         just_synced |= !std::mem::replace(&mut relists.synced[1], true);
                     }
                 },
                 Watched::Reservation(e) => match *e {
                     Event::Apply(r) | Event::InitApply(r) => {
-                        if let Some(seen) = relists.reservations.as_mut() {
+                        if let Some((_, seen)) = relists.reservations.as_mut() {
                             seen.insert(AppKey::new(
                                 r.metadata.namespace.as_deref().unwrap_or(""),
                                 &r.spec.app_id,
@@ -143,13 +150,14 @@ fn handle(
                         r.metadata.namespace.as_deref().unwrap_or(""),
                         &r.spec.app_id,
                     ),
-                    Event::Init => relists.reservations = Some(HashSet::new()),
+                    Event::Init => {
+                        let before = state.reservation_keys().into_iter().collect();
+                        relists.reservations = Some((before, HashSet::new()));
+                    }
                     Event::InitDone => {
-                        let seen = relists.reservations.take().unwrap_or_default();
-                        for app in state.reservation_keys() {
-                            if !seen.contains(&app) {
-                                state.delete_reservation(&app.namespace, &app.app_id);
-                            }
+                        let (before, seen) = relists.reservations.take().unwrap_or_default();
+                        for app in before.difference(&seen) {
+                            state.delete_reservation(&app.namespace, &app.app_id);
                         }
                         just_synced |= !std::mem::replace(&mut relists.synced[2], true);
                     }

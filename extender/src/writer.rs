@@ -31,9 +31,25 @@ pub struct WriterSettings {
     pub demands: bool,
 }
 
-/// How many writes may be in flight at once (for different objects; writes for one object
-/// are always one at a time).
+/// How many writes may be in flight at once (for different objects; effects on one object —
+/// a reservation, or a pod's Demand and condition — are always one at a time, in order).
 const CONCURRENT_WRITES: usize = 8;
+
+/// The object an effect writes: effects on one object run one at a time, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Target {
+    Reservation(AppKey),
+    Pod(PodKey),
+}
+
+fn target(effect: &Effect) -> Target {
+    match effect {
+        Effect::SyncReservation(app) => Target::Reservation(app.clone()),
+        Effect::EnsureDemand(pod)
+        | Effect::DeleteDemand(pod)
+        | Effect::ReportExceedsCapacity { pod, .. } => Target::Pod(pod.clone()),
+    }
+}
 
 /// What the writer remembers across effects.
 #[derive(Default)]
@@ -52,12 +68,14 @@ pub async fn run(
 ) {
     let mut queue: VecDeque<Effect> = VecDeque::new();
     let mut queued: HashSet<Effect> = HashSet::new();
-    let mut in_flight: HashSet<Effect> = HashSet::new();
-    // Effects that arrived while the same one was in flight: run again afterwards, so the
-    // latest in-memory state is written.
-    let mut again: HashSet<Effect> = HashSet::new();
+    // Objects with a write in flight, by task id so a panicking task still frees its object.
+    let mut in_flight: HashSet<Target> = HashSet::new();
+    let mut tasks_by_id: std::collections::HashMap<tokio::task::Id, Target> =
+        std::collections::HashMap::new();
+    // Effects whose object was busy: run after it, in arrival order.
+    let mut parked: VecDeque<Effect> = VecDeque::new();
     let published = Arc::new(std::sync::Mutex::new(Published::default()));
-    let mut tasks: tokio::task::JoinSet<Effect> = tokio::task::JoinSet::new();
+    let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
     let mut open = true;
     loop {
         while tasks.len() < CONCURRENT_WRITES {
@@ -65,11 +83,14 @@ pub async fn run(
                 break;
             };
             queued.remove(&effect);
-            if in_flight.contains(&effect) {
-                again.insert(effect);
+            let t = target(&effect);
+            if in_flight.contains(&t) {
+                if !parked.contains(&effect) {
+                    parked.push_back(effect);
+                }
                 continue;
             }
-            in_flight.insert(effect.clone());
+            in_flight.insert(t.clone());
             let (client, ext, settings, recorder, published) = (
                 client.clone(),
                 ext.clone(),
@@ -77,20 +98,34 @@ pub async fn run(
                 recorder.clone(),
                 published.clone(),
             );
-            tasks.spawn(async move {
+            let handle = tasks.spawn(async move {
                 carry_out(&client, &ext, &settings, &recorder, &published, &effect).await;
-                effect
             });
+            tasks_by_id.insert(handle.id(), t);
         }
-        if !open && tasks.is_empty() && queue.is_empty() {
+        if !open && tasks.is_empty() && queue.is_empty() && parked.is_empty() {
             return;
         }
         tokio::select! {
-            done = tasks.join_next(), if !tasks.is_empty() => {
-                if let Some(Ok(effect)) = done {
-                    in_flight.remove(&effect);
-                    if again.remove(&effect) && queued.insert(effect.clone()) {
-                        queue.push_back(effect);
+            done = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let id = match &done {
+                    Some(Ok((id, ()))) => Some(*id),
+                    Some(Err(e)) => {
+                        warn!(error = %e, "a write task failed");
+                        Some(e.id())
+                    }
+                    None => None,
+                };
+                if let Some(t) = id.and_then(|id| tasks_by_id.remove(&id)) {
+                    in_flight.remove(&t);
+                    // The object is free: its parked effects go first, in order.
+                    let (mine, others): (VecDeque<Effect>, VecDeque<Effect>) =
+                        parked.drain(..).partition(|e| target(e) == t);
+                    parked = others;
+                    for e in mine.into_iter().rev() {
+                        if queued.insert(e.clone()) {
+                            queue.push_front(e);
+                        }
                     }
                 }
             }
@@ -211,11 +246,16 @@ pub async fn sync_reservation(client: &Client, ext: &Extender, app: &AppKey, att
     // The write cannot succeed: take the API's object as the truth.
     let current = api.get_opt(&name).await.ok().flatten();
     warn!(app = %app, exists = current.is_some(), "giving up writing the reservation; rebuilding it from the API");
-    ext.with_state(|s| {
-        if let Err(e) = s.reset_reservation_from_api(app, current.as_ref()) {
-            warn!(app = %app, error = %e, "cannot read the reservation from the API");
-        }
-    });
+    let effects = ext.with_state(
+        |s| match s.reset_reservation_from_api(app, current.as_ref()) {
+            Ok(effects) => effects,
+            Err(e) => {
+                warn!(app = %app, error = %e, "cannot read the reservation from the API");
+                Vec::new()
+            }
+        },
+    );
+    ext.submit(effects.into_iter().flatten());
 }
 
 async fn publish_demand(client: &Client, ext: &Extender, pod: &PodKey) -> bool {

@@ -352,6 +352,7 @@ impl ClusterState {
             let reusable = plan.drivers.get(i).is_some_and(|d| {
                 d.key == *k
                     && d.reserved == reserved
+                    && (!d.never_fits || d.shape_epoch == self.nodes.shape_epoch)
                     && match &d.takes {
                         Some(t) => self.takes_still_fit(t, &cumulative),
                         None => prefix_unchanged && d.computed_at == epoch,
@@ -440,6 +441,8 @@ impl ClusterState {
             why: String::new(),
             computed_at: epoch,
             reserved,
+            never_fits: false,
+            shape_epoch: self.nodes.shape_epoch,
         };
         // An older driver still gated has its demand read right now (milliseconds, at most
         // the gate timeout): younger drivers wait for it, or FIFO would depend on which
@@ -468,7 +471,7 @@ impl ClusterState {
             Ok(p) => planned.takes = Some(p.reserved_per_node()),
             // A gang that could not fit even on empty nodes would block its queue forever;
             // it waits on its own (with `failure-exceeds-capacity`) instead.
-            Err(_) if self.gang_exceeds_capacity(&eligible, &demand) => {}
+            Err(_) if self.gang_exceeds_capacity(&eligible, &demand) => planned.never_fits = true,
             Err(why) => {
                 planned.takes = None;
                 planned.why = format!("{} — {why}", gang_text(&demand));

@@ -219,12 +219,13 @@ impl ClusterState {
     }
 
     /// Writes for `app` could not succeed: take the API's object (`None`: it does not exist)
-    /// as the truth, whatever memory said.
+    /// as the truth, whatever memory said, and give running executors that lost their slot
+    /// with it a free one again (the writes that returns).
     pub fn reset_reservation_from_api(
         &mut self,
         app: &AppKey,
         rr: Option<&ResourceReservation>,
-    ) -> Result<(), UnreadableReservation> {
+    ) -> Result<Vec<Effect>, UnreadableReservation> {
         let reservation = rr
             .map(|rr| {
                 AppReservation::from_object(rr, &self.config.gpus).map_err(|reason| {
@@ -240,8 +241,20 @@ impl ClusterState {
         entry.sync.written = entry.sync.desired;
         entry.sync.awaiting = None;
         self.set_reservation(app, reservation);
+        // Executors bound meanwhile may have lost their slot with the memory that was reset.
+        let executors: Vec<PodKey> = self
+            .apps
+            .get(app)
+            .map(|a| a.executors.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut effects = Vec::new();
+        for e in executors {
+            if self.pods.get(&e).is_some_and(|p| p.is_active_on_node()) {
+                effects.extend(self.adopt_executor(app, &e));
+            }
+        }
         self.forget_app_if_empty(app);
-        Ok(())
+        Ok(effects)
     }
 
     /// Applications with changes not yet written, for a writer that restarts.
@@ -442,6 +455,11 @@ impl ClusterState {
             .map(|(name, _)| name.clone());
         if let Some(slot) = chosen {
             let mut r = res.clone();
+            for s in r.slots.values_mut() {
+                if s.pod.as_deref() == Some(key.name.as_str()) {
+                    s.pod = None;
+                }
+            }
             if let Some(s) = r.slots.get_mut(&slot) {
                 s.node = node;
                 s.pod = Some(key.name.clone());

@@ -181,6 +181,12 @@ impl ClusterState {
         let Some(mut r) = self.reservation(app).cloned() else {
             return Decision::failure(Outcome::FailureUnknownDemand, "reservation vanished");
         };
+        // One slot per executor: forget any other slot that still names it.
+        for s in r.slots.values_mut() {
+            if s.pod.as_deref() == Some(key.name.as_str()) {
+                s.pod = None;
+            }
+        }
         if let Some(s) = r.slots.get_mut(slot) {
             s.node = node.to_owned();
             s.pod = Some(key.name.clone());

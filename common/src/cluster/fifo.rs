@@ -29,6 +29,10 @@ pub(super) struct PlannedDriver {
     pub computed_at: u64,
     /// It held a reservation when simulated (and so took nothing more).
     pub reserved: bool,
+    /// Its gang could not fit its nodes even empty (it takes nothing and blocks nobody), as
+    /// of node shape epoch `shape_epoch`.
+    pub never_fits: bool,
+    pub shape_epoch: u64,
 }
 
 /// The simulated queue of one instance group.

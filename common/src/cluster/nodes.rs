@@ -159,7 +159,9 @@ impl NodeTable {
             status: None,
         };
         let e = &mut self.entries[i];
+        // Allocatable counts as shape: "could this gang ever fit" depends on it.
         let shape_changed = !e.present
+            || e.allocatable != allocatable
             || e.matcher != matcher
             || self.candidates[i].ready != ready
             || self.candidates[i].unschedulable != cordoned;

@@ -365,3 +365,43 @@ fn fifo_waits_for_older_gated_drivers() {
     c.place(&mut younger.driver, &["n1"]);
     c.place(&mut older.driver, &["n1"]);
 }
+
+/// An executor that ends up on another node than its slot's (kube-scheduler bound it
+/// elsewhere) is adopted into a slot on its node and released from the old one: one slot per
+/// executor, and its node's usage counts it once.
+#[test]
+fn an_executor_never_holds_two_slots() {
+    let mut c = Cluster::new(TightlyPack, &[node("n1", "z1"), node("n2", "z1")]);
+    let mut a = app("a", gang(1, 3, 4), 4);
+    c.place(&mut a.driver, &["n1", "n2"]);
+    let reservation = c.state.reservation(&a.key()).unwrap().clone();
+    let mut e = a.exec(0).clone();
+    let d = c
+        .state
+        .filter(&e, &["n1".to_owned(), "n2".to_owned()], c.now);
+    let chosen = d.node.unwrap();
+    let other = reservation
+        .executor_slots()
+        .map(|(_, s)| s.node.clone())
+        .find(|n| *n != chosen)
+        .expect("slots on both nodes");
+    // Bound elsewhere than decided.
+    e.spec.as_mut().unwrap().node_name = Some(other.clone());
+    e.status = Some(serde_json::from_value(serde_json::json!({"phase": "Running"})).unwrap());
+    c.state.apply_pod(&e);
+    let r = c.state.reservation(&a.key()).unwrap();
+    let holding: Vec<_> = r
+        .slots
+        .values()
+        .filter(|s| s.pod.as_deref() == Some(name(&e).as_str()))
+        .collect();
+    assert_eq!(holding.len(), 1, "{r:?}");
+    assert_eq!(holding[0].node, other);
+    c.assert_no_overcommit();
+    let n = c.state.node(&other).unwrap();
+    assert_eq!(
+        n.usage.pods,
+        Resources::ZERO,
+        "the executor is covered by its slot"
+    );
+}
