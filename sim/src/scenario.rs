@@ -702,9 +702,8 @@ struct PodSample {
 struct Sample {
     pods: HashMap<String, PodSample>,
     allocatable: BTreeMap<String, Resources>,
-    /// Per app id: reservation exists.
-    reservations: HashMap<String, bool>,
-    min_executors: HashMap<String, u32>,
+    /// App ids holding a reservation.
+    reservations: std::collections::HashSet<String>,
     peak_running: HashMap<String, usize>,
 }
 
@@ -739,16 +738,6 @@ impl Sample {
                 .get("spark-app-selector")
                 .cloned()
                 .unwrap_or_default();
-            if role == "driver"
-                && let Some(d) = p
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("sparkgang.io/demand"))
-                && let Ok(g) = serde_json::from_str::<sparkgang_common::GangDemand>(d)
-            {
-                s.min_executors.insert(app_id.clone(), g.min_executors);
-            }
             if node.is_some() && role == "executor" && phase == "Running" {
                 *s.peak_running.entry(app_id.clone()).or_default() += 1;
             }
@@ -773,7 +762,7 @@ impl Sample {
         let rrs: Api<ResourceReservation> = Api::all(client.clone());
         if let Ok(list) = rrs.list(&ListParams::default()).await {
             for rr in list.items {
-                s.reservations.insert(rr.spec.app_id.clone(), true);
+                s.reservations.insert(rr.spec.app_id.clone());
             }
         }
         Ok(s)
@@ -784,7 +773,6 @@ impl Sample {
 #[derive(Debug, Default)]
 struct Timeline {
     pods: BTreeMap<String, PodSample>,
-    min_executors: HashMap<String, u32>,
     peak_running: HashMap<String, usize>,
 }
 
@@ -799,9 +787,6 @@ impl Timeline {
                 entry.node = p.node.clone();
             }
             entry.phase = p.phase.clone();
-        }
-        for (app, n) in &s.min_executors {
-            self.min_executors.insert(app.clone(), *n);
         }
         for (app, n) in &s.peak_running {
             let peak = self.peak_running.entry(app.clone()).or_default();
@@ -874,7 +859,7 @@ fn check_deadlock(
             .values()
             .filter(|p| p.app_id == t.app_id && p.role == "executor" && p.phase == "Running")
             .count();
-        if running && have < min && s.reservations.contains_key(&t.app_id) {
+        if running && have < min && s.reservations.contains(&t.app_id) {
             let first = *since.entry(name.clone()).or_insert_with(Instant::now);
             if first.elapsed() > Duration::from_secs(30) {
                 let v = format!(

@@ -16,6 +16,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 use sparkgang_common::GpuResourceNames;
+use sparkgang_common::pods::app_id;
 use sparkgang_common::quantities::{format_cpu_millis, format_memory_bytes};
 use sparkgang_common::sparkconf::{ConfDemand, SparkConf, write_properties};
 use tokio::time::Instant;
@@ -107,11 +108,7 @@ pub async fn submit(client: &Client, s: &Submission, seed: u64) -> Result<Pod, k
     let mut annotations = spark.prefixed_map("spark.kubernetes.driver.annotation.");
     annotations.extend(s.annotations.clone());
     let d = &demand.demand.driver;
-    let mut limits = serde_json::Map::new();
-    limits.insert("memory".into(), json!(format_memory_bytes(d.memory_bytes)));
-    if d.gpus > 0 {
-        limits.insert("nvidia.com/gpu".into(), json!(d.gpus.to_string()));
-    }
+    let limits = limits(d);
     let pod: Pod = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": driver_name, "namespace": s.namespace, "labels": labels,
@@ -154,6 +151,16 @@ pub async fn submit(client: &Client, s: &Submission, seed: u64) -> Result<Pod, k
     Ok(created)
 }
 
+/// Spark's container limits: memory equal to the request, GPUs as limits only.
+fn limits(r: &sparkgang_common::Resources) -> serde_json::Value {
+    let mut limits = serde_json::Map::new();
+    limits.insert("memory".into(), json!(format_memory_bytes(r.memory_bytes)));
+    if r.gpus > 0 {
+        limits.insert("nvidia.com/gpu".into(), json!(r.gpus.to_string()));
+    }
+    serde_json::Value::Object(limits)
+}
+
 fn owner(pod: &Pod) -> OwnerReference {
     OwnerReference {
         api_version: "v1".to_owned(),
@@ -167,20 +174,10 @@ fn owner(pod: &Pod) -> OwnerReference {
 
 /// The executor pod Spark creates for executor `id`.
 pub fn executor_pod(driver: &Pod, demand: &ConfDemand, id: u64, prefix: &str) -> Pod {
-    let app_id = driver
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get("spark-app-selector"))
-        .cloned()
-        .unwrap_or_default();
+    let app_id = app_id(driver).unwrap_or_default();
     let app_name = demand.app_name.clone().unwrap_or_default();
     let e = &demand.demand.executor;
-    let mut limits = serde_json::Map::new();
-    limits.insert("memory".into(), json!(format_memory_bytes(e.memory_bytes)));
-    if e.gpus > 0 {
-        limits.insert("nvidia.com/gpu".into(), json!(e.gpus.to_string()));
-    }
+    let limits = limits(e);
     let name = format!("{prefix}-exec-{id}");
     let mut pod: Pod = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -245,20 +242,18 @@ pub async fn run_driver(
         .map_err(|e| kube::Error::Service(e.to_string().into()))?
         .demand(&GpuResourceNames::default())
         .map_err(|e| kube::Error::Service(e.to_string().into()))?;
-    let app_id = driver
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get("spark-app-selector"))
-        .cloned()
-        .unwrap_or_default();
+    let app_id = app_id(&driver).unwrap_or_default().to_owned();
+    // Spark names executors `<app name>-<random per application>-exec-<id>`.
+    let per_app = app_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let prefix = format!(
         "{}-{}",
         demand
             .app_name
             .clone()
             .unwrap_or_else(|| "spark".to_owned()),
-        hex(app_id.len() as u64 ^ 0x5eed, 16)
+        hex(per_app, 16)
     );
     let selector = format!("spark-app-selector={app_id},spark-role=executor");
     let batch = demand.allocation_batch_size.max(1) as usize;

@@ -23,7 +23,7 @@ use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 
 mod cluster_support;
 
-use cluster_support::eventually;
+use cluster_support::{bound_slots, eventually};
 
 async fn setup(options: SimOptions, nodes: usize) -> (SimCluster, Scripts) {
     cluster_support::start(options, nodes).await
@@ -40,26 +40,6 @@ fn submission(name: &str, executors: u32) -> Submission {
         ]),
         annotations: BTreeMap::new(),
     }
-}
-
-async fn bound_slots(
-    reservations: &Api<ResourceReservation>,
-    app: &str,
-    want: usize,
-) -> BTreeMap<String, String> {
-    eventually(
-        &format!("{want} pods bound to {app}'s slots"),
-        Duration::from_secs(30),
-        || {
-            let reservations = reservations.clone();
-            let app = app.to_owned();
-            async move {
-                let pods = reservations.get(&app).await.ok()?.status?.pods;
-                (pods.len() == want).then_some(pods)
-            }
-        },
-    )
-    .await
 }
 
 /// No node holds more than it has: running pods plus reservation slots that no running pod

@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::ListParams;
 use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::cluster::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 
 mod cluster_support;
 
-use cluster_support::{conf, eventually};
+use cluster_support::{bound_slots, conf, eventually, executors_of};
 
 async fn setup(nodes: usize) -> (SimCluster, Scripts) {
     cluster_support::start(SimOptions::default(), nodes).await
@@ -89,28 +88,8 @@ async fn static_gang_from_plain_spark_submit() {
         driver.spec.as_ref().unwrap().node_name.clone().unwrap()
     );
     // Every executor Spark creates lands on a reserved slot.
-    let bound = eventually(
-        "4 executors bound to slots",
-        Duration::from_secs(20),
-        || {
-            let reservations = reservations.clone();
-            let app_id = app_id.clone();
-            async move {
-                let rr = reservations.get(&app_id).await.ok()?;
-                let pods = rr.status?.pods;
-                (pods.len() == 5).then_some(pods)
-            }
-        },
-    )
-    .await;
-    let executors = pods
-        .list(
-            &ListParams::default()
-                .labels(&format!("spark-app-selector={app_id},spark-role=executor")),
-        )
-        .await
-        .unwrap()
-        .items;
+    let bound = bound_slots(&reservations, &app_id, 5).await;
+    let executors = executors_of(&client, &app_id).await;
     for e in &executors {
         let name = e.metadata.name.clone().unwrap();
         let (slot, _) = bound

@@ -19,26 +19,34 @@ use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::cluster::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, DriverScript, Scripts};
 
+/// `spark-submit`, or `None` (the test is skipped) when it is not installed and the run does
+/// not require it.
 fn spark_submit() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("SPARKGANG_SPARK_SUBMIT") {
-        return Some(PathBuf::from(p));
-    }
-    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/spark-submit");
-    local.exists().then_some(local)
-}
-
-mod cluster_support;
-
-use cluster_support::{add_nodes, eventually, opt_in_namespace};
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_spark_submit_in_cluster_mode_becomes_a_gang() {
-    let Some(submit) = spark_submit() else {
+    let found = std::env::var("SPARKGANG_SPARK_SUBMIT")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| {
+            let local =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/spark-submit");
+            local.exists().then_some(local)
+        });
+    if found.is_none() {
         assert!(
             std::env::var("SPARKGANG_REQUIRE_SPARK").is_err(),
             "spark-submit not found: run scripts/test.sh, which installs pyspark"
         );
         eprintln!("SKIPPED: spark-submit not found (scripts/test.sh installs pyspark)");
+    }
+    found
+}
+
+mod cluster_support;
+
+use cluster_support::{add_nodes, bound_slots, eventually, executors_of, opt_in_namespace};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_spark_submit_in_cluster_mode_becomes_a_gang() {
+    let Some(submit) = spark_submit() else {
         return;
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -154,16 +162,7 @@ async fn real_spark_submit_in_cluster_mode_becomes_a_gang() {
     })
     .await;
     assert_eq!(rr.spec.reservations.len(), 4);
-    let bound: BTreeMap<String, String> =
-        eventually("executors in their slots", Duration::from_secs(30), || {
-            let reservations = reservations.clone();
-            let app = app.clone();
-            async move {
-                let pods = reservations.get(&app).await.ok()?.status?.pods;
-                (pods.len() == 4).then_some(pods)
-            }
-        })
-        .await;
+    let bound = bound_slots(&reservations, &app, 4).await;
     assert_eq!(bound["driver"], name);
     cluster.stop().await;
 }
@@ -174,11 +173,6 @@ async fn real_spark_submit_in_cluster_mode_becomes_a_gang() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_spark_driver_creates_executors_that_take_reserved_slots() {
     let Some(submit) = spark_submit() else {
-        assert!(
-            std::env::var("SPARKGANG_REQUIRE_SPARK").is_err(),
-            "spark-submit not found: run scripts/test.sh, which installs pyspark"
-        );
-        eprintln!("SKIPPED: spark-submit not found (scripts/test.sh installs pyspark)");
         return;
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -262,27 +256,8 @@ async fn real_spark_driver_creates_executors_that_take_reserved_slots() {
         .spawn()
         .expect("spark-submit starts");
     let reservations: Api<ResourceReservation> = Api::namespaced(client.clone(), "spark");
-    let bound = eventually(
-        "Spark's executors in the reserved slots",
-        Duration::from_secs(90),
-        || {
-            let reservations = reservations.clone();
-            let app_id = app_id.clone();
-            async move {
-                let pods = reservations.get(&app_id).await.ok()?.status?.pods;
-                (pods.len() == 3).then_some(pods)
-            }
-        },
-    )
-    .await;
-    let executors = pods
-        .list(
-            &ListParams::default()
-                .labels(&format!("spark-app-selector={app_id},spark-role=executor")),
-        )
-        .await
-        .unwrap()
-        .items;
+    let bound = bound_slots(&reservations, &app_id, 3).await;
+    let executors = executors_of(&client, &app_id).await;
     assert!(
         executors.len() >= 2,
         "Spark created {} executors",

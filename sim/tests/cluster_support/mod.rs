@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Node};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{ListParams, PostParams};
 use serde_json::json;
+use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::cluster::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, Scripts};
 
@@ -79,4 +80,36 @@ pub fn conf(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// Waits until `want` slots of `app`'s reservation hold a pod; slot name → pod name.
+pub async fn bound_slots(
+    reservations: &Api<ResourceReservation>,
+    app: &str,
+    want: usize,
+) -> BTreeMap<String, String> {
+    eventually(
+        &format!("{want} pods bound to {app}'s slots"),
+        Duration::from_secs(90),
+        || {
+            let reservations = reservations.clone();
+            let app = app.to_owned();
+            async move {
+                let pods = reservations.get(&app).await.ok()?.status?.pods;
+                (pods.len() == want).then_some(pods)
+            }
+        },
+    )
+    .await
+}
+
+/// The executor pods of application `app_id` in `spark`.
+pub async fn executors_of(client: &kube::Client, app_id: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "spark");
+    pods.list(
+        &ListParams::default().labels(&format!("spark-app-selector={app_id},spark-role=executor")),
+    )
+    .await
+    .unwrap()
+    .items
 }
