@@ -23,11 +23,15 @@ use serde::{Deserialize, Deserializer, Serialize};
 ///
 /// - `minimal-fragmentation` is selectable, and an unknown name is an error that lists the
 ///   accepted names instead of silently meaning `distribute-evenly` (palantir issue #131).
-/// - Quirk 10, fixed: single-zone packing takes the first zone that fits as the baseline and
-///   replaces it only with a strictly better average packing efficiency, so a gang that fits is
-///   placed even when every efficiency is 0 (palantir compared against an initial 0 and then
-///   answered "no capacity"); and a zone without executor candidates is still tried, so an
-///   application with 0 executors can place its driver there (palantir skipped such zones).
+/// - Quirk 10, half fixed: single-zone packing takes the first zone that fits as the baseline
+///   and replaces it only with a strictly better average packing efficiency, so a gang that
+///   fits is placed even when every efficiency is 0 (palantir compared against an initial 0
+///   and then answered "no capacity"). As in palantir, a zone without executor candidates is
+///   skipped even for 0 executors: a single-zone application's executors belong in its
+///   driver's zone, and that zone could host none.
+/// - `single-az-minimal-fragmentation` compares zones by their efficiency with the executors
+///   placed; palantir's compared them without (its `minimalFragmentation` does not record its
+///   executors' reservations), see `docs/palantir-quirks.md`, "Bin-packing parity".
 /// - Ties are deterministic: zones by name, nodes by name (palantir issue #231).
 /// - Packing efficiency divides millicores exactly instead of rounding cpu up to whole cores
 ///   (identical for whole cores, as in every palantir test vector).

@@ -83,6 +83,17 @@ pub enum PackingFailure {
         /// cannot hold `requested` executors even counting that dimension alone.
         short_in: Vec<ResourceDimension>,
     },
+
+    /// Single-zone packing of a gang without executors: the driver fits only in zones that
+    /// have no executor candidates, where the application could never get executors.
+    #[error(
+        "the driver fits only in zones without executor candidates ({}); single-zone packing keeps an application's executors in its driver's zone",
+        zones.join(", ")
+    )]
+    OnlyZonesWithoutExecutorCandidates {
+        /// The zones, in driver priority order.
+        zones: Vec<String>,
+    },
 }
 
 impl PackingFailure {
@@ -103,7 +114,8 @@ impl PackingFailure {
     /// dimension.
     pub fn missing_resources(&self) -> Resources {
         match self {
-            PackingFailure::NoDriverCandidates => Resources::ZERO,
+            PackingFailure::NoDriverCandidates
+            | PackingFailure::OnlyZonesWithoutExecutorCandidates { .. } => Resources::ZERO,
             PackingFailure::DriverDoesNotFit {
                 driver,
                 most_available,

@@ -65,11 +65,14 @@ impl<'r, 'a> Packer<'r, 'a> {
     /// the one with the greatest average packing efficiency over its chosen nodes wins, the
     /// earlier zone on ties.
     ///
-    /// Two deliberate differences from palantir (its quirk 10): the first zone that fits is
-    /// the baseline, so a packing is returned even when every efficiency is 0 (palantir
-    /// compared against 0 and returned "no capacity"); and a zone without executor candidates
-    /// is still tried, so an application with 0 executors can place its driver there
-    /// (palantir skipped such zones).
+    /// As in palantir, a zone without executor candidates is not a place for the gang, even
+    /// with 0 executors: a single-zone application's executors belong in its driver's zone
+    /// (later ones too, with `dynamic_executors_in_same_zone`), and that zone could host none.
+    /// Checked against palantir by `common/tests/palantir_parity.rs`.
+    ///
+    /// One deliberate difference (palantir quirk 10): the first zone that fits is the
+    /// baseline, so a packing is returned even when every efficiency is 0 (palantir compared
+    /// against 0 and returned "no capacity").
     pub(super) fn single_zone(&self, distribution: Distribution) -> PackingResult {
         let nodes = self.req.nodes;
         let mut zones: Vec<&str> = Vec::new();
@@ -103,12 +106,20 @@ impl<'r, 'a> Packer<'r, 'a> {
 
         let mut diagnosis = Diagnosis::default();
         let mut best: Option<Packing> = None;
+        let mut without_executor_candidates: Vec<String> = Vec::new();
         for (z, (drivers, slots)) in zone_drivers.iter().zip(&zone_slots).enumerate() {
             let Some(packing) =
                 self.pack_scope(drivers, slots, distribution, &mut diagnosis, Some(z))
             else {
                 continue;
             };
+            if slots.is_empty() {
+                // Only a gang without executors fits in a zone without executor candidates.
+                if let Some(zone) = zones.get(z) {
+                    without_executor_candidates.push((*zone).to_owned());
+                }
+                continue;
+            }
             if best
                 .as_ref()
                 .is_none_or(|b| packing.efficiency.max > b.efficiency.max)
@@ -117,6 +128,11 @@ impl<'r, 'a> Packer<'r, 'a> {
             }
         }
         best.ok_or_else(|| {
+            if !without_executor_candidates.is_empty() {
+                return PackingFailure::OnlyZonesWithoutExecutorCandidates {
+                    zones: without_executor_candidates,
+                };
+            }
             diagnosis.failure(
                 self,
                 |zone| {

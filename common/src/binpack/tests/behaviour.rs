@@ -61,8 +61,9 @@ fn single_az_packs_even_when_every_efficiency_is_zero() {
 }
 
 #[test]
-fn single_az_places_an_executorless_driver_in_a_zone_without_executor_candidates() {
-    // Palantir quirk 10: zones without executor candidates were skipped even for 0 executors.
+fn single_az_needs_executor_candidates_in_the_drivers_zone() {
+    // As palantir (lib v0.15.0): a zone without executor candidates is skipped even for 0
+    // executors, since the application's later executors must stay in the driver's zone.
     let nodes = vec![
         node("cordoned", 4, 4, 0, "z1"),
         node("other", 4, 4, 0, "z2"),
@@ -76,22 +77,43 @@ fn single_az_places_an_executorless_driver_in_a_zone_without_executor_candidates
         executor_count: 0,
     };
     for algorithm in BinpackAlgorithm::ALL {
-        assert_eq!(
-            algorithm.pack(&request).unwrap().driver_node,
-            0,
-            "{algorithm}"
-        );
+        let result = algorithm.pack(&request);
+        if algorithm.is_single_az() {
+            let err = result.unwrap_err();
+            assert_eq!(
+                err,
+                PackingFailure::OnlyZonesWithoutExecutorCandidates {
+                    zones: vec!["z1".to_owned()]
+                },
+                "{algorithm}"
+            );
+            assert!(err.to_string().contains("(z1)"), "{err}");
+        } else {
+            // az-aware falls back to packing across zones.
+            assert_eq!(result.unwrap().driver_node, 0, "{algorithm}");
+        }
+    }
+    // A zone with executor candidates is used even when it comes later.
+    let both = PackingRequest {
+        driver_order: &[0, 1],
+        ..request
+    };
+    for algorithm in BinpackAlgorithm::ALL {
+        let p = algorithm.pack(&both).unwrap();
+        let zone_aware =
+            algorithm.is_single_az() || algorithm == BinpackAlgorithm::AzAwareTightlyPack;
+        let expected = if zone_aware { 1 } else { 0 };
+        assert_eq!(p.driver_node, expected, "{algorithm}");
     }
     // With executors, the zone has none to offer.
     let request = PackingRequest {
         executor_count: 1,
         ..request
     };
-    assert!(
-        BinpackAlgorithm::SingleAzTightlyPack
-            .pack(&request)
-            .is_err()
-    );
+    assert!(matches!(
+        BinpackAlgorithm::SingleAzTightlyPack.pack(&request),
+        Err(PackingFailure::ExecutorsDoNotFit { placeable: 0, .. })
+    ));
     assert!(BinpackAlgorithm::TightlyPack.pack(&request).is_ok());
 }
 
