@@ -20,27 +20,18 @@ use sparkgang_common::binpack::{BinpackAlgorithm, CandidateNode, PackingRequest}
 /// Why sparkgang deliberately answers a vector differently from palantir.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Divergence {
-    /// `single-az-minimal-fragmentation` compares zones by the packing efficiency *after* the
-    /// placement. Palantir's `minimalFragmentation` never records its executors in the
-    /// reservations that `chooseBestResult` averages, so palantir compares the zones' nodes as
-    /// they were before the executors (with only the driver added). Both answers place the
-    /// whole gang; they pick different zones.
-    MinimalFragmentationZoneEfficiency,
+    /// Palantir's packing efficiency rounds cpu up to whole cores (`Quantity.Value()`) on both
+    /// sides of the division, so a node with 3.4 of 31.5 cores used counts as 4 of 32; sparkgang
+    /// divides millicores exactly. A single-zone algorithm can then pick another zone. Both
+    /// answers place the whole gang.
+    CpuRoundedUpToWholeCores,
 }
 
-use Divergence::MinimalFragmentationZoneEfficiency as MinFragZone;
+use Divergence::CpuRoundedUpToWholeCores as CpuRounding;
 
 /// Vectors where sparkgang deliberately answers differently from palantir.
-const KNOWN_DIVERGENCES: &[(&str, Divergence)] = &[
-    ("single-az-minimal-fragmentation-0082", MinFragZone),
-    ("single-az-minimal-fragmentation-0101", MinFragZone),
-    ("single-az-minimal-fragmentation-0219", MinFragZone),
-    ("single-az-minimal-fragmentation-0245", MinFragZone),
-    ("single-az-minimal-fragmentation-0265", MinFragZone),
-    ("single-az-minimal-fragmentation-0298", MinFragZone),
-    ("single-az-minimal-fragmentation-0341", MinFragZone),
-    ("single-az-minimal-fragmentation-0392", MinFragZone),
-];
+const KNOWN_DIVERGENCES: &[(&str, Divergence)] =
+    &[("single-az-minimal-fragmentation-0139", CpuRounding)];
 
 /// How many disagreements are printed in full.
 const SHOWN: usize = 3;
@@ -111,8 +102,15 @@ impl Vector {
     /// Whether `ours` differs from palantir's answer in the way `divergence` explains.
     fn diverges_as(&self, divergence: Divergence, ours: &Outcome) -> bool {
         match divergence {
-            Divergence::MinimalFragmentationZoneEfficiency => {
-                self.policy == "single-az-minimal-fragmentation"
+            Divergence::CpuRoundedUpToWholeCores => {
+                let fractional_cpu = self
+                    .nodes
+                    .iter()
+                    .flat_map(|n| [n.available.cpu_milli, n.schedulable.cpu_milli])
+                    .chain([self.driver.cpu_milli, self.executor.cpu_milli])
+                    .any(|cpu| cpu % 1000 != 0);
+                self.policy.starts_with("single-az-")
+                    && fractional_cpu
                     && ours.has_capacity
                     && self.expected.has_capacity
                     && self.zone_of(ours.driver_node.as_ref())

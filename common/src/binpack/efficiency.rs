@@ -117,3 +117,42 @@ impl EfficiencyMean {
         }
     }
 }
+
+/// What single-zone packing compares between zones (palantir's `chooseBestResult`): the mean
+/// of [`PackingEfficiency::max`] over the list `[driver node, executor nodes…]` (a node with k
+/// executors counts k times, plus once for the driver), summed entry by entry in that order as
+/// palantir does, so equal zones compare equal bit for bit.
+///
+/// Each node's efficiency includes the driver (on its node) and `counted_executor` per executor
+/// placed there. Palantir's tightly-pack records its executors in the reservations it averages,
+/// its minimal fragmentation does not: pass the executor request for the former and
+/// [`Resources::ZERO`] for the latter (see `docs/palantir-quirks.md`, "Bin-packing parity").
+pub(super) fn zone_score(
+    nodes: &[CandidateNode],
+    driver_node: usize,
+    driver: Resources,
+    executor_nodes: &[usize],
+    counted_executor: Resources,
+) -> f64 {
+    use std::collections::BTreeMap;
+
+    let mut reserved: BTreeMap<usize, Resources> = BTreeMap::new();
+    reserved.insert(driver_node, driver);
+    for &n in executor_nodes {
+        *reserved.entry(n).or_insert(Resources::ZERO) += counted_executor;
+    }
+    let max_of: BTreeMap<usize, f64> = reserved
+        .into_iter()
+        .filter_map(|(n, r)| {
+            nodes
+                .get(n)
+                .map(|node| (n, node_packing_efficiency(node, r).max()))
+        })
+        .collect();
+    let entries = std::iter::once(&driver_node).chain(executor_nodes);
+    let sum: f64 = entries
+        .clone()
+        .map(|n| max_of.get(n).copied().unwrap_or(0.0))
+        .sum();
+    sum / entries.count().max(1) as f64
+}

@@ -4,6 +4,8 @@
 //! reduced capacity of the driver's node, and returns one node index per executor, or `None`
 //! when the capacities do not add up to `count`.
 
+use crate::resources::Resources;
+
 /// An executor candidate and how many executors it can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Slot {
@@ -30,6 +32,21 @@ impl Distribution {
             Distribution::TightlyPack => tightly_pack(slots, count),
             Distribution::DistributeEvenly => distribute_evenly(slots, count),
             Distribution::MinimalFragmentation => minimal_fragmentation(slots, count),
+        }
+    }
+}
+
+impl Distribution {
+    /// What one executor adds to its node in the single-zone comparison ([`super::efficiency::zone_score`]):
+    /// `executor` for tightly packing, nothing for minimal fragmentation. Palantir's
+    /// `minimalFragmentation` does not record its executors in the reservations that
+    /// `chooseBestResult` averages, so its zones are compared as they were before the
+    /// executors; sparkgang keeps that, since it prefers zones whose nodes are already in use
+    /// over opening empty nodes (`docs/palantir-quirks.md`, "Bin-packing parity").
+    pub(super) fn counted_in_zone_score(self, executor: Resources) -> Resources {
+        match self {
+            Distribution::MinimalFragmentation => Resources::ZERO,
+            Distribution::TightlyPack | Distribution::DistributeEvenly => executor,
         }
     }
 }

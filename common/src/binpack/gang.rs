@@ -1,6 +1,7 @@
 //! The gang driver loop (§6.2) and the single-zone wrapper (§6.6), with failure diagnosis.
 
 use super::capacity::{bounded, capacity_in_dimension, executor_capacity};
+use super::efficiency::zone_score;
 use super::executors::{Distribution, Slot};
 use super::failure::{PackingFailure, ResourceDimension};
 use super::{Packing, PackingRequest, PackingResult};
@@ -62,8 +63,10 @@ impl<'r, 'a> Packer<'r, 'a> {
 
     /// The driver loop once per zone (zones in order of first appearance among the driver
     /// candidates), each zone with only its own executor candidates; of the zones that fit,
-    /// the one with the greatest average packing efficiency over its chosen nodes wins, the
-    /// earlier zone on ties.
+    /// the one with the greatest [`zone_score`] wins, the earlier zone on ties. For tightly
+    /// packing that is the mean efficiency of its chosen nodes with the gang placed; for
+    /// minimal fragmentation, as in palantir, with only the driver placed: the zone whose
+    /// chosen nodes were already the fullest, which keeps empty nodes empty.
     ///
     /// As in palantir, a zone without executor candidates is not a place for the gang, even
     /// with 0 executors: a single-zone application's executors belong in its driver's zone
@@ -105,7 +108,7 @@ impl<'r, 'a> Packer<'r, 'a> {
         }
 
         let mut diagnosis = Diagnosis::default();
-        let mut best: Option<Packing> = None;
+        let mut best: Option<(Packing, f64)> = None;
         let mut without_executor_candidates: Vec<String> = Vec::new();
         for (z, (drivers, slots)) in zone_drivers.iter().zip(&zone_slots).enumerate() {
             let Some(packing) =
@@ -120,14 +123,18 @@ impl<'r, 'a> Packer<'r, 'a> {
                 }
                 continue;
             }
-            if best
-                .as_ref()
-                .is_none_or(|b| packing.efficiency.max > b.efficiency.max)
-            {
-                best = Some(packing);
+            let score = zone_score(
+                nodes,
+                packing.driver_node,
+                packing.driver_request,
+                &packing.executor_nodes,
+                distribution.counted_in_zone_score(self.req.executor),
+            );
+            if best.as_ref().is_none_or(|(_, b)| score > *b) {
+                best = Some((packing, score));
             }
         }
-        best.ok_or_else(|| {
+        best.map(|(packing, _)| packing).ok_or_else(|| {
             if !without_executor_candidates.is_empty() {
                 return PackingFailure::OnlyZonesWithoutExecutorCandidates {
                     zones: without_executor_candidates,

@@ -74,7 +74,9 @@ pub struct Packing {
     /// What each executor requests (copied from the request).
     pub executor_request: Resources,
     /// The mean efficiency over the driver's node and each executor's node (a node with k
-    /// executors counts k times, plus once for the driver): what single-zone algorithms compare.
+    /// executors counts k times, plus once for the driver), with the whole gang placed: what
+    /// `single-az-tightly-pack` compares between zones (minimal fragmentation compares the
+    /// same nodes without the executors, as palantir does).
     pub efficiency: AveragePackingEfficiency,
 }
 

@@ -118,6 +118,37 @@ fn single_az_needs_executor_candidates_in_the_drivers_zone() {
 }
 
 #[test]
+fn single_az_minimal_fragmentation_prefers_zones_already_in_use() {
+    // As palantir (lib v0.15.0): minimal fragmentation compares zones by how full their chosen
+    // nodes were before the executors (driver included), tightly packing by how full they are
+    // after. "fresh" ends full but was empty; "busy" was half used and ends at 3/4.
+    let nodes = vec![
+        node_with_totals("fresh", 4, 4, 4, 4, 0, 0, "z1"),
+        node_with_totals("busy", 8, 16, 8, 16, 0, 0, "z2"),
+    ];
+    let place = |algorithm: BinpackAlgorithm| {
+        let p = pack(
+            algorithm,
+            &nodes,
+            &["fresh", "busy"],
+            res(1, 1, 0),
+            res(1, 1, 0),
+            3,
+        )
+        .unwrap();
+        (p.driver_node_name(&nodes).unwrap().to_owned(), p)
+    };
+    let (tightly, packing) = place(BinpackAlgorithm::SingleAzTightlyPack);
+    assert_eq!(tightly, "fresh");
+    assert_eq!(packing.efficiency.max, 1.0);
+    let (minimal, packing) = place(BinpackAlgorithm::SingleAzMinimalFragmentation);
+    assert_eq!(minimal, "busy");
+    assert_eq!(packing.executor_nodes, [1, 1, 1]);
+    // The packing's own efficiency still counts its executors: 12 of 16 used.
+    assert_eq!(packing.efficiency.max, 0.75);
+}
+
+#[test]
 fn failure_when_the_driver_fits_nowhere() {
     let nodes = vec![node("n1", 2, 3, 1, "z"), node("n2", 8, 2, 0, "z")];
     let err = pack(
