@@ -96,9 +96,7 @@ pub async fn run(client: Client, settings: SchedulerSettings, observer: Option<A
             instance: None,
         },
     );
-    let mut backoff: HashMap<String, Backoff> = HashMap::new();
-    // Bindings made but not yet seen by the watch: pod uid → (node, requests).
-    let mut assumed: HashMap<String, (String, Resources)> = HashMap::new();
+    let mut memory = Memory::default();
     loop {
         tokio::select! {
             _ = wake.notified() => {}
@@ -110,48 +108,106 @@ pub async fn run(client: Client, settings: SchedulerSettings, observer: Option<A
             &pods,
             &nodes,
             &recorder,
-            &mut backoff,
-            &mut assumed,
+            &mut memory,
             observer.as_ref(),
         )
         .await;
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a round knows of a node: parsed once per round, not once per pod and node.
+struct NodeInfo {
+    node: Arc<Node>,
+    name: String,
+    allocatable: Resources,
+    /// Why no pod may go there whatever it asks (not ready, cordoned).
+    unusable: Option<&'static str>,
+}
+
+impl NodeInfo {
+    fn new(node: &Arc<Node>, gpus: &GpuResourceNames) -> NodeInfo {
+        NodeInfo {
+            node: node.clone(),
+            name: node.metadata.name.clone().unwrap_or_default(),
+            allocatable: node_allocatable(node, gpus).unwrap_or_default(),
+            unusable: if !is_ready(node) {
+                Some("node(s) were not ready")
+            } else if is_cordoned(node) {
+                Some("node(s) were unschedulable")
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// The scheduler's own bookkeeping between rounds.
+#[derive(Default)]
+struct Memory {
+    backoff: HashMap<String, Backoff>,
+    /// Bindings made but not yet seen by the watch: pod uid → (node, requests). Like
+    /// kube-scheduler's assumed pods, an entry ends when the watch shows the pod bound, or
+    /// when the pod is gone or finished (it may run and be deleted before a round sees it bound).
+    assumed: HashMap<String, (String, Resources)>,
+    /// Each pod's effective requests by uid (a pod's requests never change).
+    requests: HashMap<String, Resources>,
+}
+
+impl Memory {
+    fn requests(&mut self, pod: &Pod, gpus: &GpuResourceNames) -> Resources {
+        let compute = || {
+            pod.spec
+                .as_ref()
+                .and_then(|s| pod_requests(s, gpus).ok())
+                .unwrap_or_default()
+        };
+        match &pod.metadata.uid {
+            Some(uid) => *self.requests.entry(uid.clone()).or_insert_with(compute),
+            None => compute(),
+        }
+    }
+}
+
 async fn schedule_round(
     client: &Client,
     settings: &SchedulerSettings,
     pods: &Store<Pod>,
     nodes: &Store<Node>,
     recorder: &Recorder,
-    backoff: &mut HashMap<String, Backoff>,
-    assumed: &mut HashMap<String, (String, Resources)>,
+    memory: &mut Memory,
     observer: Option<&AttemptObserver>,
 ) {
     let all_pods = pods.state();
-    let all_nodes = nodes.state();
+    let nodes: Vec<NodeInfo> = nodes
+        .state()
+        .iter()
+        .map(|n| NodeInfo::new(n, &settings.gpus))
+        .collect();
     let mut used: HashMap<String, Resources> = HashMap::new();
-    let mut seen_bound = Vec::new();
+    let mut live = std::collections::HashSet::new();
     for p in &all_pods {
-        if let Some(n) = node_name(p) {
-            if let Some(uid) = &p.metadata.uid {
-                seen_bound.push(uid.clone());
-            }
-            if !is_finished(p) {
-                let r = p
-                    .spec
-                    .as_ref()
-                    .and_then(|s| pod_requests(s, &settings.gpus).ok())
-                    .unwrap_or_default();
-                *used.entry(n.to_owned()).or_default() += r;
-            }
+        let Some(uid) = &p.metadata.uid else { continue };
+        if node_name(p).is_some() || is_finished(p) {
+            memory.assumed.remove(uid);
+        } else {
+            live.insert(uid.clone());
+        }
+        if let Some(n) = node_name(p)
+            && !is_finished(p)
+        {
+            let r = memory.requests(p, &settings.gpus);
+            *used.entry(n.to_owned()).or_default() += r;
         }
     }
-    for uid in seen_bound {
-        assumed.remove(&uid);
-    }
-    for (node, r) in assumed.values() {
+    memory.assumed.retain(|uid, _| live.contains(uid));
+    let present: std::collections::HashSet<&str> = all_pods
+        .iter()
+        .filter_map(|p| p.metadata.uid.as_deref())
+        .collect();
+    memory
+        .requests
+        .retain(|uid, _| present.contains(uid.as_str()));
+    for (node, r) in memory.assumed.values() {
         *used.entry(node.clone()).or_default() += *r;
     }
     let now = Instant::now();
@@ -169,11 +225,12 @@ async fn schedule_round(
                 && p.metadata
                     .uid
                     .as_ref()
-                    .is_some_and(|u| !assumed.contains_key(u))
+                    .is_some_and(|u| !memory.assumed.contains_key(u))
         })
         .filter(|p| {
             let key = pod_key(p);
-            backoff
+            memory
+                .backoff
                 .get(&key)
                 .and_then(|b| b.until)
                 .is_none_or(|until| until <= now)
@@ -187,23 +244,19 @@ async fn schedule_round(
         )
     });
     for pod in queue {
-        let attempt = schedule_one(client, settings, pod, &all_nodes, &used).await;
+        let requests = memory.requests(pod, &settings.gpus);
+        let attempt = schedule_one(client, settings, pod, requests, &nodes, &used).await;
         let key = pod_key(pod);
         match &attempt {
             Attempt::Bound(node) => {
-                backoff.remove(&key);
-                let r = pod
-                    .spec
-                    .as_ref()
-                    .and_then(|s| pod_requests(s, &settings.gpus).ok())
-                    .unwrap_or_default();
-                *used.entry(node.clone()).or_default() += r;
+                memory.backoff.remove(&key);
+                *used.entry(node.clone()).or_default() += requests;
                 if let Some(uid) = &pod.metadata.uid {
-                    assumed.insert(uid.clone(), (node.clone(), r));
+                    memory.assumed.insert(uid.clone(), (node.clone(), requests));
                 }
             }
             Attempt::Unschedulable(message) => {
-                let b = backoff.entry(key).or_default();
+                let b = memory.backoff.entry(key).or_default();
                 b.attempts += 1;
                 let delay = settings
                     .initial_backoff
@@ -232,33 +285,34 @@ async fn schedule_one(
     client: &Client,
     settings: &SchedulerSettings,
     pod: &Pod,
-    nodes: &[Arc<Node>],
+    requests: Resources,
+    nodes: &[NodeInfo],
     used: &HashMap<String, Resources>,
 ) -> Attempt {
     let Some(spec) = pod.spec.as_ref() else {
         return Attempt::Unschedulable("pod has no spec".to_owned());
     };
-    let requests = pod_requests(spec, &settings.gpus).unwrap_or_default();
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut feasible: Vec<&Node> = Vec::new();
     for n in nodes {
-        let name = n.metadata.name.as_deref().unwrap_or("");
-        let reason = if !is_ready(n) {
-            Some("node(s) were not ready".to_owned())
-        } else if is_cordoned(n) {
-            Some("node(s) were unschedulable".to_owned())
-        } else if !required_node_match(spec, n) {
-            Some("node(s) didn't match Pod's node affinity/selector".to_owned())
-        } else if !tolerates_node_taints(spec, n) {
-            Some("node(s) had untolerated taint".to_owned())
+        let reason = if let Some(r) = n.unusable {
+            Some(r)
+        } else if !required_node_match(spec, &n.node) {
+            Some("node(s) didn't match Pod's node affinity/selector")
+        } else if !tolerates_node_taints(spec, &n.node) {
+            Some("node(s) had untolerated taint")
         } else {
-            let allocatable = node_allocatable(n, &settings.gpus).unwrap_or_default();
-            let free = allocatable - used.get(name).copied().unwrap_or_default();
+            let free = n.allocatable - used.get(&n.name).copied().unwrap_or_default();
             insufficient(&requests, &free)
         };
         match reason {
-            Some(r) => *reasons.entry(r).or_default() += 1,
-            None => feasible.push(n),
+            Some(r) => match reasons.get_mut(r) {
+                Some(count) => *count += 1,
+                None => {
+                    reasons.insert(r.to_owned(), 1);
+                }
+            },
+            None => feasible.push(&n.node),
         }
     }
     let mut candidates: Vec<String> = feasible
@@ -332,13 +386,13 @@ async fn schedule_one(
     }
 }
 
-fn insufficient(requests: &Resources, free: &Resources) -> Option<String> {
+fn insufficient(requests: &Resources, free: &Resources) -> Option<&'static str> {
     if requests.cpu_milli > free.cpu_milli {
-        Some("Insufficient cpu".to_owned())
+        Some("Insufficient cpu")
     } else if requests.memory_bytes > free.memory_bytes {
-        Some("Insufficient memory".to_owned())
+        Some("Insufficient memory")
     } else if requests.gpus > free.gpus {
-        Some("Insufficient nvidia.com/gpu".to_owned())
+        Some("Insufficient nvidia.com/gpu")
     } else {
         None
     }
