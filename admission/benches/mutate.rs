@@ -13,7 +13,7 @@ use sparkgang_admission::{MutationConfig, review};
 
 fn fixture_pod(file: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/spark-4.3.0")
+        .join("../fixtures/spark-4.3.0")
         .join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("fixture {} is missing: {e}", path.display()));

@@ -61,7 +61,7 @@ struct Args {
 fn fixture_body(args: &Args) -> anyhow::Result<Vec<u8>> {
     let path = args.fixture.clone().unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/spark-4.3.0/cluster-static.requests.jsonl")
+            .join("../fixtures/spark-4.3.0/cluster-static.requests.jsonl")
     });
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read fixture {}", path.display()))?;

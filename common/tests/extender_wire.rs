@@ -6,11 +6,11 @@ use sparkgang_common::api::extender::*;
 
 fn wire_fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/kube-scheduler-wire")
+        .join("../fixtures/kube-scheduler-wire")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "fixture {} is missing ({e}); shared/ must sit beside the repository",
+            "fixture {} is missing ({e}); it lives in the repository under fixtures/",
             path.display()
         )
     })

@@ -8,10 +8,10 @@ use sparkgang_common::resources::{GpuResourceNames, Resources, pod_requests};
 use sparkgang_common::sparkconf::{ConfDemand, SparkConf};
 
 fn fixtures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/spark-4.3.0");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spark-4.3.0");
     assert!(
         dir.join("README.md").is_file(),
-        "fixtures not found at {} (expected the shared/ directory beside the repository)",
+        "fixtures not found at {} (they live in the repository under fixtures/)",
         dir.display()
     );
     dir

@@ -32,14 +32,14 @@ impl Drop for TempDir {
     }
 }
 
-/// Request bodies of a capture in ../shared/fixtures/spark-4.3.0.
+/// Request bodies of a capture in fixtures/spark-4.3.0.
 fn capture(file: &str) -> Vec<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/spark-4.3.0")
+        .join("../fixtures/spark-4.3.0")
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "fixture {} not readable ({e}); shared/ must sit beside the repository",
+            "fixture {} not readable ({e}); it lives in the repository under fixtures/",
             path.display()
         )
     });

@@ -21,11 +21,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 fn fixture(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures/kube-scheduler-wire")
+        .join("../fixtures/kube-scheduler-wire")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{} is missing ({e}); shared/ must sit beside the repository",
+            "{} is missing ({e}); it lives in the repository under fixtures/",
             path.display()
         )
     });

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 fn fixtures() -> PathBuf {
-    common::repo_root().join("../shared/fixtures/spark-4.3.0")
+    common::repo_root().join("fixtures/spark-4.3.0")
 }
 
 struct Request {

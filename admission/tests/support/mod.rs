@@ -191,12 +191,12 @@ pub fn serial_of(der: &CertificateDer<'_>) -> String {
     cert.tbs_certificate.raw_serial_as_string()
 }
 
-/// `../../shared/fixtures/spark-4.3.0` from this crate; fails clearly when it is missing.
+/// `../fixtures/spark-4.3.0` from this crate; fails clearly when it is missing.
 pub fn fixtures_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/spark-4.3.0");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spark-4.3.0");
     assert!(
         dir.join("README.md").is_file(),
-        "the Spark fixtures are missing: expected {} (the shared/ directory beside the repository)",
+        "the Spark fixtures are missing: expected {} (fixtures/ in the repository)",
         dir.display()
     );
     dir
