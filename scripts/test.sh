@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace on a fresh machine: installs what the tests need, then
-# `cargo test`. This is the README's test command; .ci/run calls it after fmt and clippy.
-set -euo pipefail
+# Runs every test of the workspace on a fresh machine: installs what the tests need, then runs
+# every test target, even when one fails, and ends with a summary of all failures. This is the
+# README's test command; .ci/run calls it after fmt and clippy. Extra arguments go to the first
+# (debug) `cargo test`.
+#
+# Tiers: (1) every test target in a debug build; (2) the real-time scenario at scale
+# (1,000 applications), which needs a release build to keep up; (3) doc tests.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # deploy/ is rendered with `kubectl kustomize` by the manifest tests.
@@ -18,12 +23,41 @@ fi
 venv=.cache/venv
 if [ ! -x "$venv/bin/spark-submit" ]; then
   echo "== installing pyspark into $venv (once)"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "pyspark==4.3.0"
+  python3 -m venv "$venv" &&
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "pyspark==4.3.0" || {
+    echo "scripts/test.sh: cannot install pyspark into $venv" >&2
+    exit 1
+  }
 fi
 export SPARKGANG_SPARK_SUBMIT="$PWD/$venv/bin/spark-submit"
 export SPARKGANG_REQUIRE_SPARK=1
 
-cargo test --workspace --all-targets --locked "$@"
-# Doc tests are not part of --all-targets.
-cargo test --workspace --doc --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+failed=()
+step() {
+  local name=$1
+  shift
+  echo "== $name: $*"
+  local started=$SECONDS
+  "$@" 2>&1 | tee -a "$log"
+  local status=${PIPESTATUS[0]}
+  echo "== $name: exit $status after $((SECONDS - started)) s"
+  [ "$status" -eq 0 ] || failed+=("$name")
+}
+
+step "tests (debug)" cargo test --workspace --all-targets --locked --no-fail-fast "$@"
+step "scenario at scale (release)" \
+  cargo test --release --locked -p sparkgang-tests --test scenarios --no-fail-fast -- scale_
+step "doc tests" cargo test --workspace --doc --locked --no-fail-fast
+
+if [ ${#failed[@]} -eq 0 ]; then
+  echo "== all tests passed"
+  exit 0
+fi
+echo
+echo "== FAILED: ${failed[*]}"
+echo "== failing tests:"
+grep -E '^test .* \.\.\. FAILED$|^    [A-Za-z_:0-9]+$' "$log" | sed -n '1,200p' | sort -u
+grep -E '^error: [0-9]+ targets? failed:' -A40 "$log" | grep -E '^error|^    `' || true
+exit 1

@@ -5,14 +5,17 @@
 //! loopback. Around it, as `deploy/` wires them on a real cluster: [`admission`] sends pod
 //! creations to the real webhook, [`scheduler`] is kube-scheduler's loop calling the real
 //! extender, [`kubelet`] starts bound pods, [`spark`] behaves like spark-submit and a Spark
-//! driver. [`cluster`] starts them all.
+//! driver. [`cluster`] starts them all. [`scenario`] runs a workload through them and records
+//! a [`history`] that the [`oracle`]s judge.
 
 pub mod admission;
 pub mod apiserver;
 pub mod cluster;
 pub mod deploy_config;
+pub mod history;
 pub mod http_post;
 pub mod kubelet;
+pub mod oracle;
 pub mod scenario;
 pub mod scheduler;
 pub mod spark;

@@ -19,30 +19,9 @@ use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::cluster::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, DriverScript, Scripts};
 
-/// `spark-submit`, or `None` (the test is skipped) when it is not installed and the run does
-/// not require it.
-fn spark_submit() -> Option<PathBuf> {
-    let found = std::env::var("SPARKGANG_SPARK_SUBMIT")
-        .map(PathBuf::from)
-        .ok()
-        .or_else(|| {
-            let local =
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/spark-submit");
-            local.exists().then_some(local)
-        });
-    if found.is_none() {
-        assert!(
-            std::env::var("SPARKGANG_REQUIRE_SPARK").is_err(),
-            "spark-submit not found: run scripts/test.sh, which installs pyspark"
-        );
-        eprintln!("SKIPPED: spark-submit not found (scripts/test.sh installs pyspark)");
-    }
-    found
-}
-
-mod cluster_support;
-
-use cluster_support::{add_nodes, bound_slots, eventually, executors_of, opt_in_namespace};
+use sparkgang_tests::cluster::{add_nodes, bound_slots, executors_of, opt_in_namespace};
+use sparkgang_tests::spark_submit::spark_submit;
+use sparkgang_tests::wait::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_spark_submit_in_cluster_mode_becomes_a_gang() {

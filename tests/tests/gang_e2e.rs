@@ -13,12 +13,11 @@ use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::cluster::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 
-mod cluster_support;
-
-use cluster_support::{bound_slots, conf, eventually, executors_of};
+use sparkgang_tests::cluster::{self, bound_slots, conf, executors_of};
+use sparkgang_tests::wait::eventually;
 
 async fn setup(nodes: usize) -> (SimCluster, Scripts) {
-    cluster_support::start(SimOptions::default(), nodes).await
+    cluster::start(SimOptions::default(), nodes).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

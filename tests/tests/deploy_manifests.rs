@@ -20,7 +20,7 @@ use sparkgang_extender::api_calls::API_CALLS;
 use sparkgang_extender::config::ExtenderConfig;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    sparkgang_tests::repo_root()
 }
 
 fn kustomize(dir: &Path) -> Vec<Value> {

@@ -1,9 +1,7 @@
-//! Shared helpers of the end-to-end tests: a simulated cluster with a namespace opted in to
-//! the webhook and some nodes, and waiting for a condition.
-#![allow(dead_code)]
+//! A simulated cluster to test against: a namespace opted in to the webhook, some nodes, the
+//! Spark driver stand-in, and what the tests read back (slots, executors).
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -14,24 +12,7 @@ use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::cluster::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, Scripts};
 
-/// Polls `f` every 50 ms until it returns `Some`, failing after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::wait::eventually;
 
 /// Namespace `spark`, opted in to the webhook (`sparkgang.io/enabled=true`).
 pub async fn opt_in_namespace(client: &kube::Client) {

@@ -21,12 +21,11 @@ use sparkgang_sim::cluster::{EXTENDER_USER_AGENT, SimCluster, SimOptions, client
 use sparkgang_sim::kubelet::{Phase, set_phase};
 use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 
-mod cluster_support;
-
-use cluster_support::{bound_slots, eventually};
+use sparkgang_tests::cluster::{self, bound_slots};
+use sparkgang_tests::wait::eventually;
 
 async fn setup(options: SimOptions, nodes: usize) -> (SimCluster, Scripts) {
-    cluster_support::start(options, nodes).await
+    cluster::start(options, nodes).await
 }
 
 fn submission(name: &str, executors: u32) -> Submission {

@@ -1,0 +1,281 @@
+//! What a scenario run saw, as plain data: the nodes, the applications submitted, and the
+//! cluster's pods and reservations sampled over time (only what changed is kept). The oracles
+//! (`crate::oracle`) judge a run from this alone.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sparkgang_common::resources::Resources;
+
+/// A recorded run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub nodes: Vec<NodeRecord>,
+    pub apps: Vec<AppRecord>,
+    /// FIFO per instance group, when the run enabled it.
+    pub fifo: Option<FifoRule>,
+    /// Samples in time order, each holding only what changed since the previous one.
+    pub changes: Vec<Change>,
+}
+
+/// A node as created.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub name: String,
+    pub allocatable: Resources,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An application as submitted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppRecord {
+    /// The scenario's name for it.
+    pub name: String,
+    pub namespace: String,
+    /// Driver pod name.
+    pub driver: String,
+    pub app_id: String,
+    /// Seconds from the start of the run.
+    pub submitted_at: f64,
+    /// The API refused the driver.
+    pub rejected: bool,
+    pub gang: GangRecord,
+}
+
+/// What the application asks for, as the submitter computed it from its Spark conf.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GangRecord {
+    pub driver: Resources,
+    pub executor: Resources,
+    pub min_executors: u32,
+    /// The driver's and executors' node selector.
+    pub node_selector: BTreeMap<String, String>,
+}
+
+/// FIFO as configured: an older driver blocks younger ones once it waited `enforce_after`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct FifoRule {
+    pub enforce_after_seconds: f64,
+}
+
+/// A pod at one sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PodRecord {
+    pub namespace: String,
+    pub name: String,
+    /// `spark-role`: `driver` or `executor`.
+    pub role: String,
+    /// `spark-app-selector`.
+    pub app_id: String,
+    pub node: Option<String>,
+    pub phase: String,
+    pub requests: Resources,
+}
+
+impl PodRecord {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.phase == "Succeeded" || self.phase == "Failed"
+    }
+
+    /// Bound and not finished: holds room on its node.
+    pub fn holds_room(&self) -> bool {
+        self.node.is_some() && !self.is_finished()
+    }
+}
+
+/// A `ResourceReservation` at one sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReservationRecord {
+    pub namespace: String,
+    pub app_id: String,
+    /// Slot name (`driver`, `executor-N`) → node.
+    pub slots: BTreeMap<String, String>,
+    /// Slot name → the pod holding it.
+    pub pods: BTreeMap<String, String>,
+}
+
+impl ReservationRecord {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.app_id)
+    }
+
+    pub fn executor_slots(&self) -> usize {
+        self.slots.keys().filter(|s| s.as_str() != "driver").count()
+    }
+}
+
+/// What changed at one sample time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Seconds from the start of the run.
+    pub at: f64,
+    /// Pods new or changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodRecord>,
+    /// Keys (`namespace/name`) of pods gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods_gone: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reservations: Vec<ReservationRecord>,
+    /// Keys (`namespace/app-id`) of reservations gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reservations_gone: Vec<String>,
+    /// Per node, what the extender held there (slots, soft reservations, pods no slot covers)
+    /// where that changed; empty when the run had no extender.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<(String, Resources)>,
+}
+
+/// The cluster at one sample time, rebuilt from the changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    pub at: f64,
+    pub pods: BTreeMap<String, PodRecord>,
+    pub reservations: BTreeMap<String, ReservationRecord>,
+    pub held: BTreeMap<String, Resources>,
+}
+
+impl State {
+    /// Applies one change.
+    pub fn apply(&mut self, c: &Change) {
+        self.at = c.at;
+        for p in &c.pods {
+            self.pods.insert(p.key(), p.clone());
+        }
+        for k in &c.pods_gone {
+            self.pods.remove(k);
+        }
+        for r in &c.reservations {
+            self.reservations.insert(r.key(), r.clone());
+        }
+        for k in &c.reservations_gone {
+            self.reservations.remove(k);
+        }
+        for (n, r) in &c.held {
+            self.held.insert(n.clone(), *r);
+        }
+    }
+
+    /// What changed from `self` to `next`, as a [`Change`] at `next.at`.
+    pub fn diff(&self, next: &State) -> Change {
+        let changed = |old: Option<&PodRecord>, new: &PodRecord| old != Some(new);
+        Change {
+            at: next.at,
+            pods: next
+                .pods
+                .iter()
+                .filter(|(k, p)| changed(self.pods.get(*k), p))
+                .map(|(_, p)| p.clone())
+                .collect(),
+            pods_gone: self
+                .pods
+                .keys()
+                .filter(|k| !next.pods.contains_key(*k))
+                .cloned()
+                .collect(),
+            reservations: next
+                .reservations
+                .iter()
+                .filter(|(k, r)| self.reservations.get(*k) != Some(*r))
+                .map(|(_, r)| r.clone())
+                .collect(),
+            reservations_gone: self
+                .reservations
+                .keys()
+                .filter(|k| !next.reservations.contains_key(*k))
+                .cloned()
+                .collect(),
+            held: next
+                .held
+                .iter()
+                .filter(|(n, r)| self.held.get(*n) != Some(*r))
+                .map(|(n, r)| (n.clone(), *r))
+                .collect(),
+        }
+    }
+}
+
+impl History {
+    /// Calls `f` with the cluster's state at every sample, in time order.
+    pub fn replay(&self, mut f: impl FnMut(&State)) {
+        let mut state = State::default();
+        for c in &self.changes {
+            state.apply(c);
+            f(&state);
+        }
+    }
+
+    /// Appends a sample, keeping only what changed since the last one.
+    pub fn record(&mut self, last: &mut State, next: State) {
+        self.changes.push(last.diff(&next));
+        *last = next;
+    }
+
+    /// The time of the last sample.
+    pub fn end(&self) -> f64 {
+        self.changes.last().map_or(0.0, |c| c.at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, node: Option<&str>, phase: &str) -> PodRecord {
+        PodRecord {
+            namespace: "spark".into(),
+            name: name.into(),
+            role: "executor".into(),
+            app_id: "a".into(),
+            node: node.map(str::to_owned),
+            phase: phase.into(),
+            requests: Resources::default(),
+        }
+    }
+
+    fn state(at: f64, pods: &[PodRecord]) -> State {
+        State {
+            at,
+            pods: pods.iter().map(|p| (p.key(), p.clone())).collect(),
+            ..State::default()
+        }
+    }
+
+    #[test]
+    fn replay_rebuilds_every_recorded_state() {
+        let states = [
+            state(0.0, &[pod("e1", None, "Pending")]),
+            state(
+                0.2,
+                &[pod("e1", Some("n1"), "Running"), pod("e2", None, "")],
+            ),
+            state(0.4, &[pod("e2", Some("n2"), "Running")]),
+            state(0.6, &[]),
+        ];
+        let mut h = History::default();
+        let mut last = State::default();
+        for s in &states {
+            h.record(&mut last, s.clone());
+        }
+        // e1 is gone at 0.4: recorded as gone, not as a full list of what is left.
+        assert_eq!(h.changes[2].pods_gone, vec!["spark/e1".to_owned()]);
+        let mut seen = Vec::new();
+        h.replay(|s| seen.push(s.clone()));
+        assert_eq!(seen, states.to_vec());
+        assert_eq!(h.end(), 0.6);
+    }
+
+    #[test]
+    fn unchanged_objects_are_not_recorded_again() {
+        let s = state(0.0, &[pod("e1", Some("n1"), "Running")]);
+        let mut later = s.clone();
+        later.at = 1.0;
+        let c = s.diff(&later);
+        assert!(c.pods.is_empty() && c.pods_gone.is_empty());
+        assert_eq!(c.at, 1.0);
+    }
+}

@@ -1,0 +1,276 @@
+//! Scenarios: a cluster, a workload and expectations in YAML (`docs/scenarios.md`), run
+//! through the simulated cluster with the real webhook and extender, checked against
+//! invariants, and reported as JSON.
+
+mod report;
+mod run;
+mod sampler;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sparkgang_common::durations::parse_duration;
+
+use crate::spark::{DriverScript, Submission};
+
+pub use report::{AppReport, ExecutorReport, FilterStats, NodeReport, Report, filter_stats};
+pub use run::run;
+
+/// A scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// Extender config overrides (keys of docs/extender.md; `fifo: true` is short for
+    /// `fifo: {enabled: true}`).
+    #[serde(default)]
+    pub config: serde_yaml::Mapping,
+    pub nodes: Vec<NodeGroup>,
+    pub apps: Vec<AppSpec>,
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+    /// Longest the run may take (default: last submission + 60s).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// `count` nodes named `<name>-0` … (or one node named `name`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeGroup {
+    pub name: String,
+    #[serde(default)]
+    pub count: Option<u32>,
+    pub cpu: String,
+    pub memory: String,
+    #[serde(default)]
+    pub gpu: u32,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One application, or `count` identical ones named `<name>-0` ….
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpec {
+    pub name: String,
+    #[serde(default)]
+    pub count: Option<u32>,
+    #[serde(default = "zero")]
+    pub submit_at: String,
+    /// Seconds between the submissions of a `count` group.
+    #[serde(default)]
+    pub every: Option<String>,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    #[serde(default)]
+    pub conf: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// How long the app runs once its minimum executors run.
+    #[serde(default = "default_runtime")]
+    pub runtime: String,
+    #[serde(default)]
+    pub kill_executors: Vec<KillSpec>,
+    /// Dynamic allocation: executor target changes.
+    #[serde(default)]
+    pub scale: Vec<ScaleSpec>,
+}
+
+fn zero() -> String {
+    "0s".to_owned()
+}
+fn default_namespace() -> String {
+    "spark".to_owned()
+}
+fn default_runtime() -> String {
+    "5s".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSpec {
+    pub at: String,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleSpec {
+    pub at: String,
+    pub executors: u32,
+}
+
+/// What must hold at the end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub app: String,
+    #[serde(default)]
+    pub driver_scheduled_within: Option<String>,
+    #[serde(default)]
+    pub driver_scheduled_after: Option<String>,
+    /// `completed`, `running`, `pending` or `rejected`.
+    #[serde(default)]
+    pub final_state: Option<String>,
+    #[serde(default)]
+    pub reason_contains: Option<String>,
+}
+
+/// Why a scenario could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("scenario: {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::SimError),
+    #[error("kubernetes API: {0}")]
+    Api(#[from] kube::Error),
+}
+
+fn duration(field: &str, s: &str) -> Result<Duration, ScenarioError> {
+    parse_duration(s).map_err(|e| ScenarioError::Invalid(format!("{field}: {e}")))
+}
+
+impl Scenario {
+    pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
+        serde_yaml::from_str(text).map_err(|e| ScenarioError::Invalid(e.to_string()))
+    }
+
+    /// The extender overrides, with `fifo: <bool>` expanded.
+    fn extender_overrides(&self) -> serde_yaml::Value {
+        let mut m = self.config.clone();
+        if let Some(serde_yaml::Value::Bool(b)) = m.get("fifo").cloned() {
+            let mut f = serde_yaml::Mapping::new();
+            f.insert("enabled".into(), b.into());
+            m.insert("fifo".into(), serde_yaml::Value::Mapping(f));
+        }
+        serde_yaml::Value::Mapping(m)
+    }
+}
+
+/// How to run: with sparkgang, or the default scheduler alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Sparkgang,
+    DefaultScheduler,
+}
+
+/// An app instance to submit.
+struct Planned {
+    name: String,
+    at: Duration,
+    submission: Submission,
+    script: DriverScript,
+    seed: u64,
+}
+
+fn expand(s: &Scenario) -> Result<Vec<Planned>, ScenarioError> {
+    let mut out = Vec::new();
+    for (i, a) in s.apps.iter().enumerate() {
+        let at = duration("submit_at", &a.submit_at)?;
+        let every = a
+            .every
+            .as_deref()
+            .map(|e| duration("every", e))
+            .transpose()?
+            .unwrap_or_default();
+        let script = DriverScript {
+            runtime: duration("runtime", &a.runtime)?,
+            kill_executors: a
+                .kill_executors
+                .iter()
+                .map(|k| Ok((duration("kill_executors.at", &k.at)?, k.count)))
+                .collect::<Result<_, ScenarioError>>()?,
+            scale_to: a
+                .scale
+                .iter()
+                .map(|k| Ok((duration("scale.at", &k.at)?, k.executors)))
+                .collect::<Result<_, ScenarioError>>()?,
+        };
+        let n = a.count.unwrap_or(1);
+        for k in 0..n {
+            let name = if a.count.is_some() {
+                format!("{}-{k}", a.name)
+            } else {
+                a.name.clone()
+            };
+            out.push(Planned {
+                at: at + every * k,
+                submission: Submission {
+                    namespace: a.namespace.clone(),
+                    name: name.clone(),
+                    conf: a.conf.clone(),
+                    annotations: a.annotations.clone(),
+                },
+                script: script.clone(),
+                seed: ((i as u64) << 20) + u64::from(k) + 1,
+                name,
+            });
+        }
+    }
+    out.sort_by_key(|p| p.at);
+    Ok(out)
+}
+
+fn check_expectations(s: &Scenario, apps: &[AppReport]) -> Vec<String> {
+    let by_name: HashMap<&str, &AppReport> = apps.iter().map(|a| (a.name.as_str(), a)).collect();
+    let mut failures = Vec::new();
+    for e in &s.expect {
+        let Some(app) = by_name.get(e.app.as_str()) else {
+            failures.push(format!("{}: no such app", e.app));
+            continue;
+        };
+        if let Some(within) = &e.driver_scheduled_within {
+            let limit = parse_duration(within)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            match app.driver_scheduled_at {
+                Some(t) if t - app.submitted_at <= limit => {}
+                Some(t) => failures.push(format!(
+                    "{}: driver scheduled {:.1}s after submission, expected within {within}",
+                    e.app,
+                    t - app.submitted_at
+                )),
+                None => failures.push(format!(
+                    "{}: driver never scheduled, expected within {within}",
+                    e.app
+                )),
+            }
+        }
+        if let Some(after) = &e.driver_scheduled_after {
+            let other = by_name
+                .get(after.as_str())
+                .and_then(|a| a.driver_scheduled_at);
+            match (app.driver_scheduled_at, other) {
+                (Some(t), Some(o)) if t >= o => {}
+                (t, o) => failures.push(format!(
+                    "{}: driver scheduled at {t:?}, expected after {after} (at {o:?})",
+                    e.app
+                )),
+            }
+        }
+        if let Some(state) = &e.final_state
+            && &app.final_state != state
+        {
+            failures.push(format!(
+                "{}: final state {}, expected {state}",
+                e.app, app.final_state
+            ));
+        }
+        if let Some(text) = &e.reason_contains
+            && !app
+                .last_pending_reason
+                .as_deref()
+                .unwrap_or("")
+                .contains(text.as_str())
+        {
+            failures.push(format!(
+                "{}: last pending reason {:?} does not contain {text:?}",
+                e.app, app.last_pending_reason
+            ));
+        }
+    }
+    failures
+}

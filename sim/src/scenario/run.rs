@@ -1,0 +1,240 @@
+//! Runs a scenario through the simulated cluster in real time, recording its [`History`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use sparkgang_common::GpuResourceNames;
+use sparkgang_common::durations::parse_duration;
+use sparkgang_common::resources::node_allocatable;
+use sparkgang_common::sparkconf::SparkConf;
+use tokio::time::Instant;
+
+use super::report::{self, Report, filter_stats};
+use super::sampler::Sampler;
+use super::{Mode, Scenario, ScenarioError, check_expectations, duration, expand};
+use crate::cluster::{SimCluster, SimOptions};
+use crate::history::{AppRecord, FifoRule, GangRecord, History, NodeRecord, PodRecord, State};
+use crate::oracle;
+use crate::scheduler::{Attempt, AttemptObserver};
+use crate::spark::{self, Scripts, Submission};
+
+/// Runs a scenario and returns its report.
+pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioError> {
+    let plan = expand(scenario)?;
+    let last = plan.iter().map(|p| p.at).max().unwrap_or_default();
+    let timeout = match &scenario.timeout {
+        Some(t) => duration("timeout", t)?,
+        None => last + Duration::from_secs(60),
+    };
+    let reasons: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let sink = reasons.clone();
+    let observer: AttemptObserver = Arc::new(move |pod: &Pod, attempt: &Attempt| {
+        if let (Attempt::Unschedulable(m), Ok(mut r)) = (attempt, sink.lock()) {
+            let key = format!(
+                "{}/{}",
+                pod.metadata.namespace.as_deref().unwrap_or(""),
+                pod.metadata.name.as_deref().unwrap_or("")
+            );
+            r.insert(key, m.clone());
+        }
+    });
+    let options = match mode {
+        Mode::Sparkgang => SimOptions {
+            extender_overrides: Some(scenario.extender_overrides()),
+            observer: Some(observer),
+            ..SimOptions::default()
+        },
+        Mode::DefaultScheduler => SimOptions {
+            webhook: false,
+            extender: false,
+            scheduler_name: Some("default-scheduler".to_owned()),
+            observer: Some(observer),
+            ..SimOptions::default()
+        },
+    };
+    let cluster = SimCluster::start(options).await?;
+    let client = cluster.client.clone();
+    let scripts = Scripts::default();
+    let drivers_task = tokio::spawn(spark::run_drivers(client.clone(), scripts.clone()));
+    let mut sampler = Sampler::start(&cluster).await;
+    let mut namespaces: Vec<String> = plan
+        .iter()
+        .map(|p| p.submission.namespace.clone())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    for ns in &namespaces {
+        let object: Namespace = serde_json::from_value(json!({"metadata": {"name": ns,
+            "labels": {"sparkgang.io/enabled": "true"}}}))
+        .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
+        ns_api.create(&PostParams::default(), &object).await?;
+    }
+    let node_api: Api<Node> = Api::all(client.clone());
+    let mut node_records = Vec::new();
+    for g in &scenario.nodes {
+        let names: Vec<String> = match g.count {
+            Some(n) => (0..n).map(|i| format!("{}-{i}", g.name)).collect(),
+            None => vec![g.name.clone()],
+        };
+        for name in names {
+            let mut allocatable = json!({"cpu": g.cpu, "memory": g.memory, "pods": "110"});
+            if g.gpu > 0 {
+                allocatable["nvidia.com/gpu"] = json!(g.gpu.to_string());
+            }
+            let node: Node = serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": g.labels},
+                "status": {"allocatable": allocatable,
+                           "conditions": [{"type": "Ready", "status": "True"}]}
+            }))
+            .map_err(|e| ScenarioError::Invalid(format!("node {name}: {e}")))?;
+            node_records.push(NodeRecord {
+                name: name.clone(),
+                allocatable: node_allocatable(&node, &GpuResourceNames::default())
+                    .unwrap_or_default(),
+                labels: g.labels.clone(),
+            });
+            node_api.create(&PostParams::default(), &node).await?;
+        }
+    }
+
+    let start = Instant::now();
+    let mut history = History {
+        nodes: node_records,
+        apps: Vec::new(),
+        fifo: (mode == Mode::Sparkgang)
+            .then(|| fifo_rule(scenario))
+            .flatten(),
+        changes: Vec::new(),
+    };
+    let mut rejections: HashMap<String, String> = HashMap::new();
+    let mut last_state = State::default();
+    let mut pending = plan.into_iter().peekable();
+    loop {
+        let now = start.elapsed();
+        while let Some(p) = pending.peek() {
+            if p.at > now {
+                break;
+            }
+            let Some(p) = pending.next() else { break };
+            let (driver, app_id, _) = spark::identities(&p.submission.name, p.seed);
+            if let Ok(mut s) = scripts.lock() {
+                s.insert(
+                    format!("{}/{driver}", p.submission.namespace),
+                    p.script.clone(),
+                );
+            }
+            let gang = gang_record(&p.submission);
+            let mut app = AppRecord {
+                name: p.name.clone(),
+                namespace: p.submission.namespace.clone(),
+                driver,
+                app_id,
+                submitted_at: start.elapsed().as_secs_f64(),
+                rejected: false,
+                gang,
+            };
+            if let Err(e) = spark::submit(&client, &p.submission, p.seed).await {
+                app.rejected = true;
+                rejections.insert(p.name.clone(), e.to_string());
+            }
+            history.apps.push(app);
+        }
+        let state = sampler.sample(start);
+        let done = pending.peek().is_none() && all_finished(&history, &state);
+        history.record(&mut last_state, state);
+        if done || start.elapsed() >= timeout {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Completed drivers release their reservations through the extender's watch: give that
+    // its grace before the last sample, which the release oracle judges strictly.
+    let release_by = Instant::now() + Duration::from_secs_f64(oracle::RELEASE_GRACE);
+    loop {
+        let state = sampler.sample(start);
+        let released = !all_finished(&history, &state) || state.reservations.is_empty();
+        history.record(&mut last_state, state);
+        if released || Instant::now() >= release_by {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reasons = reasons.lock().map(|r| r.clone()).unwrap_or_default();
+    let (apps, nodes) = report::summarise(&history, &reasons, &rejections);
+    let violations = oracle::check(&history, mode == Mode::Sparkgang);
+    let expectation_failures = check_expectations(scenario, &apps);
+    let elapsed = start.elapsed().as_secs_f64();
+    let filter = cluster
+        .extender
+        .as_ref()
+        .and_then(|e| filter_stats(&e.extender.metrics.encode(), elapsed));
+    drivers_task.abort();
+    cluster.stop().await;
+    Ok(Report {
+        scenario: scenario.name.clone(),
+        mode: match mode {
+            Mode::Sparkgang => "sparkgang",
+            Mode::DefaultScheduler => "default-scheduler",
+        }
+        .to_owned(),
+        duration_seconds: elapsed,
+        apps,
+        nodes,
+        violations,
+        expectation_failures,
+        filter,
+        history,
+    })
+}
+
+/// Whether every submitted driver has finished (or was refused).
+fn all_finished(history: &History, state: &State) -> bool {
+    history.apps.iter().all(|a| {
+        a.rejected
+            || state
+                .pods
+                .get(&format!("{}/{}", a.namespace, a.driver))
+                .is_some_and(PodRecord::is_finished)
+    })
+}
+
+/// FIFO as the scenario configures it (`fifo: true`, or `fifo: {enabled, enforceAfter}`).
+fn fifo_rule(s: &Scenario) -> Option<FifoRule> {
+    let enforce_after = |m: &serde_yaml::Mapping| {
+        m.get("enforceAfter")
+            .and_then(serde_yaml::Value::as_str)
+            .and_then(|d| parse_duration(d).ok())
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    match s.config.get("fifo") {
+        Some(serde_yaml::Value::Bool(true)) => Some(FifoRule::default()),
+        Some(serde_yaml::Value::Mapping(m))
+            if m.get("enabled") == Some(&serde_yaml::Value::Bool(true)) =>
+        {
+            Some(FifoRule {
+                enforce_after_seconds: enforce_after(m),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The gang the submission asks for, from its Spark conf as spark-submit would write it.
+fn gang_record(s: &Submission) -> GangRecord {
+    let conf = SparkConf::from(s.conf.clone());
+    match conf.demand(&GpuResourceNames::default()) {
+        Ok(d) => GangRecord {
+            driver: d.demand.driver,
+            executor: d.demand.executor,
+            min_executors: d.demand.min_executors,
+            node_selector: d.driver_node_selector.clone().into_iter().collect(),
+        },
+        Err(_) => GangRecord::default(),
+    }
+}

@@ -1,0 +1,144 @@
+//! Samples of the cluster for a scenario's history, read from watch-fed stores: taking one
+//! costs no API request, so recording a run does not load the cluster it records.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use sparkgang_common::GpuResourceNames;
+use sparkgang_common::api::reservation::ResourceReservation;
+use sparkgang_common::resources::{Resources, pod_requests};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::cluster::SimCluster;
+use crate::history::{PodRecord, ReservationRecord, State};
+
+/// Pods and reservations as the watches deliver them, and the extender's own usage per node.
+pub struct Sampler {
+    pods: Store<Pod>,
+    reservations: Option<Store<ResourceReservation>>,
+    extender: Option<std::sync::Arc<sparkgang_extender::Extender>>,
+    /// Each pod's requests by uid (they never change).
+    requests: HashMap<String, Resources>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Sampler {
+    /// Starts the watches and waits for their first listing.
+    pub async fn start(cluster: &SimCluster) -> Sampler {
+        let mut tasks = Vec::new();
+        let (pods, writer) = reflector::store::<Pod>();
+        let api: Api<Pod> = Api::all(cluster.client.clone());
+        let stream =
+            reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+                .default_backoff()
+                .for_each(|_| futures::future::ready(()));
+        tasks.push(tokio::spawn(stream));
+        let reservations = if cluster.extender.is_some() {
+            let (store, writer) = reflector::store::<ResourceReservation>();
+            let api: Api<ResourceReservation> = Api::all(cluster.client.clone());
+            let stream =
+                reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+                    .default_backoff()
+                    .for_each(|_| futures::future::ready(()));
+            tasks.push(tokio::spawn(stream));
+            let _ = store.wait_until_ready().await;
+            Some(store)
+        } else {
+            None
+        };
+        let _ = pods.wait_until_ready().await;
+        Sampler {
+            pods,
+            reservations,
+            extender: cluster.extender.as_ref().map(|e| e.extender.clone()),
+            requests: HashMap::new(),
+            tasks,
+        }
+    }
+
+    /// The cluster now, at seconds since `start`.
+    pub fn sample(&mut self, start: Instant) -> State {
+        let gpus = GpuResourceNames::default();
+        let mut state = State {
+            at: start.elapsed().as_secs_f64(),
+            ..State::default()
+        };
+        let mut present = HashSet::new();
+        for p in self.pods.state() {
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            let requests = *self.requests.entry(uid.clone()).or_insert_with(|| {
+                p.spec
+                    .as_ref()
+                    .and_then(|sp| pod_requests(sp, &gpus).ok())
+                    .unwrap_or_default()
+            });
+            present.insert(uid);
+            let labels = p.metadata.labels.as_ref();
+            let label = |k: &str| labels.and_then(|l| l.get(k).cloned()).unwrap_or_default();
+            let record = PodRecord {
+                namespace: p.metadata.namespace.clone().unwrap_or_default(),
+                name: p.metadata.name.clone().unwrap_or_default(),
+                role: label("spark-role"),
+                app_id: label("spark-app-selector"),
+                node: p.spec.as_ref().and_then(|sp| sp.node_name.clone()),
+                phase: p
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.phase.clone())
+                    .unwrap_or_default(),
+                requests,
+            };
+            state.pods.insert(record.key(), record);
+        }
+        self.requests.retain(|uid, _| present.contains(uid));
+        for rr in self.reservations.iter().flat_map(|s| s.state()) {
+            let record = ReservationRecord {
+                namespace: rr.metadata.namespace.clone().unwrap_or_default(),
+                app_id: rr.spec.app_id.clone(),
+                slots: rr
+                    .spec
+                    .reservations
+                    .iter()
+                    .map(|(slot, r)| (slot.clone(), r.node.clone()))
+                    .collect(),
+                pods: rr
+                    .status
+                    .as_ref()
+                    .map(|s| s.pods.clone())
+                    .unwrap_or_default(),
+            };
+            state.reservations.insert(record.key(), record);
+        }
+        // The extender's memory is ahead of its API objects, whose writes follow.
+        state.held = self
+            .extender
+            .as_ref()
+            .and_then(|e| {
+                e.with_state(|st| {
+                    st.nodes()
+                        .map(|n| {
+                            (
+                                n.name.clone(),
+                                n.usage.reserved + n.usage.soft + n.usage.pods,
+                            )
+                        })
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        state
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

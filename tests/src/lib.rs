@@ -1,0 +1,15 @@
+//! The test kit of sparkgang's end-to-end suites (`tests/tests/`): a simulated cluster with the
+//! real webhook and extender, the real `spark-submit`, scenario runs with short verdicts, and
+//! waits on conditions.
+
+pub mod cluster;
+pub mod scenarios;
+pub mod spark_submit;
+pub mod wait;
+
+use std::path::PathBuf;
+
+/// The repository's top folder.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}

@@ -1,0 +1,71 @@
+//! Every scenario under `sim/scenarios/` runs with the real webhook and extender: its
+//! expectations and the invariants (`sparkgang_sim::oracle`) must hold.
+
+use sparkgang_sim::scenario::Mode;
+use sparkgang_tests::scenarios::{load, run, run_and_check};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo() {
+    run_and_check("demo.yaml").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_blocks_younger() {
+    run_and_check("fifo-blocks-younger.yaml").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_skips_an_app_that_can_never_fit() {
+    run_and_check("fifo-impossible-app.yaml").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_allocation() {
+    run_and_check("dynamic-allocation.yaml").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_replacement() {
+    run_and_check("executor-replacement.yaml").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_and_instance_groups() {
+    run_and_check("gpu-and-instance-groups.yaml").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_scheduler_alone_starves_the_demo() {
+    let mut s = load("demo.yaml");
+    s.timeout = Some("20s".into());
+    let report = run(&s, Mode::DefaultScheduler).await;
+    let starved = report
+        .apps
+        .iter()
+        .filter(|a| {
+            a.final_state == "running" && a.peak_running_executors < a.min_executors as usize
+        })
+        .count();
+    assert!(
+        starved > 0,
+        "expected drivers starved of executors without sparkgang"
+    );
+}
+
+/// 1,000 applications in real time need an optimised build: a debug build of the whole
+/// simulated cluster cannot keep up with 16 submissions a second on 2 cores, and the gangs it
+/// is too slow to serve would be reported as starved. `scripts/test.sh` runs this one with
+/// `--release`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "real time at scale: run with --release (scripts/test.sh does)"
+)]
+async fn scale_1000_apps_on_500_nodes() {
+    run_and_check("scale-1000-apps.yaml").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_enforce_after_age() {
+    run_and_check("fifo-enforce-after-age.yaml").await;
+}
