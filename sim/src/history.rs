@@ -200,13 +200,14 @@ impl State {
 }
 
 impl History {
-    /// Calls `f` with the cluster's state at every sample, in time order.
-    pub fn replay(&self, mut f: impl FnMut(&State)) {
+    /// Calls `f` with the cluster's state at every sample, in time order; returns the last.
+    pub fn replay(&self, mut f: impl FnMut(&State)) -> State {
         let mut state = State::default();
         for c in &self.changes {
             state.apply(c);
             f(&state);
         }
+        state
     }
 
     /// Appends a sample, keeping only what changed since the last one.
@@ -264,8 +265,9 @@ mod tests {
         // e1 is gone at 0.4: recorded as gone, not as a full list of what is left.
         assert_eq!(h.changes[2].pods_gone, vec!["spark/e1".to_owned()]);
         let mut seen = Vec::new();
-        h.replay(|s| seen.push(s.clone()));
+        let last = h.replay(|s| seen.push(s.clone()));
         assert_eq!(seen, states.to_vec());
+        assert_eq!(Some(&last), states.last());
         assert_eq!(h.end(), 0.6);
     }
 

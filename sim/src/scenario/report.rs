@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use sparkgang_common::resources::Resources;
 
-use crate::history::{History, State};
+use crate::history::History;
 use crate::oracle::Violation;
 
 /// One executor's placement.
@@ -173,8 +173,7 @@ pub(crate) fn summarise(
     let mut pods: BTreeMap<String, Seen> = BTreeMap::new();
     let mut peak_running: HashMap<String, usize> = HashMap::new();
     let mut peaks: BTreeMap<String, Resources> = BTreeMap::new();
-    let mut last = State::default();
-    history.replay(|state| {
+    let last = history.replay(|state| {
         let mut running: HashMap<&str, usize> = HashMap::new();
         let mut used: BTreeMap<&str, Resources> = BTreeMap::new();
         for (key, p) in &state.pods {
@@ -207,7 +206,6 @@ pub(crate) fn summarise(
             let peak = peaks.entry(n.name.clone()).or_default();
             *peak = peak.max(&pods.max(&held));
         }
-        last = state.clone();
     });
     let apps = history
         .apps
