@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-use crate::validity::format_instant;
+use crate::instant::format_instant;
 
 /// Everything that can go wrong while creating, loading, checking or writing certificates.
 ///

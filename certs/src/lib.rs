@@ -23,6 +23,7 @@
 mod authority;
 mod error;
 mod files;
+mod instant;
 mod names;
 mod pem_text;
 mod secret;
@@ -37,6 +38,7 @@ pub use files::{
     CA_CERT_FILE, CA_KEY_FILE, CERTIFICATE_MODE, ExistingCa, PRIVATE_KEY_MODE, TLS_CERT_FILE,
     TLS_KEY_FILE, load_ca, read_text_file, write_ca, write_serving,
 };
+pub use instant::format_instant;
 pub use names::{check_dns_name, check_namespace, check_object_name, check_service_name};
 pub use pem_text::{encode_pem, parse_certificates, parse_first_certificate};
 pub use secret::{MANAGED_BY_LABEL, TLS_SECRET_TYPE, ca_bundle, tls_secret_manifest};
@@ -44,5 +46,5 @@ pub use serving::{ServingCertificate, ServingIdentity, service_dns_names, servic
 pub use test_pki::{LOCALHOST_DNS_NAMES, LOCALHOST_IP_ADDRESSES, TestPki};
 pub use tls::{client_config_trusting, server_config};
 pub use validity::{
-    CLOCK_SKEW_ALLOWANCE, DEFAULT_CA_DAYS, DEFAULT_SERVING_DAYS, MAX_DAYS, Validity, format_instant,
+    CLOCK_SKEW_ALLOWANCE, DEFAULT_CA_DAYS, DEFAULT_SERVING_DAYS, MAX_DAYS, Validity,
 };

@@ -3,6 +3,7 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{CertError, Result};
+use crate::instant::format_instant;
 
 /// Default CA lifetime: 10 years ([`Validity::ca_default`], `sparkgang-certs ca`).
 pub const DEFAULT_CA_DAYS: u32 = 3650;
@@ -85,13 +86,6 @@ impl Validity {
             not_after: whole_seconds_utc(now + Duration::days(i64::from(days))),
         }
     }
-}
-
-/// `instant` as RFC 3339 text (for example `2027-11-05T10:00:00Z`), for messages.
-pub fn format_instant(instant: OffsetDateTime) -> String {
-    instant
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| instant.to_string())
 }
 
 fn whole_seconds_utc(instant: OffsetDateTime) -> OffsetDateTime {
