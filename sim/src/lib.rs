@@ -5,13 +5,13 @@
 //! loopback. Around it, as `deploy/` wires them on a real cluster: [`admission`] sends pod
 //! creations to the real webhook, [`scheduler`] is kube-scheduler's loop calling the real
 //! extender, [`kubelet`] starts bound pods, [`spark`] behaves like spark-submit and a Spark
-//! driver. [`cluster`] starts them all. [`scenario`] runs a workload through them and records
+//! driver. [`harness`] starts them all. [`scenario`] runs a workload through them and records
 //! a [`history`] that the [`oracle`]s judge.
 
 pub mod admission;
 pub mod apiserver;
-pub mod cluster;
 pub mod deploy_config;
+pub mod harness;
 pub mod history;
 pub mod http_post;
 pub mod kubelet;

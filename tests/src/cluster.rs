@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::{ListParams, PostParams};
 use serde_json::json;
 use sparkgang_common::api::reservation::ResourceReservation;
-use sparkgang_sim::cluster::{SimCluster, SimOptions};
+use sparkgang_sim::harness::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, Scripts};
 
 use crate::wait::eventually;

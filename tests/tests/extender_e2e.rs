@@ -17,7 +17,7 @@ use sparkgang_extender::api_calls::API_CALLS;
 use sparkgang_extender::clock::SystemClock;
 use sparkgang_extender::config::ExtenderConfig;
 use sparkgang_sim::apiserver::RequestLog;
-use sparkgang_sim::cluster::{EXTENDER_USER_AGENT, SimCluster, SimOptions, client_for};
+use sparkgang_sim::harness::{EXTENDER_USER_AGENT, SimCluster, SimOptions, client_for};
 use sparkgang_sim::kubelet::{Phase, set_phase};
 use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use sparkgang_common::api::reservation::ResourceReservation;
-use sparkgang_sim::cluster::{SimCluster, SimOptions};
+use sparkgang_sim::harness::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 
 use sparkgang_tests::cluster::{self, bound_slots, conf, executors_of};

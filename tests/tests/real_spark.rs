@@ -16,7 +16,7 @@ use kube::Api;
 use kube::api::ListParams;
 use sparkgang_common::GangDemand;
 use sparkgang_common::api::reservation::ResourceReservation;
-use sparkgang_sim::cluster::{SimCluster, SimOptions};
+use sparkgang_sim::harness::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, DriverScript, Scripts};
 
 use sparkgang_tests::cluster::{add_nodes, bound_slots, executors_of, opt_in_namespace};

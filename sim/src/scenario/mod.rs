@@ -124,7 +124,7 @@ pub enum ScenarioError {
     #[error("scenario: {0}")]
     Invalid(String),
     #[error(transparent)]
-    Cluster(#[from] crate::cluster::SimError),
+    Cluster(#[from] crate::harness::SimError),
     #[error("kubernetes API: {0}")]
     Api(#[from] kube::Error),
 }

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::report::{self, Report, filter_stats};
 use super::sampler::Sampler;
 use super::{Mode, Scenario, ScenarioError, check_expectations, duration, expand};
-use crate::cluster::{SimCluster, SimOptions};
+use crate::harness::{SimCluster, SimOptions};
 use crate::history::{AppRecord, FifoRule, GangRecord, History, NodeRecord, PodRecord, State};
 use crate::oracle;
 use crate::scheduler::{Attempt, AttemptObserver};

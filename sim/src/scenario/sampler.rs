@@ -14,7 +14,7 @@ use sparkgang_common::resources::{Resources, pod_requests};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::cluster::SimCluster;
+use crate::harness::SimCluster;
 use crate::history::{PodRecord, ReservationRecord, State};
 
 /// Pods and reservations as the watches deliver them, and the extender's own usage per node.
