@@ -8,12 +8,16 @@ pub mod annotations;
 pub mod api;
 pub mod binpack;
 pub mod cluster;
-pub mod demand;
+pub mod demand_decision;
 pub mod durations;
+pub mod gang_demand;
+pub mod gate;
 pub mod pods;
+pub mod properties;
 pub mod quantities;
 pub mod resources;
 pub mod sparkconf;
+pub mod text;
 
-pub use demand::GangDemand;
+pub use gang_demand::GangDemand;
 pub use resources::{GpuResourceNames, Resources};

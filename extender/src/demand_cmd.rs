@@ -1,13 +1,17 @@
 //! `sparkgang-extender demand`: the gang demand of one Spark application, printed as JSON.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
-use sparkgang_common::annotations::{PartialDemand, normalise};
-use sparkgang_common::demand::{MergedDemand, merge_demand};
+
+use sparkgang_common::annotations::normalise;
+use sparkgang_common::demand_decision::{
+    DecidedDemand, DemandInputs, DemandRules, decide_gang_demand,
+};
 use sparkgang_common::resources::{GpuResourceNames, Resources, pod_requests};
 use sparkgang_common::sparkconf::{ConfDemand, SparkConf};
 
@@ -45,7 +49,7 @@ pub fn compute(args: &DemandArgs) -> Result<Value> {
 
     let mut warnings = Vec::new();
     let (driver_requests, annotations) = match &args.driver_pod {
-        None => (None, PartialDemand::default()),
+        None => (None, BTreeMap::new()),
         Some(path) => {
             let pod = read_pod(path)?;
             let spec = pod
@@ -62,10 +66,19 @@ pub fn compute(args: &DemandArgs) -> Result<Value> {
             let normalised = normalise(&annotations, &gpus)
                 .with_context(|| format!("invalid annotations on driver pod {}", path.display()))?;
             warnings.extend(normalised.warnings);
-            (Some(requests), normalised.demand)
+            (Some(requests), annotations)
         }
     };
-    let merged = merge_demand(driver_requests, &annotations, Some(&conf), None)
+    let inputs = DemandInputs {
+        annotations: &annotations,
+        driver_requests,
+        spark_conf: Some(&conf),
+    };
+    let rules = DemandRules {
+        gpus: &gpus,
+        default: None,
+    };
+    let merged = decide_gang_demand(&inputs, &rules)
         .with_context(|| format!("merging the demand of {}", args.spark_properties.display()))?;
     Ok(report(&merged, &conf, warnings, gpus.primary()))
 }
@@ -101,7 +114,7 @@ fn resources_json(r: &Resources, gpu_name: &str) -> Value {
 }
 
 fn report(
-    merged: &MergedDemand,
+    merged: &DecidedDemand,
     conf: &ConfDemand,
     mut warnings: Vec<String>,
     gpu_name: &str,

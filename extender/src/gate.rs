@@ -1,7 +1,8 @@
-//! The gate controller: reads a gated driver's `spark.properties`, writes its gang demand as
-//! the `sparkgang.io/demand` annotation and removes the `sparkgang.io/spark-conf` gate, in one
-//! patch. A driver whose ConfigMap never comes is ungated after `gateTimeout` anyway, with the
-//! annotations or the default demand, and a Warning event says so: no pod is stranded silently.
+//! The gate controller (the shell of `sparkgang_common::gate`): reads a gated driver's
+//! `spark.properties`, writes its gang demand as the `sparkgang.io/demand` annotation and removes
+//! the `sparkgang.io/spark-conf` gate, in one patch. A driver whose ConfigMap never comes is
+//! ungated after `gateTimeout` anyway, with the annotations or the default demand, and a Warning
+//! event says so: no pod is stranded silently.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,14 +12,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
-use serde_json::{Value, json};
-use sparkgang_common::annotations::PartialDemand;
-use sparkgang_common::api::{CONF_MAP_ANNOTATION, DEMAND_ANNOTATION, SPARK_CONF_GATE};
+use serde_json::Value;
 use sparkgang_common::cluster::PodKey;
-use sparkgang_common::demand::{MergedDemand, merge_demand};
-use sparkgang_common::pods::driver_conf_map_name;
-use sparkgang_common::resources::pod_requests;
-use sparkgang_common::sparkconf::SparkConf;
+use sparkgang_common::demand_decision::DemandRules;
+use sparkgang_common::gate::{self, GatePlan, GateRules};
 use sparkgang_common::{GangDemand, GpuResourceNames};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -26,7 +23,6 @@ use tracing::{info, warn};
 
 use crate::Extender;
 use crate::metrics::ReasonLabels;
-use crate::writer::truncate;
 
 /// Settings of the gate controller.
 #[derive(Debug, Clone)]
@@ -85,6 +81,7 @@ pub async fn run(
     }
 }
 
+/// Reads the driver and its Spark conf, asks the gate's plan what to do, and does it.
 async fn ungate(
     client: &Client,
     ext: &Extender,
@@ -101,118 +98,33 @@ async fn ungate(
             return Next::RetryIn(Duration::from_secs(1));
         }
     };
-    let Some(gates) = pod.spec.as_ref().and_then(|s| s.scheduling_gates.clone()) else {
-        return Next::Done;
-    };
-    if !gates.iter().any(|g| g.name == SPARK_CONF_GATE) {
+    if !gate::is_gated(&pod) {
         return Next::Done;
     }
-    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
-    let partial = match PartialDemand::from_annotations(&annotations, &settings.gpus) {
-        Ok(p) => p,
-        Err(e) => {
-            warn!(pod = %key, error = %e, "driver annotations unreadable; ignoring them");
-            PartialDemand::default()
-        }
-    };
-    let requests = pod
-        .spec
-        .as_ref()
-        .and_then(|s| pod_requests(s, &settings.gpus).ok());
-    let conf_map = annotations.get(CONF_MAP_ANNOTATION).cloned().or_else(|| {
-        pod.spec
-            .as_ref()
-            .and_then(driver_conf_map_name)
-            .map(str::to_owned)
-    });
-    let conf_text = match &conf_map {
-        Some(name) => {
-            let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &key.namespace);
-            match maps.get_opt(name).await {
-                Ok(found) => {
-                    found.and_then(|cm| cm.data.and_then(|d| d.get("spark.properties").cloned()))
-                }
-                Err(e) => {
-                    warn!(pod = %key, configmap = name.as_str(), error = %e, "cannot read the Spark conf");
-                    None
-                }
-            }
-        }
+    let spark_properties = match gate::conf_map_of(&pod) {
+        Some(name) => read_spark_properties(client, key, &name).await,
         None => None,
     };
-    let (merged, reason, problem) = match conf_text {
-        Some(text) => match SparkConf::parse(&text)
-            .map_err(|e| e.to_string())
-            .and_then(|c| c.demand(&settings.gpus).map_err(|e| e.to_string()))
-        {
-            Ok(conf) => (
-                merge_demand(requests, &partial, Some(&conf), settings.default_demand),
-                "conf-read",
-                None,
-            ),
-            Err(e) => (
-                merge_demand(requests, &partial, None, settings.default_demand),
-                "conf-invalid",
-                Some(format!(
-                    "spark.properties of {} is unusable: {e}",
-                    conf_map.unwrap_or_default()
-                )),
-            ),
+    let rules = GateRules {
+        timeout: settings.timeout,
+        demand: DemandRules {
+            gpus: &settings.gpus,
+            default: settings.default_demand,
         },
-        None => {
-            let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            let now = ext.clock.now();
-            let waited = created
-                .map(|c| now.duration_since(c).as_secs_f64().max(0.0))
-                .unwrap_or(f64::MAX);
-            let timeout = settings.timeout.as_secs_f64();
-            if waited < timeout {
-                let left = Duration::from_secs_f64((timeout - waited).clamp(0.05, 1.0));
-                return Next::RetryIn(left);
-            }
-            (
-                merge_demand(requests, &partial, None, settings.default_demand),
-                "timeout",
-                Some(format!(
-                    "the Spark conf ConfigMap {} did not appear within {}s",
-                    conf_map.as_deref().unwrap_or("(none recorded)"),
-                    settings.timeout.as_secs()
-                )),
-            )
-        }
     };
-    let remaining: Vec<Value> = gates
-        .iter()
-        .filter(|g| g.name != SPARK_CONF_GATE)
-        .map(|g| json!({"name": g.name}))
-        .collect();
-    let gate_values: Vec<Value> = gates.iter().map(|g| json!({"name": g.name})).collect();
-    let mut ops =
-        vec![json!({"op": "test", "path": "/spec/schedulingGates", "value": gate_values})];
-    if remaining.is_empty() {
-        ops.push(json!({"op": "remove", "path": "/spec/schedulingGates"}));
-    } else {
-        ops.push(json!({"op": "replace", "path": "/spec/schedulingGates", "value": remaining}));
-    }
-    let demand_json = merged
-        .as_ref()
-        .ok()
-        .and_then(|m: &MergedDemand| serde_json::to_string(&m.demand).ok());
-    if let Some(d) = &demand_json {
-        if pod.metadata.annotations.is_none() {
-            ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {DEMAND_ANNOTATION: d}}));
-        } else {
-            ops.push(json!({"op": "add", "path": "/metadata/annotations/sparkgang.io~1demand", "value": d}));
-        }
-    }
-    let patch: json_patch::Patch = match serde_json::from_value(Value::Array(ops)) {
+    let plan = match gate::plan_ungate(&pod, spark_properties.as_deref(), ext.clock.now(), &rules) {
+        GatePlan::Nothing => return Next::Done,
+        GatePlan::LookAgainIn(after) => return Next::RetryIn(after),
+        GatePlan::Ungate(plan) => plan,
+    };
+    let patch: json_patch::Patch = match serde_json::from_value(Value::Array(plan.patch)) {
         Ok(p) => p,
         Err(e) => {
             warn!(pod = %key, error = %e, "cannot build the gate patch");
             return Next::Done;
         }
     };
-    match pods
+    if let Err(e) = pods
         .patch(
             &key.name,
             &PatchParams::default(),
@@ -220,18 +132,21 @@ async fn ungate(
         )
         .await
     {
-        Ok(_) => {}
-        Err(e) => {
-            warn!(pod = %key, error = %e, "cannot remove the scheduling gate; retrying");
-            return Next::RetryIn(Duration::from_millis(500));
-        }
+        warn!(pod = %key, error = %e, "cannot remove the scheduling gate; retrying");
+        return Next::RetryIn(Duration::from_millis(500));
     }
     ext.metrics
         .gate_removals
         .get_or_create(&ReasonLabels {
-            reason: reason.to_owned(),
+            reason: plan.reason.to_owned(),
         })
         .inc();
+    info!(
+        pod = %key,
+        reason = plan.reason,
+        demand = plan.recorded.as_deref().unwrap_or("none"),
+        "scheduling gate removed"
+    );
     let reference = ObjectReference {
         api_version: Some("v1".to_owned()),
         kind: Some("Pod".to_owned()),
@@ -240,41 +155,14 @@ async fn ungate(
         uid: pod.metadata.uid.clone(),
         ..ObjectReference::default()
     };
-    let (event_type, event_reason, note) = match (&merged, &problem) {
-        (Ok(m), None) => (
-            EventType::Normal,
-            "GangDemandComputed",
-            format!(
-                "gang demand from spark.properties: driver {} + {}..{} executors of {}",
-                m.demand.driver, m.demand.min_executors, m.demand.max_executors, m.demand.executor
-            ),
-        ),
-        (Ok(m), Some(p)) => (
-            EventType::Warning,
-            "GangDemandFallback",
-            format!(
-                "{p}; using {:?} demand: driver {} + {}..{} executors of {}",
-                m.source,
-                m.demand.driver,
-                m.demand.min_executors,
-                m.demand.max_executors,
-                m.demand.executor
-            ),
-        ),
-        (Err(e), p) => (
-            EventType::Warning,
-            "GangDemandUnknown",
-            format!(
-                "{}{e}; the driver cannot be gang scheduled until it has spark-driver-*/spark-executor-* annotations or the extender has a default demand",
-                p.as_ref().map(|p| format!("{p}; ")).unwrap_or_default()
-            ),
-        ),
-    };
-    info!(pod = %key, reason, demand = demand_json.as_deref().unwrap_or("none"), "scheduling gate removed");
     let event = Event {
-        type_: event_type,
-        reason: event_reason.to_owned(),
-        note: Some(truncate(&note, 1024)),
+        type_: if plan.event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: plan.event.reason.to_owned(),
+        note: Some(plan.event.note),
         action: "Ungate".to_owned(),
         secondary: None,
     };
@@ -282,4 +170,16 @@ async fn ungate(
         warn!(pod = %key, error = %e, "cannot publish event");
     }
     Next::Done
+}
+
+/// The `spark.properties` of ConfigMap `name`, if it exists and has them.
+async fn read_spark_properties(client: &Client, key: &PodKey, name: &str) -> Option<String> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &key.namespace);
+    match maps.get_opt(name).await {
+        Ok(found) => found.and_then(|cm| cm.data.and_then(|mut d| d.remove("spark.properties"))),
+        Err(e) => {
+            warn!(pod = %key, configmap = name, error = %e, "cannot read the Spark conf");
+            None
+        }
+    }
 }

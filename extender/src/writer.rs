@@ -12,9 +12,11 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder};
+use sparkgang_common::api::MAX_EVENT_NOTE_BYTES;
 use sparkgang_common::api::demand::Demand;
 use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_common::cluster::{AppKey, Effect, PodKey, demand_name};
+use sparkgang_common::text::truncate_bytes;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -337,23 +339,11 @@ async fn report_exceeds_capacity(
     let event = Event {
         type_: EventType::Warning,
         reason: "GangExceedsCapacity".to_owned(),
-        note: Some(truncate(message, 1024)),
+        note: Some(truncate_bytes(message, MAX_EVENT_NOTE_BYTES).to_owned()),
         action: "Scheduling".to_owned(),
         secondary: None,
     };
     if let Err(e) = recorder.publish(&event, &reference).await {
         warn!(pod = %pod, error = %e, "cannot publish event");
     }
-}
-
-/// At most `max` bytes, cut at a character boundary.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
 }

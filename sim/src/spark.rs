@@ -18,7 +18,8 @@ use serde_json::json;
 use sparkgang_common::GpuResourceNames;
 use sparkgang_common::pods::app_id;
 use sparkgang_common::quantities::{format_cpu_millis, format_memory_bytes};
-use sparkgang_common::sparkconf::{ConfDemand, SparkConf, write_properties};
+use sparkgang_common::properties::write_properties;
+use sparkgang_common::sparkconf::{ConfDemand, SparkConf};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 

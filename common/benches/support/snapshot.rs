@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
-use sparkgang_common::api::DEMAND_ANNOTATION;
+use sparkgang_common::api::GANG_DEMAND_ANNOTATION;
 use sparkgang_common::cluster::{ClusterState, FifoPolicy, SchedulerConfig};
 use sparkgang_common::{GangDemand, Resources};
 
@@ -139,7 +139,7 @@ pub fn driver(app: &str, created: i64, demand: &GangDemand) -> Pod {
         ("spark-app-id".to_owned(), app.to_owned()),
     ]));
     p.metadata.annotations = Some(BTreeMap::from([(
-        DEMAND_ANNOTATION.to_owned(),
+        GANG_DEMAND_ANNOTATION.to_owned(),
         serde_json::to_string(demand).unwrap_or_default(),
     )]));
     if let Some(s) = p.spec.as_mut() {

@@ -10,10 +10,13 @@ pub const GROUP: &str = "sparkgang.io";
 /// Prefix of sparkgang's own annotations and scheduling gate.
 pub const ANNOTATION_PREFIX: &str = "sparkgang.io/";
 /// Annotation on a driver: the computed gang demand as JSON (`GangDemand`).
-pub const DEMAND_ANNOTATION: &str = "sparkgang.io/demand";
+pub const GANG_DEMAND_ANNOTATION: &str = "sparkgang.io/demand";
 /// Annotation on a driver: the name of its `spark.properties` ConfigMap, recorded at admission.
 pub const CONF_MAP_ANNOTATION: &str = "sparkgang.io/spark-conf-map";
 /// Scheduling gate the webhook adds to drivers whose demand must be read from their ConfigMap.
 pub const SPARK_CONF_GATE: &str = "sparkgang.io/spark-conf";
 /// Label on reservations and demands: the Spark application id.
 pub const APP_ID_LABEL: &str = "sparkgang.io/app-id";
+
+/// The longest note an `events.k8s.io/v1` Event may carry (the API server's limit is 1 KiB).
+pub const MAX_EVENT_NOTE_BYTES: usize = 1024;

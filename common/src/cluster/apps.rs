@@ -12,60 +12,7 @@ use crate::api::reservation::{
 };
 use crate::resources::{GpuResourceNames, Resources};
 
-use super::pod_entry::PodKey;
-
-/// An application: namespace and Spark application id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AppKey {
-    pub namespace: String,
-    pub app_id: String,
-}
-
-impl AppKey {
-    pub fn new(namespace: impl Into<String>, app_id: impl Into<String>) -> Self {
-        AppKey {
-            namespace: namespace.into(),
-            app_id: app_id.into(),
-        }
-    }
-
-    /// The name of this application's `ResourceReservation`: the app id when it is a valid
-    /// object name (always for Spark's `spark-<hex>` ids), else a sanitised form with a hash.
-    pub fn reservation_name(&self) -> String {
-        let id = &self.app_id;
-        let valid = !id.is_empty()
-            && id.len() <= 253
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-            && id.as_bytes()[0].is_ascii_alphanumeric()
-            && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric();
-        if valid {
-            return id.clone();
-        }
-        let mut clean: String = id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        clean.truncate(200);
-        let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        format!("app-{}-{hash:016x}", clean.trim_matches('-'))
-    }
-}
-
-impl std::fmt::Display for AppKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.app_id)
-    }
-}
+use super::keys::{AppKey, PodKey};
 
 /// One reserved place.
 #[derive(Debug, Clone, PartialEq, Eq)]

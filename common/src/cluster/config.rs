@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::binpack::{BinpackAlgorithm, LabelPriority};
-use crate::demand::GangDemand;
+use crate::gang_demand::GangDemand;
 use crate::resources::GpuResourceNames;
 
 /// How the scheduling core behaves.

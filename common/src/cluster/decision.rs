@@ -1,7 +1,6 @@
 //! What a filter call decides: the outcome, the node, the message, and the writes to make.
 
-use super::apps::AppKey;
-use super::pod_entry::PodKey;
+use super::keys::{AppKey, PodKey};
 
 /// How a filter call ended; the values are the metric labels (palantir's outcome names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -10,7 +10,7 @@ use crate::pods::SparkRole;
 use crate::resources::Resources;
 
 use super::ClusterState;
-use super::pod_entry::PodKey;
+use super::keys::PodKey;
 
 /// The name of the `Demand` of a pod.
 pub fn demand_name(pod: &str) -> String {

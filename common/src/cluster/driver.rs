@@ -1,4 +1,4 @@
-//! Driver decisions: the demand of a driver, gang admission with FIFO, and its reservation.
+//! Driver decisions: gang admission with FIFO, and the driver's reservation.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -6,51 +6,20 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::affinity;
-use crate::api::DEMAND_ANNOTATION;
 use crate::api::reservation::{DRIVER_SLOT, executor_slot_name};
 use crate::binpack::{self, Packing, PackingRequest, PackingResult};
-use crate::demand::GangDemand;
+use crate::gang_demand::GangDemand;
 use crate::pods::SparkRole;
 use crate::resources::Resources;
 
-use super::apps::{AppKey, AppReservation, Slot};
+use super::apps::{AppReservation, Slot};
 use super::config::SchedulerConfig;
 use super::decision::{Decision, Effect, Outcome};
 use super::fifo::{FifoVerdict, PlannedDriver};
+use super::keys::{AppKey, PodKey};
 use super::nodes::NodeIdx;
-use super::pod_entry::{PodEntry, PodKey};
+use super::pod_entry::PodEntry;
 use super::{ClusterState, Timestamp};
-
-/// The gang demand of a driver pod, from (in order): the `sparkgang.io/demand` annotation the
-/// gate controller wrote from the driver's `spark.properties`; complete palantir annotations;
-/// the configured default. The driver part is never smaller than the driver pod itself.
-pub(super) fn driver_demand(
-    pod: &Pod,
-    requests: Resources,
-    config: &SchedulerConfig,
-) -> Result<GangDemand, String> {
-    let annotations = pod.metadata.annotations.as_ref();
-    let demand = if let Some(raw) = annotations.and_then(|a| a.get(DEMAND_ANNOTATION)) {
-        serde_json::from_str::<GangDemand>(raw)
-            .map_err(|e| format!("annotation {DEMAND_ANNOTATION} is not a gang demand: {e}"))?
-    } else if let Some(d) =
-        crate::annotations::complete_demand(annotations.unwrap_or(&BTreeMap::new()), &config.gpus)?
-    {
-        d
-    } else if let Some(d) = config.default_demand {
-        d
-    } else {
-        return Err(format!(
-            "the driver's gang demand is unknown: no {DEMAND_ANNOTATION} annotation (is the \
-             sparkgang webhook installed?), no complete spark-driver-*/spark-executor-* \
-             annotations, and no default demand configured"
-        ));
-    };
-    Ok(GangDemand {
-        driver: demand.driver.max(&requests),
-        ..demand
-    })
-}
 
 /// The nodes one driver placement allows, as a list and as a mask by node index.
 #[derive(Debug, Default)]

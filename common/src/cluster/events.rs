@@ -7,9 +7,10 @@ use crate::pods::SparkRole;
 use crate::resources::Resources;
 
 use super::ClusterState;
-use super::apps::{AppKey, AppReservation, SoftSlot};
+use super::apps::{AppReservation, SoftSlot};
 use super::decision::Effect;
-use super::pod_entry::{PodEntry, PodKey};
+use super::keys::{AppKey, PodKey};
+use super::pod_entry::PodEntry;
 
 /// A watched object the state cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,14 +5,14 @@
 use std::collections::HashMap;
 
 use crate::binpack::{BinpackAlgorithm, zone_of};
-use crate::demand::GangDemand;
+use crate::gang_demand::GangDemand;
 use crate::resources::Resources;
 
 use super::ClusterState;
-use super::apps::{AppKey, SoftSlot};
+use super::apps::SoftSlot;
 use super::decision::{Decision, Effect, Outcome};
+use super::keys::{AppKey, PodKey};
 use super::nodes::NodeIdx;
-use super::pod_entry::PodKey;
 
 impl ClusterState {
     /// The gang demand of an application, from its driver.

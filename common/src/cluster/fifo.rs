@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use crate::resources::Resources;
 
 use super::Timestamp;
+use super::keys::PodKey;
 use super::nodes::NodeIdx;
-use super::pod_entry::PodKey;
 
 /// The simulated outcome of one older driver.
 #[derive(Debug, Clone)]

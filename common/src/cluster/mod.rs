@@ -13,18 +13,20 @@ mod driver;
 mod events;
 mod executor;
 mod fifo;
+mod keys;
 mod nodes;
 mod pod_entry;
 mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-pub use apps::{AppKey, AppReservation, Slot};
+pub use apps::{AppReservation, Slot};
 pub use config::{FifoPolicy, SchedulerConfig};
 pub use decision::{Decision, Effect, Outcome};
 pub use demands::demand_name;
+pub use keys::{AppKey, PodKey};
 pub use nodes::{NodeEntry, NodeUsage};
-pub use pod_entry::{PodEntry, PodKey};
+pub use pod_entry::PodEntry;
 
 use apps::AppEntry;
 use fifo::FifoPlans;

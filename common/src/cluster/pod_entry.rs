@@ -1,44 +1,20 @@
 //! `PodEntry`: what the state keeps of one pod (small: the state holds every pod of the cluster).
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 
-use crate::demand::GangDemand;
+use crate::demand_decision::{DemandInputs, DemandRules, decide_gang_demand};
+use crate::gang_demand::GangDemand;
 use crate::pods::{self, SparkRole};
 use crate::resources::{Resources, pod_requests};
 
-use super::apps::AppKey;
+use super::Timestamp;
 use super::config::SchedulerConfig;
+use super::keys::{AppKey, PodKey};
 use super::nodes::NodeIdx;
-use super::{Timestamp, driver};
 
-/// A pod by namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PodKey {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl PodKey {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        PodKey {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-
-    pub fn of(pod: &Pod) -> Option<Self> {
-        Some(PodKey::new(
-            pod.metadata.namespace.as_deref().unwrap_or("default"),
-            pod.metadata.name.as_deref()?,
-        ))
-    }
-}
-
-impl std::fmt::Display for PodKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+static NO_ANNOTATIONS: BTreeMap<String, String> = BTreeMap::new();
 
 /// What a driver brings beyond any pod: where it may run and what its gang needs.
 #[derive(Debug, Clone)]
@@ -93,7 +69,19 @@ impl PodEntry {
             Box::new(DriverInfo {
                 placement_signature: serde_json::to_string(&placement).unwrap_or_default(),
                 placement,
-                demand: driver::driver_demand(pod, requests, config),
+                demand: decide_gang_demand(
+                    &DemandInputs {
+                        annotations: pod.metadata.annotations.as_ref().unwrap_or(&NO_ANNOTATIONS),
+                        driver_requests: Some(requests),
+                        spark_conf: None,
+                    },
+                    &DemandRules {
+                        gpus: &config.gpus,
+                        default: config.default_demand,
+                    },
+                )
+                .map(|d| d.demand)
+                .map_err(|e| e.to_string()),
                 gated: spec
                     .scheduling_gates
                     .as_ref()

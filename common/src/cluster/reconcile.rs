@@ -12,9 +12,9 @@ use crate::binpack;
 use crate::pods::SparkRole;
 
 use super::ClusterState;
-use super::apps::{AppKey, AppReservation, Slot, SoftSlot};
+use super::apps::{AppReservation, Slot, SoftSlot};
 use super::decision::Effect;
-use super::pod_entry::PodKey;
+use super::keys::{AppKey, PodKey};
 
 impl ClusterState {
     /// Brings reservations in line with the pods; call once all watches have synced.

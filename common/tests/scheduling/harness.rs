@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
-use sparkgang_common::api::DEMAND_ANNOTATION;
+use sparkgang_common::api::GANG_DEMAND_ANNOTATION;
 use sparkgang_common::binpack::BinpackAlgorithm;
 use sparkgang_common::cluster::{AppKey, ClusterState, Decision, Effect, Outcome, SchedulerConfig};
 use sparkgang_common::{GangDemand, Resources};
@@ -84,7 +84,7 @@ pub fn dynamic_app(id: &str, min: u32, max: u32) -> App {
 pub fn app(id: &str, demand: GangDemand, pods: usize) -> App {
     let driver_name = format!("{id}-spark-driver");
     let annotations: BTreeMap<String, String> = [(
-        DEMAND_ANNOTATION.to_owned(),
+        GANG_DEMAND_ANNOTATION.to_owned(),
         serde_json::to_string(&demand).unwrap(),
     )]
     .into();

@@ -10,10 +10,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use sparkgang_common::GpuResourceNames;
 use sparkgang_common::annotations;
-use sparkgang_common::api::{CONF_MAP_ANNOTATION, DEMAND_ANNOTATION, SPARK_CONF_GATE};
+use sparkgang_common::api::{CONF_MAP_ANNOTATION, GANG_DEMAND_ANNOTATION, SPARK_CONF_GATE};
+use sparkgang_common::demand_decision::{
+    DemandError, DemandInputs, DemandRules, decide_gang_demand, recorded_gang_demand,
+};
 use sparkgang_common::pods::{self, SPARK_APP_ID_LABEL, SPARK_APP_SELECTOR_LABEL, SparkRole};
-use sparkgang_common::{GangDemand, GpuResourceNames};
+use sparkgang_common::text;
 
 use crate::config::AdmissionConfig;
 
@@ -279,27 +283,16 @@ pub fn escape_pointer_token(key: &str) -> String {
 }
 
 /// Cuts a warning to [`MAX_WARNING_CHARS`] characters (on a character boundary), with `…`.
-pub fn clip_warning(mut text: String) -> String {
-    if text.chars().count() > MAX_WARNING_CHARS {
-        let cut = text
-            .char_indices()
-            .nth(MAX_WARNING_CHARS - 1)
-            .map_or(text.len(), |(i, _)| i);
-        text.truncate(cut);
-        text.push('…');
+pub fn clip_warning(text: String) -> String {
+    match text::clip_chars(&text, MAX_WARNING_CHARS) {
+        std::borrow::Cow::Borrowed(_) => text,
+        clipped => clipped.into_owned(),
     }
-    text
 }
 
 /// Quotes a user value for a warning, shortened so the warning stays readable.
 fn short(value: &str) -> String {
-    const MAX: usize = 40;
-    if value.chars().count() <= MAX {
-        format!("{value:?}")
-    } else {
-        let head: String = value.chars().take(MAX - 1).collect();
-        format!("{:?}", head + "…")
-    }
+    text::quoted(value, 40)
 }
 
 /// Pending changes to one string map of the pod (`labels`, `annotations`, `nodeSelector`).
@@ -372,12 +365,6 @@ impl<'a> MapEdit<'a> {
     }
 }
 
-/// True when the pod carries a `sparkgang.io/demand` annotation that decodes as a demand.
-fn has_valid_demand(annotations: Option<&BTreeMap<String, String>>) -> Option<bool> {
-    let text = annotations?.get(DEMAND_ANNOTATION)?;
-    Some(serde_json::from_str::<GangDemand>(text).is_ok_and(|d| d.min_executors <= d.max_executors))
-}
-
 /// Decides what to do with a pod at CREATE in `namespace` (the request's namespace; the object
 /// usually has none yet).
 pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutation {
@@ -444,31 +431,51 @@ pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutati
                 .iter()
                 .map(|w| clip_warning(format!("{MESSAGE_PREFIX}{w}"))),
         );
-        let complete = normalised.demand.complete().is_some();
-        if config.spark_conf_gate && !complete {
-            match has_valid_demand(metadata.annotations.as_ref()) {
-                Some(true) => {}
-                valid => {
-                    if valid == Some(false) {
-                        warnings.push(clip_warning(format!(
-                            "{MESSAGE_PREFIX}ignoring malformed annotation {DEMAND_ANNOTATION}; \
-                             the demand will be computed"
-                        )));
+        // The webhook has no default demand and no Spark conf: a demand it cannot decide from
+        // the annotations alone is decided by the gate controller once the conf is readable.
+        let decided = decide_gang_demand(
+            &DemandInputs {
+                annotations: given,
+                driver_requests: None,
+                spark_conf: None,
+            },
+            &DemandRules {
+                gpus: &config.gpu_resource_names,
+                default: None,
+            },
+        );
+        match decided {
+            Ok(_) | Err(DemandError::Incomplete { .. }) => {}
+            Err(reason) => {
+                return Mutation {
+                    role: Some(role),
+                    verdict: Verdict::Deny {
+                        reason: "invalid-demand",
+                        message: format!("{MESSAGE_PREFIX}{reason}"),
+                        warnings,
+                    },
+                };
+            }
+        }
+        if config.spark_conf_gate && decided.is_err() {
+            if let Some(Err(_)) = recorded_gang_demand(given) {
+                warnings.push(clip_warning(format!(
+                    "{MESSAGE_PREFIX}ignoring malformed annotation {GANG_DEMAND_ANNOTATION}; \
+                     the demand will be computed"
+                )));
+            }
+            match spec.and_then(pods::driver_conf_map_name) {
+                Some(conf_map) => {
+                    if annotations.set(CONF_MAP_ANNOTATION, conf_map) {
+                        kinds.push(PatchKind::ConfMapAnnotation);
                     }
-                    match spec.and_then(pods::driver_conf_map_name) {
-                        Some(conf_map) => {
-                            if annotations.set(CONF_MAP_ANNOTATION, conf_map) {
-                                kinds.push(PatchKind::ConfMapAnnotation);
-                            }
-                            wants_gate = true;
-                        }
-                        None => warnings.push(clip_warning(format!(
-                            "{MESSAGE_PREFIX}no volume {} (spark.properties); demand from \
-                             annotations or the extender's default",
-                            pods::DRIVER_CONF_VOLUME
-                        ))),
-                    }
+                    wants_gate = true;
                 }
+                None => warnings.push(clip_warning(format!(
+                    "{MESSAGE_PREFIX}no volume {} (spark.properties); demand from \
+                     annotations or the extender's default",
+                    pods::DRIVER_CONF_VOLUME
+                ))),
             }
         }
     }
@@ -559,266 +566,4 @@ pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutati
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn pod(v: Value) -> Pod {
-        parse_pod(&v.to_string()).unwrap()
-    }
-
-    fn allow(m: Mutation) -> (Vec<PatchOp>, Vec<String>) {
-        match m.verdict {
-            Verdict::Allow {
-                patch, warnings, ..
-            } => (patch, warnings),
-            Verdict::Deny { message, .. } => panic!("denied: {message}"),
-        }
-    }
-
-    fn apply(p: &Pod, ops: &[PatchOp]) -> Pod {
-        let mut doc = serde_json::to_value(p).unwrap();
-        for op in ops {
-            let target = &op.path;
-            let (parent, last) = target.rsplit_once('/').unwrap();
-            let last = last.replace("~1", "/").replace("~0", "~");
-            if parent.is_empty() {
-                doc.as_object_mut().unwrap().insert(last, op.value.clone());
-                continue;
-            }
-            let node = doc.pointer_mut(parent).unwrap();
-            match node {
-                Value::Array(a) if last == "-" => a.push(op.value.clone()),
-                Value::Object(o) => {
-                    o.insert(last, op.value.clone());
-                }
-                _ => panic!("bad target {target}"),
-            }
-        }
-        parse_pod(&doc.to_string()).unwrap()
-    }
-
-    fn driver() -> Value {
-        json!({"metadata": {"name": "d", "labels": {"spark-role": "driver", "spark-app-selector": "spark-1"}},
-               "spec": {"containers": [{"name": "c"}], "volumes": [
-                   {"name": "spark-conf-volume-driver", "configMap": {"name": "spark-drv-1-conf-map"}}]}})
-    }
-
-    #[test]
-    fn only_objects_are_pods() {
-        assert!(parse_pod(r#"{"metadata": {}, "spec": []}"#).is_err());
-        assert!(parse_pod(r#"[{}, {}]"#).is_err());
-        assert!(parse_pod(r#"{"metadata": null, "spec": null, "status": 3}"#).is_ok());
-    }
-
-    #[test]
-    fn escapes_pointer_tokens() {
-        assert_eq!(
-            escape_pointer_token("sparkgang.io/demand"),
-            "sparkgang.io~1demand"
-        );
-        assert_eq!(escape_pointer_token("a~b/c"), "a~0b~1c");
-    }
-
-    #[test]
-    fn clips_long_warnings_on_char_boundaries() {
-        let w = clip_warning("é".repeat(300));
-        assert_eq!(w.chars().count(), MAX_WARNING_CHARS);
-        assert!(w.ends_with('…'));
-        assert_eq!(clip_warning("short".into()), "short");
-    }
-
-    #[test]
-    fn non_spark_pods_are_ignored() {
-        let m = mutate_pod(
-            &MutationConfig::default(),
-            "ns",
-            &pod(json!({"metadata": {"name": "x"}, "spec": {}})),
-        );
-        assert_eq!(m.role, None);
-        assert!(allow(m.clone()).0.is_empty());
-    }
-
-    #[test]
-    fn client_mode_executors_are_ignored() {
-        let m = mutate_pod(
-            &MutationConfig::default(),
-            "ns",
-            &pod(json!({"metadata": {"labels": {"spark-role": "executor"}}, "spec": {}})),
-        );
-        assert_eq!(m.role, Some(Role::Executor));
-        assert!(
-            matches!(m.verdict, Verdict::Allow { ref patch, ignored: true, .. } if patch.is_empty())
-        );
-    }
-
-    #[test]
-    fn driver_gets_everything_and_second_run_is_empty() {
-        let config = MutationConfig {
-            default_instance_group: Some("batch".into()),
-            ..MutationConfig::default()
-        };
-        let p = pod(driver());
-        let m = mutate_pod(&config, "spark", &p);
-        let (ops, _) = allow(m.clone());
-        let out = apply(&p, &ops);
-        let spec = out.spec.as_ref().unwrap();
-        assert_eq!(spec.scheduler_name.as_deref(), Some("spark-scheduler"));
-        assert_eq!(
-            spec.node_selector.as_ref().unwrap()["instance-group"],
-            "batch"
-        );
-        assert_eq!(
-            spec.scheduling_gates.as_ref().unwrap()[0].name,
-            SPARK_CONF_GATE
-        );
-        assert_eq!(
-            out.metadata.labels.as_ref().unwrap()["spark-app-id"],
-            "spark-1"
-        );
-        assert_eq!(
-            out.metadata.annotations.as_ref().unwrap()[CONF_MAP_ANNOTATION],
-            "spark-drv-1-conf-map"
-        );
-        let again = mutate_pod(&config, "spark", &out);
-        assert_eq!(allow(again).0, vec![]);
-    }
-
-    #[test]
-    fn namespace_default_wins_and_existing_group_is_kept() {
-        let mut config = MutationConfig {
-            default_instance_group: Some("batch".into()),
-            ..MutationConfig::default()
-        };
-        config
-            .default_instance_group_by_namespace
-            .insert("ml".into(), "gpu".into());
-        let p = pod(driver());
-        let out = apply(&p, &allow(mutate_pod(&config, "ml", &p)).0);
-        assert_eq!(
-            out.spec.unwrap().node_selector.unwrap()["instance-group"],
-            "gpu"
-        );
-
-        let mut v = driver();
-        v["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-            {"matchExpressions": [{"key": "instance-group", "operator": "In", "values": ["mine"]}]}]}}});
-        let p = pod(v);
-        let (ops, _) = allow(mutate_pod(&config, "ml", &p));
-        assert!(
-            ops.iter().all(|o| !o.path.contains("nodeSelector")),
-            "{ops:?}"
-        );
-    }
-
-    #[test]
-    fn foreign_scheduler_is_left_alone_unless_overwriting() {
-        let mut v = driver();
-        v["spec"]["schedulerName"] = json!("volcano");
-        let p = pod(v);
-        let m = mutate_pod(&MutationConfig::default(), "spark", &p);
-        let (ops, warnings) = allow(m.clone());
-        assert!(ops.is_empty());
-        assert!(warnings[0].contains("\"volcano\""), "{warnings:?}");
-        let config = MutationConfig {
-            overwrite_scheduler_name: true,
-            ..MutationConfig::default()
-        };
-        let (ops, _) = allow(mutate_pod(&config, "spark", &p));
-        assert!(
-            ops.iter()
-                .any(|o| o.op == Op::Replace && o.path == "/spec/schedulerName")
-        );
-    }
-
-    #[test]
-    fn default_scheduler_is_replaced() {
-        let mut v = driver();
-        v["spec"]["schedulerName"] = json!("default-scheduler");
-        let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
-        assert!(
-            ops.iter()
-                .any(|o| o.op == Op::Replace && o.path == "/spec/schedulerName")
-        );
-    }
-
-    #[test]
-    fn existing_gates_are_appended_to() {
-        let mut v = driver();
-        v["spec"]["schedulingGates"] = json!([{"name": "other"}]);
-        let p = pod(v);
-        let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &p));
-        let out = apply(&p, &ops);
-        let names: Vec<_> = out
-            .spec
-            .unwrap()
-            .scheduling_gates
-            .unwrap()
-            .into_iter()
-            .map(|g| g.name)
-            .collect();
-        assert_eq!(names, ["other", SPARK_CONF_GATE]);
-    }
-
-    #[test]
-    fn no_conf_volume_means_no_gate_and_a_warning() {
-        let mut v = driver();
-        v["spec"]["volumes"] = json!([]);
-        let (ops, warnings) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
-        assert!(ops.iter().all(|o| !o.path.contains("schedulingGates")));
-        assert!(
-            warnings
-                .iter()
-                .any(|w| w.contains("spark-conf-volume-driver")),
-            "{warnings:?}"
-        );
-    }
-
-    #[test]
-    fn gate_off_means_no_gate() {
-        let config = MutationConfig {
-            spark_conf_gate: false,
-            ..MutationConfig::default()
-        };
-        let (ops, _) = allow(mutate_pod(&config, "spark", &pod(driver())));
-        assert!(
-            ops.iter()
-                .all(|o| !o.path.contains("schedulingGates") && !o.path.contains("annotations"))
-        );
-    }
-
-    #[test]
-    fn valid_demand_annotation_skips_the_gate() {
-        let demand = GangDemand {
-            driver: sparkgang_common::Resources::new(1000, 1 << 30, 0),
-            executor: sparkgang_common::Resources::new(2000, 4 << 30, 0),
-            min_executors: 2,
-            max_executors: 2,
-        };
-        let mut v = driver();
-        v["metadata"]["annotations"] =
-            json!({DEMAND_ANNOTATION: serde_json::to_string(&demand).unwrap()});
-        let (ops, _) = allow(mutate_pod(
-            &MutationConfig::default(),
-            "spark",
-            &pod(v.clone()),
-        ));
-        assert!(ops.iter().all(|o| !o.path.contains("schedulingGates")));
-        v["metadata"]["annotations"] = json!({DEMAND_ANNOTATION: "nope"});
-        let (ops, warnings) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
-        assert!(ops.iter().any(|o| o.path.contains("schedulingGates")));
-        assert!(warnings.iter().any(|w| w.contains("malformed")));
-    }
-
-    #[test]
-    fn missing_spec_is_added_first() {
-        let p = pod(json!({"metadata": {"labels": {"spark-role": "driver"}}}));
-        let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &p));
-        assert_eq!(ops[0].path, "/spec");
-        let out = apply(&p, &ops);
-        assert_eq!(
-            out.spec.unwrap().scheduler_name.as_deref(),
-            Some("spark-scheduler")
-        );
-    }
-}
+mod tests;

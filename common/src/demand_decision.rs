@@ -1,43 +1,23 @@
-//! `GangDemand`: what one Spark application needs — the driver, the size of one executor, and
-//! how many executors — and how the sources of that knowledge are merged.
+//! Deciding an application's gang demand: the one function the webhook, the gate controller and
+//! the extender's state all call, over the driver's annotations, Spark's conf and the config.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::annotations::{self, PartialDemand};
+use crate::annotations::{self, AnnotatedDemand, AnnotationErrors};
+use crate::api::GANG_DEMAND_ANNOTATION;
+use crate::gang_demand::GangDemand;
 use crate::quantities::{format_cpu_millis, format_memory_bytes};
-use crate::resources::Resources;
+use crate::resources::{GpuResourceNames, Resources};
 use crate::sparkconf::ConfDemand;
 
-/// The gang one Spark application asks for.
-///
-/// `min_executors` are reserved together with the driver; under dynamic allocation executors
-/// between `min_executors` and `max_executors` are placed if capacity exists (soft reservations).
-/// Static allocation has `min_executors == max_executors`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GangDemand {
-    pub driver: Resources,
-    pub executor: Resources,
-    pub min_executors: u32,
-    pub max_executors: u32,
-}
-
-impl GangDemand {
-    /// True when executors above the minimum may come and go (dynamic allocation).
-    pub fn is_dynamic(&self) -> bool {
-        self.max_executors > self.min_executors
-    }
-
-    /// Driver plus the minimum executors: what must fit before the driver is placed.
-    pub fn gang_total(&self) -> Resources {
-        self.driver + self.executor.times(i64::from(self.min_executors))
-    }
-}
-
-/// Where a merged demand came from.
+/// Where a decided demand came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DemandSource {
+    /// The `sparkgang.io/demand` annotation: an earlier decision, recorded on the driver.
+    Recorded,
     /// The Spark conf; no annotation changed anything.
     SparkConf,
     /// The Spark conf with at least one field taken from the annotations.
@@ -52,7 +32,7 @@ pub enum DemandSource {
 /// tell the user about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MergedDemand {
+pub struct DecidedDemand {
     pub demand: GangDemand,
     /// Dynamic allocation as decided by the annotation, else the conf, else the default.
     pub dynamic_allocation: bool,
@@ -60,11 +40,13 @@ pub struct MergedDemand {
     pub warnings: Vec<String>,
 }
 
-/// Why no demand could be formed.
+/// Why no demand could be decided.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DemandError {
     #[error(
-        "no spark.properties, no default demand, and the driver annotations are incomplete: missing {}",
+        "the driver's gang demand is unknown: no {GANG_DEMAND_ANNOTATION} annotation (is the \
+         sparkgang webhook installed?), no spark.properties, no default demand configured, and \
+         the driver annotations are incomplete: missing {}",
         missing.join(", ")
     )]
     Incomplete { missing: Vec<&'static str> },
@@ -75,6 +57,92 @@ pub enum DemandError {
         max: u32,
         max_from: String,
     },
+    #[error(transparent)]
+    Annotations(#[from] AnnotationErrors),
+}
+
+/// What is known about one application when its demand is decided.
+#[derive(Debug, Clone, Copy)]
+pub struct DemandInputs<'a> {
+    /// The driver pod's annotations: palantir's `spark-*` and the recorded `sparkgang.io/demand`.
+    pub annotations: &'a BTreeMap<String, String>,
+    /// What the driver pod itself requests; the reservation is never smaller.
+    pub driver_requests: Option<Resources>,
+    /// What Spark's conf (`spark.properties`) says, when it has been read.
+    pub spark_conf: Option<&'a ConfDemand>,
+}
+
+/// The configuration the decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct DemandRules<'a> {
+    /// Extended resources counted as GPUs.
+    pub gpus: &'a GpuResourceNames,
+    /// The demand of a driver about which nothing else is known, if configured.
+    pub default: Option<GangDemand>,
+}
+
+/// The demand recorded on a driver as `sparkgang.io/demand`: `None` when absent, an error when it
+/// is not a gang demand (or its minimum exceeds its maximum).
+pub fn recorded_gang_demand(
+    annotations: &BTreeMap<String, String>,
+) -> Option<Result<GangDemand, String>> {
+    let raw = annotations.get(GANG_DEMAND_ANNOTATION)?;
+    Some(
+        serde_json::from_str::<GangDemand>(raw)
+            .map_err(|e| format!("annotation {GANG_DEMAND_ANNOTATION} is not a gang demand: {e}"))
+            .and_then(|d| {
+                if d.min_executors <= d.max_executors {
+                    Ok(d)
+                } else {
+                    Err(format!(
+                        "annotation {GANG_DEMAND_ANNOTATION} asks for at least {} executors but at most {}",
+                        d.min_executors, d.max_executors
+                    ))
+                }
+            }),
+    )
+}
+
+/// Decides the gang demand of one application. In order of precedence:
+///
+/// 1. malformed palantir annotations are an error (the webhook denies such drivers);
+/// 2. a valid recorded `sparkgang.io/demand` is the answer (a malformed one is ignored with a
+///    warning), the driver raised to the pod's requests;
+/// 3. otherwise Spark's conf, the annotations and the default are merged as [`merge_demand`]
+///    says: the conf if read, else complete annotations, else the default, annotations
+///    overriding per field; else [`DemandError::Incomplete`].
+pub fn decide_gang_demand(
+    inputs: &DemandInputs<'_>,
+    rules: &DemandRules<'_>,
+) -> Result<DecidedDemand, DemandError> {
+    let annotated = AnnotatedDemand::from_annotations(inputs.annotations, rules.gpus)?;
+    let mut ignored = None;
+    match recorded_gang_demand(inputs.annotations) {
+        Some(Ok(recorded)) => {
+            let driver = match inputs.driver_requests {
+                Some(pod) => recorded.driver.max(&pod),
+                None => recorded.driver,
+            };
+            return Ok(DecidedDemand {
+                demand: GangDemand { driver, ..recorded },
+                dynamic_allocation: recorded.is_dynamic(),
+                source: DemandSource::Recorded,
+                warnings: Vec::new(),
+            });
+        }
+        Some(Err(e)) => ignored = Some(format!("{e}; ignoring it, the demand is computed")),
+        None => {}
+    }
+    let mut decided = merge_demand(
+        inputs.driver_requests,
+        &annotated,
+        inputs.spark_conf,
+        rules.default,
+    )?;
+    if let Some(w) = ignored {
+        decided.warnings.insert(0, w);
+    }
+    Ok(decided)
 }
 
 /// Palantir key names of the three dimensions, for warnings.
@@ -149,12 +217,12 @@ fn raise_to(
 /// `spark-executor-count` and the min/max counts; an annotation that is ignored or that changes
 /// Spark's count is reported. Without a conf the annotations must be complete, else `default` is
 /// used (annotations still override it), else [`DemandError::Incomplete`] lists what is missing.
-pub fn merge_demand(
+fn merge_demand(
     pod_driver_requests: Option<Resources>,
-    annotations: &PartialDemand,
+    annotations: &AnnotatedDemand,
     conf: Option<&ConfDemand>,
     default: Option<GangDemand>,
-) -> Result<MergedDemand, DemandError> {
+) -> Result<DecidedDemand, DemandError> {
     let mut warnings = Vec::new();
     let (base, base_dynamic, mut source) = match (conf, annotations.complete(), default) {
         (Some(c), _, _) => (c.demand, c.dynamic_allocation, DemandSource::SparkConf),
@@ -316,7 +384,7 @@ pub fn merge_demand(
         source = DemandSource::SparkConfAndAnnotations;
     }
 
-    Ok(MergedDemand {
+    Ok(DecidedDemand {
         demand: GangDemand {
             driver,
             executor,
@@ -348,7 +416,7 @@ mod tests {
             .unwrap()
     }
 
-    fn partial(pairs: &[(&str, &str)]) -> PartialDemand {
+    fn partial(pairs: &[(&str, &str)]) -> AnnotatedDemand {
         let map: BTreeMap<String, String> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -378,7 +446,7 @@ mod tests {
     #[test]
     fn conf_alone_is_used_as_is() {
         let c = static_conf();
-        let m = merge_demand(None, &PartialDemand::default(), Some(&c), None).unwrap();
+        let m = merge_demand(None, &AnnotatedDemand::default(), Some(&c), None).unwrap();
         assert_eq!(m.demand, c.demand);
         assert_eq!(m.source, DemandSource::SparkConf);
         assert!(!m.dynamic_allocation);
@@ -434,7 +502,7 @@ mod tests {
         let c = static_conf();
         // A sidecar from a pod template: the pod asks for more than Spark's container.
         let pod = Resources::new(1250, 1600 * MIB, 0);
-        let m = merge_demand(Some(pod), &PartialDemand::default(), Some(&c), None).unwrap();
+        let m = merge_demand(Some(pod), &AnnotatedDemand::default(), Some(&c), None).unwrap();
         assert_eq!(m.demand.driver, pod);
         assert!(m.warnings.is_empty());
         let a = partial(&[(DRIVER_CPU, "1")]);
@@ -448,7 +516,7 @@ mod tests {
         // A pod smaller than the conf does not lower the reservation.
         let m = merge_demand(
             Some(Resources::new(100, MIB, 0)),
-            &PartialDemand::default(),
+            &AnnotatedDemand::default(),
             Some(&c),
             None,
         )

@@ -1,0 +1,264 @@
+//! Tests of `mutate_pod`: one scripted pod each, and the patch or denial it gets.
+
+use super::*;
+use serde_json::json;
+use sparkgang_common::GangDemand;
+
+fn pod(v: Value) -> Pod {
+    parse_pod(&v.to_string()).unwrap()
+}
+
+fn allow(m: Mutation) -> (Vec<PatchOp>, Vec<String>) {
+    match m.verdict {
+        Verdict::Allow {
+            patch, warnings, ..
+        } => (patch, warnings),
+        Verdict::Deny { message, .. } => panic!("denied: {message}"),
+    }
+}
+
+fn apply(p: &Pod, ops: &[PatchOp]) -> Pod {
+    let mut doc = serde_json::to_value(p).unwrap();
+    for op in ops {
+        let target = &op.path;
+        let (parent, last) = target.rsplit_once('/').unwrap();
+        let last = last.replace("~1", "/").replace("~0", "~");
+        if parent.is_empty() {
+            doc.as_object_mut().unwrap().insert(last, op.value.clone());
+            continue;
+        }
+        let node = doc.pointer_mut(parent).unwrap();
+        match node {
+            Value::Array(a) if last == "-" => a.push(op.value.clone()),
+            Value::Object(o) => {
+                o.insert(last, op.value.clone());
+            }
+            _ => panic!("bad target {target}"),
+        }
+    }
+    parse_pod(&doc.to_string()).unwrap()
+}
+
+fn driver() -> Value {
+    json!({"metadata": {"name": "d", "labels": {"spark-role": "driver", "spark-app-selector": "spark-1"}},
+           "spec": {"containers": [{"name": "c"}], "volumes": [
+               {"name": "spark-conf-volume-driver", "configMap": {"name": "spark-drv-1-conf-map"}}]}})
+}
+
+#[test]
+fn only_objects_are_pods() {
+    assert!(parse_pod(r#"{"metadata": {}, "spec": []}"#).is_err());
+    assert!(parse_pod(r#"[{}, {}]"#).is_err());
+    assert!(parse_pod(r#"{"metadata": null, "spec": null, "status": 3}"#).is_ok());
+}
+
+#[test]
+fn escapes_pointer_tokens() {
+    assert_eq!(
+        escape_pointer_token("sparkgang.io/demand"),
+        "sparkgang.io~1demand"
+    );
+    assert_eq!(escape_pointer_token("a~b/c"), "a~0b~1c");
+}
+
+#[test]
+fn clips_long_warnings_on_char_boundaries() {
+    let w = clip_warning("é".repeat(300));
+    assert_eq!(w.chars().count(), MAX_WARNING_CHARS);
+    assert!(w.ends_with('…'));
+    assert_eq!(clip_warning("short".into()), "short");
+}
+
+#[test]
+fn non_spark_pods_are_ignored() {
+    let m = mutate_pod(
+        &MutationConfig::default(),
+        "ns",
+        &pod(json!({"metadata": {"name": "x"}, "spec": {}})),
+    );
+    assert_eq!(m.role, None);
+    assert!(allow(m.clone()).0.is_empty());
+}
+
+#[test]
+fn client_mode_executors_are_ignored() {
+    let m = mutate_pod(
+        &MutationConfig::default(),
+        "ns",
+        &pod(json!({"metadata": {"labels": {"spark-role": "executor"}}, "spec": {}})),
+    );
+    assert_eq!(m.role, Some(Role::Executor));
+    assert!(
+        matches!(m.verdict, Verdict::Allow { ref patch, ignored: true, .. } if patch.is_empty())
+    );
+}
+
+#[test]
+fn driver_gets_everything_and_second_run_is_empty() {
+    let config = MutationConfig {
+        default_instance_group: Some("batch".into()),
+        ..MutationConfig::default()
+    };
+    let p = pod(driver());
+    let m = mutate_pod(&config, "spark", &p);
+    let (ops, _) = allow(m.clone());
+    let out = apply(&p, &ops);
+    let spec = out.spec.as_ref().unwrap();
+    assert_eq!(spec.scheduler_name.as_deref(), Some("spark-scheduler"));
+    assert_eq!(
+        spec.node_selector.as_ref().unwrap()["instance-group"],
+        "batch"
+    );
+    assert_eq!(
+        spec.scheduling_gates.as_ref().unwrap()[0].name,
+        SPARK_CONF_GATE
+    );
+    assert_eq!(
+        out.metadata.labels.as_ref().unwrap()["spark-app-id"],
+        "spark-1"
+    );
+    assert_eq!(
+        out.metadata.annotations.as_ref().unwrap()[CONF_MAP_ANNOTATION],
+        "spark-drv-1-conf-map"
+    );
+    let again = mutate_pod(&config, "spark", &out);
+    assert_eq!(allow(again).0, vec![]);
+}
+
+#[test]
+fn namespace_default_wins_and_existing_group_is_kept() {
+    let mut config = MutationConfig {
+        default_instance_group: Some("batch".into()),
+        ..MutationConfig::default()
+    };
+    config
+        .default_instance_group_by_namespace
+        .insert("ml".into(), "gpu".into());
+    let p = pod(driver());
+    let out = apply(&p, &allow(mutate_pod(&config, "ml", &p)).0);
+    assert_eq!(
+        out.spec.unwrap().node_selector.unwrap()["instance-group"],
+        "gpu"
+    );
+
+    let mut v = driver();
+    v["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "instance-group", "operator": "In", "values": ["mine"]}]}]}}});
+    let p = pod(v);
+    let (ops, _) = allow(mutate_pod(&config, "ml", &p));
+    assert!(
+        ops.iter().all(|o| !o.path.contains("nodeSelector")),
+        "{ops:?}"
+    );
+}
+
+#[test]
+fn foreign_scheduler_is_left_alone_unless_overwriting() {
+    let mut v = driver();
+    v["spec"]["schedulerName"] = json!("volcano");
+    let p = pod(v);
+    let m = mutate_pod(&MutationConfig::default(), "spark", &p);
+    let (ops, warnings) = allow(m.clone());
+    assert!(ops.is_empty());
+    assert!(warnings[0].contains("\"volcano\""), "{warnings:?}");
+    let config = MutationConfig {
+        overwrite_scheduler_name: true,
+        ..MutationConfig::default()
+    };
+    let (ops, _) = allow(mutate_pod(&config, "spark", &p));
+    assert!(
+        ops.iter()
+            .any(|o| o.op == Op::Replace && o.path == "/spec/schedulerName")
+    );
+}
+
+#[test]
+fn default_scheduler_is_replaced() {
+    let mut v = driver();
+    v["spec"]["schedulerName"] = json!("default-scheduler");
+    let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
+    assert!(
+        ops.iter()
+            .any(|o| o.op == Op::Replace && o.path == "/spec/schedulerName")
+    );
+}
+
+#[test]
+fn existing_gates_are_appended_to() {
+    let mut v = driver();
+    v["spec"]["schedulingGates"] = json!([{"name": "other"}]);
+    let p = pod(v);
+    let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &p));
+    let out = apply(&p, &ops);
+    let names: Vec<_> = out
+        .spec
+        .unwrap()
+        .scheduling_gates
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    assert_eq!(names, ["other", SPARK_CONF_GATE]);
+}
+
+#[test]
+fn no_conf_volume_means_no_gate_and_a_warning() {
+    let mut v = driver();
+    v["spec"]["volumes"] = json!([]);
+    let (ops, warnings) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
+    assert!(ops.iter().all(|o| !o.path.contains("schedulingGates")));
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("spark-conf-volume-driver")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn gate_off_means_no_gate() {
+    let config = MutationConfig {
+        spark_conf_gate: false,
+        ..MutationConfig::default()
+    };
+    let (ops, _) = allow(mutate_pod(&config, "spark", &pod(driver())));
+    assert!(
+        ops.iter()
+            .all(|o| !o.path.contains("schedulingGates") && !o.path.contains("annotations"))
+    );
+}
+
+#[test]
+fn valid_demand_annotation_skips_the_gate() {
+    let demand = GangDemand {
+        driver: sparkgang_common::Resources::new(1000, 1 << 30, 0),
+        executor: sparkgang_common::Resources::new(2000, 4 << 30, 0),
+        min_executors: 2,
+        max_executors: 2,
+    };
+    let mut v = driver();
+    v["metadata"]["annotations"] =
+        json!({GANG_DEMAND_ANNOTATION: serde_json::to_string(&demand).unwrap()});
+    let (ops, _) = allow(mutate_pod(
+        &MutationConfig::default(),
+        "spark",
+        &pod(v.clone()),
+    ));
+    assert!(ops.iter().all(|o| !o.path.contains("schedulingGates")));
+    v["metadata"]["annotations"] = json!({GANG_DEMAND_ANNOTATION: "nope"});
+    let (ops, warnings) = allow(mutate_pod(&MutationConfig::default(), "spark", &pod(v)));
+    assert!(ops.iter().any(|o| o.path.contains("schedulingGates")));
+    assert!(warnings.iter().any(|w| w.contains("malformed")));
+}
+
+#[test]
+fn missing_spec_is_added_first() {
+    let p = pod(json!({"metadata": {"labels": {"spark-role": "driver"}}}));
+    let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "spark", &p));
+    assert_eq!(ops[0].path, "/spec");
+    let out = apply(&p, &ops);
+    assert_eq!(
+        out.spec.unwrap().scheduler_name.as_deref(),
+        Some("spark-scheduler")
+    );
+}
