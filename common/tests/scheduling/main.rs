@@ -2,6 +2,7 @@
 //! reference spec §15.1), and what palantir never tested (FIFO, release, replacement,
 //! restart recovery, quirk fixes). Each test reads as a story over a small cluster.
 
+mod feed;
 mod harness;
 mod palantir;
 mod sparkgang;
