@@ -8,7 +8,7 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;
-use sparkgang_admission::apiserver::{decode_response, pod_create_review};
+use sparkgang_admission::review_client::{decode_response, pod_create_review};
 use sparkgang_admission::{MutationConfig, review};
 
 fn fixture_pod(file: &str) -> Value {

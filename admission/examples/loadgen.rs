@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use serde_json::Value;
-use sparkgang_admission::apiserver::{decode_response, pod_create_review};
+use sparkgang_admission::review_client::{decode_response, pod_create_review};
 use sparkgang_common::durations::parse_duration;
 use tokio_rustls::TlsConnector;
 

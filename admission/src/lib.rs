@@ -19,11 +19,11 @@
 //! # }
 //! ```
 
-pub mod apiserver;
 pub mod config;
 pub mod metrics;
 pub mod mutation;
 pub mod review;
+pub mod review_client;
 pub mod server;
 pub mod tls;
 

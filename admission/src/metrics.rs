@@ -35,7 +35,7 @@ impl From<Option<Role>> for RoleLabel {
 /// The `outcome` label of a review.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
-pub enum Outcome {
+pub enum ReviewOutcome {
     /// Allowed with a patch.
     patched,
     /// Allowed, nothing to change (already mutated, or nothing applies).
@@ -51,7 +51,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     role: RoleLabel,
-    outcome: Outcome,
+    outcome: ReviewOutcome,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,7 +164,7 @@ impl Metrics {
     }
 
     /// Records one answered review.
-    pub fn review(&self, role: Option<Role>, outcome: Outcome, elapsed: Duration) {
+    pub fn review(&self, role: Option<Role>, outcome: ReviewOutcome, elapsed: Duration) {
         let role = RoleLabel::from(role);
         self.requests
             .get_or_create(&RequestLabels { role, outcome })
@@ -232,7 +232,7 @@ mod tests {
         let m = Metrics::new();
         m.review(
             Some(Role::Driver),
-            Outcome::patched,
+            ReviewOutcome::patched,
             Duration::from_micros(120),
         );
         m.denial("invalid-quantity");

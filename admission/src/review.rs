@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::metrics::Outcome;
+use crate::metrics::ReviewOutcome;
 use crate::mutation::{self, MESSAGE_PREFIX, Mutation, MutationConfig, PatchKind, Role, Verdict};
 
 /// The only `apiVersion` accepted and answered.
@@ -38,7 +38,7 @@ pub struct Answer {
     /// The JSON `AdmissionReview` response.
     pub body: Vec<u8>,
     pub role: Option<Role>,
-    pub outcome: Outcome,
+    pub outcome: ReviewOutcome,
     /// For denials, the error class.
     pub denial_reason: Option<&'static str>,
     /// For patches, what they change.
@@ -217,7 +217,7 @@ fn respond(uid: &str, mutation: Option<Mutation>) -> Answer {
                 warnings: &[],
             }),
             role: None,
-            outcome: Outcome::ignored,
+            outcome: ReviewOutcome::ignored,
             denial_reason: None,
             patch_kinds: Vec::new(),
             subject: String::new(),
@@ -232,16 +232,16 @@ fn respond(uid: &str, mutation: Option<Mutation>) -> Answer {
         } => {
             let (patch, patch_type, outcome) = if patch.is_empty() {
                 let outcome = if ignored {
-                    Outcome::ignored
+                    ReviewOutcome::ignored
                 } else {
-                    Outcome::unchanged
+                    ReviewOutcome::unchanged
                 };
                 (None, None, outcome)
             } else {
                 // Serialising plain strings and maps cannot fail.
                 let json = serde_json::to_vec(&patch).unwrap_or_default();
                 let b64 = base64::engine::general_purpose::STANDARD.encode(json);
-                (Some(b64), Some("JSONPatch"), Outcome::patched)
+                (Some(b64), Some("JSONPatch"), ReviewOutcome::patched)
             };
             Answer {
                 body: encode(ResponseOut {
@@ -278,7 +278,7 @@ fn respond(uid: &str, mutation: Option<Mutation>) -> Answer {
                 warnings: &warnings,
             }),
             role,
-            outcome: Outcome::denied,
+            outcome: ReviewOutcome::denied,
             denial_reason: Some(reason),
             patch_kinds: Vec::new(),
             subject: String::new(),
@@ -322,7 +322,7 @@ mod tests {
     fn patch_is_a_base64_string_and_uid_is_echoed() {
         let object = json!({"metadata": {"labels": {"spark-role": "driver", "spark-app-selector": "spark-1"}}, "spec": {"containers": []}});
         let (a, v) = answer(&body(pod_request("CREATE", object)));
-        assert_eq!(a.outcome, Outcome::patched);
+        assert_eq!(a.outcome, ReviewOutcome::patched);
         assert_eq!(v["apiVersion"], API_VERSION);
         assert_eq!(v["kind"], KIND);
         assert_eq!(v["response"]["uid"], "u-1");
@@ -351,7 +351,7 @@ mod tests {
             json!({"uid": "u-1", "resource": {"group": "apps", "version": "v1", "resource": "pods"}, "operation": "CREATE", "object": object}),
         ] {
             let (a, v) = answer(&body(req));
-            assert_eq!(a.outcome, Outcome::ignored);
+            assert_eq!(a.outcome, ReviewOutcome::ignored);
             assert_eq!(v["response"], json!({"uid": "u-1", "allowed": true}));
         }
     }
@@ -376,7 +376,7 @@ mod tests {
             "CREATE",
             json!({"metadata": {"labels": 3}}),
         )));
-        assert_eq!(a.outcome, Outcome::denied);
+        assert_eq!(a.outcome, ReviewOutcome::denied);
         assert_eq!(v["response"]["allowed"], false);
         assert_eq!(v["response"]["status"]["code"], 400);
         assert!(

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::AdmissionConfig;
-use crate::metrics::{Metrics, Outcome};
+use crate::metrics::{Metrics, ReviewOutcome};
 use crate::mutation::{MESSAGE_PREFIX, MutationConfig};
 use crate::review;
 use crate::tls::{CertReloader, TlsError};
@@ -140,7 +140,7 @@ async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Respons
     let started = Instant::now();
     let metrics = &state.metrics;
     let bad = |status: StatusCode, message: String| {
-        metrics.review(None, Outcome::bad_request, started.elapsed());
+        metrics.review(None, ReviewOutcome::bad_request, started.elapsed());
         tracing::debug!(status = status.as_u16(), %message, "rejected a /mutate request");
         plain(status, message)
     };

@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use sparkgang_admission::apiserver::pod_create_review;
+use sparkgang_admission::review_client::pod_create_review;
 use support::*;
 
 const GATE: &str = "sparkgang.io/spark-conf";

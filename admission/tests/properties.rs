@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use sparkgang_admission::apiserver::{decode_response, pod_create_review};
+use sparkgang_admission::review_client::{decode_response, pod_create_review};
 use sparkgang_admission::metrics::Metrics;
 use sparkgang_admission::server::AppState;
 use sparkgang_admission::{AdmissionConfig, MutationConfig, router};

@@ -5,7 +5,7 @@ mod support;
 
 use hyper::StatusCode;
 use serde_json::{Value, json};
-use sparkgang_admission::apiserver::decode_response;
+use sparkgang_admission::review_client::decode_response;
 use support::*;
 
 fn driver_with_annotations(annotations: Value) -> Value {

@@ -6,7 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use sparkgang_common::cluster::{ClusterState, Outcome};
+use sparkgang_common::cluster::{ClusterState, FilterOutcome};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
@@ -107,7 +107,7 @@ impl Metrics {
             "1 while this replica is the leader and serves filter calls",
             leader.clone(),
         );
-        for outcome in Outcome::ALL {
+        for outcome in FilterOutcome::ALL {
             for role in ["driver", "executor"] {
                 decisions
                     .get_or_create(&DecisionLabels {

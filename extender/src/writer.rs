@@ -15,7 +15,7 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use sparkgang_common::api::MAX_EVENT_NOTE_BYTES;
 use sparkgang_common::api::demand::Demand;
 use sparkgang_common::api::reservation::ResourceReservation;
-use sparkgang_common::cluster::{AppKey, Effect, PodKey, demand_name};
+use sparkgang_common::cluster::{AppKey, Effect, PodKey, demand_object_name};
 use sparkgang_common::text::truncate_bytes;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -283,7 +283,7 @@ async fn publish_demand(client: &Client, ext: &Extender, pod: &PodKey) -> bool {
 async fn delete_demand(client: &Client, ext: &Extender, pod: &PodKey) {
     let api: Api<Demand> = Api::namespaced(client.clone(), &pod.namespace);
     match api
-        .delete(&demand_name(&pod.name), &DeleteParams::default())
+        .delete(&demand_object_name(&pod.name), &DeleteParams::default())
         .await
     {
         Ok(_) => ext.metrics.count_write("demand", "ok"),

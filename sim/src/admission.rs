@@ -91,7 +91,7 @@ impl Dispatcher {
             self.next_uid.fetch_add(1, Ordering::Relaxed)
         );
         let review = if request.resource == "pods" && request.operation == Operation::Create {
-            sparkgang_admission::apiserver::pod_create_review(
+            sparkgang_admission::review_client::pod_create_review(
                 &request.namespace,
                 &uid,
                 object,
@@ -132,7 +132,7 @@ impl Dispatcher {
                     String::from_utf8_lossy(&bytes)
                 ));
             }
-            let decoded = sparkgang_admission::apiserver::decode_response(&bytes)?;
+            let decoded = sparkgang_admission::review_client::decode_response(&bytes)?;
             if decoded.uid != uid {
                 return Err(format!("expected response.uid={uid}, got {}", decoded.uid));
             }

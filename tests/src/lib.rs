@@ -2,9 +2,9 @@
 //! real webhook and extender, the real `spark-submit`, scenario runs with short verdicts, and
 //! waits on conditions.
 
-pub mod cluster;
 pub mod scenarios;
 pub mod spark_submit;
+pub mod testbed;
 pub mod wait;
 
 use std::path::PathBuf;

@@ -21,11 +21,11 @@ use sparkgang_sim::harness::{EXTENDER_USER_AGENT, SimCluster, SimOptions, client
 use sparkgang_sim::kubelet::{Phase, set_phase};
 use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 
-use sparkgang_tests::cluster::{self, bound_slots};
+use sparkgang_tests::testbed::{self, bound_slots};
 use sparkgang_tests::wait::eventually;
 
 async fn setup(options: SimOptions, nodes: usize) -> (SimCluster, Scripts) {
-    cluster::start(options, nodes).await
+    testbed::start(options, nodes).await
 }
 
 fn submission(name: &str, executors: u32) -> Submission {

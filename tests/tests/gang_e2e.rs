@@ -13,11 +13,11 @@ use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::harness::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 
-use sparkgang_tests::cluster::{self, bound_slots, conf, executors_of};
+use sparkgang_tests::testbed::{self, bound_slots, conf, executors_of};
 use sparkgang_tests::wait::eventually;
 
 async fn setup(nodes: usize) -> (SimCluster, Scripts) {
-    cluster::start(SimOptions::default(), nodes).await
+    testbed::start(SimOptions::default(), nodes).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

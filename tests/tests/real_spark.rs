@@ -19,8 +19,8 @@ use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::harness::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, DriverScript, Scripts};
 
-use sparkgang_tests::cluster::{add_nodes, bound_slots, executors_of, opt_in_namespace};
 use sparkgang_tests::spark_submit::spark_submit;
+use sparkgang_tests::testbed::{add_nodes, bound_slots, executors_of, opt_in_namespace};
 use sparkgang_tests::wait::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

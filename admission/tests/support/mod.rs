@@ -12,7 +12,7 @@ use hyper::StatusCode;
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::{CertificateDer, ServerName};
 use serde_json::Value;
-use sparkgang_admission::apiserver::{ReviewResponse, decode_response, pod_create_review};
+use sparkgang_admission::review_client::{ReviewResponse, decode_response, pod_create_review};
 use sparkgang_admission::{AdmissionConfig, RunningServer};
 use sparkgang_certs::TestPki;
 use tokio::net::TcpStream;

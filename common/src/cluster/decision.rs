@@ -4,7 +4,7 @@ use super::keys::{AppKey, PodKey};
 
 /// How a filter call ended; the values are the metric labels (palantir's outcome names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Outcome {
+pub enum FilterOutcome {
     /// A driver got a new reservation.
     Success,
     /// The pod already had its place (driver with a reservation, executor bound to a slot).
@@ -33,51 +33,51 @@ pub enum Outcome {
     FailureDriverNotPlaced,
 }
 
-impl Outcome {
+impl FilterOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Success => "success",
-            Outcome::SuccessAlreadyBound => "success-already-bound",
-            Outcome::SuccessReservedSlot => "success-reserved-slot",
-            Outcome::SuccessRescheduled => "success-rescheduled",
-            Outcome::SuccessExtraExecutor => "success-scheduled-extra-executor",
-            Outcome::FailureFit => "failure-fit",
-            Outcome::FailureExceedsCapacity => "failure-exceeds-capacity",
-            Outcome::FailureEarlierDriver => "failure-earlier-driver",
-            Outcome::FailureUnbound => "failure-unbound",
-            Outcome::FailureNonSparkPod => "failure-non-spark-pod",
-            Outcome::FailureUnknownDemand => "failure-unknown-demand",
-            Outcome::FailureReservedNodeUnavailable => "failure-reserved-node-unavailable",
-            Outcome::FailureDriverNotPlaced => "failure-driver-not-placed",
+            FilterOutcome::Success => "success",
+            FilterOutcome::SuccessAlreadyBound => "success-already-bound",
+            FilterOutcome::SuccessReservedSlot => "success-reserved-slot",
+            FilterOutcome::SuccessRescheduled => "success-rescheduled",
+            FilterOutcome::SuccessExtraExecutor => "success-scheduled-extra-executor",
+            FilterOutcome::FailureFit => "failure-fit",
+            FilterOutcome::FailureExceedsCapacity => "failure-exceeds-capacity",
+            FilterOutcome::FailureEarlierDriver => "failure-earlier-driver",
+            FilterOutcome::FailureUnbound => "failure-unbound",
+            FilterOutcome::FailureNonSparkPod => "failure-non-spark-pod",
+            FilterOutcome::FailureUnknownDemand => "failure-unknown-demand",
+            FilterOutcome::FailureReservedNodeUnavailable => "failure-reserved-node-unavailable",
+            FilterOutcome::FailureDriverNotPlaced => "failure-driver-not-placed",
         }
     }
 
     pub fn is_success(self) -> bool {
         matches!(
             self,
-            Outcome::Success
-                | Outcome::SuccessAlreadyBound
-                | Outcome::SuccessReservedSlot
-                | Outcome::SuccessRescheduled
-                | Outcome::SuccessExtraExecutor
+            FilterOutcome::Success
+                | FilterOutcome::SuccessAlreadyBound
+                | FilterOutcome::SuccessReservedSlot
+                | FilterOutcome::SuccessRescheduled
+                | FilterOutcome::SuccessExtraExecutor
         )
     }
 
     /// Every outcome, for metric pre-registration and docs.
-    pub const ALL: [Outcome; 13] = [
-        Outcome::Success,
-        Outcome::SuccessAlreadyBound,
-        Outcome::SuccessReservedSlot,
-        Outcome::SuccessRescheduled,
-        Outcome::SuccessExtraExecutor,
-        Outcome::FailureFit,
-        Outcome::FailureExceedsCapacity,
-        Outcome::FailureEarlierDriver,
-        Outcome::FailureUnbound,
-        Outcome::FailureNonSparkPod,
-        Outcome::FailureUnknownDemand,
-        Outcome::FailureReservedNodeUnavailable,
-        Outcome::FailureDriverNotPlaced,
+    pub const ALL: [FilterOutcome; 13] = [
+        FilterOutcome::Success,
+        FilterOutcome::SuccessAlreadyBound,
+        FilterOutcome::SuccessReservedSlot,
+        FilterOutcome::SuccessRescheduled,
+        FilterOutcome::SuccessExtraExecutor,
+        FilterOutcome::FailureFit,
+        FilterOutcome::FailureExceedsCapacity,
+        FilterOutcome::FailureEarlierDriver,
+        FilterOutcome::FailureUnbound,
+        FilterOutcome::FailureNonSparkPod,
+        FilterOutcome::FailureUnknownDemand,
+        FilterOutcome::FailureReservedNodeUnavailable,
+        FilterOutcome::FailureDriverNotPlaced,
     ];
 }
 
@@ -99,7 +99,7 @@ pub enum Effect {
 /// The answer to one filter call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    pub outcome: Outcome,
+    pub outcome: FilterOutcome,
     /// The chosen node on success (always one of the candidates).
     pub node: Option<String>,
     /// Why, in one sentence; the failure message shown in `FailedScheduling` events.
@@ -108,7 +108,7 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub fn success(outcome: Outcome, node: impl Into<String>, effects: Vec<Effect>) -> Self {
+    pub fn success(outcome: FilterOutcome, node: impl Into<String>, effects: Vec<Effect>) -> Self {
         let node = node.into();
         Decision {
             outcome,
@@ -118,7 +118,7 @@ impl Decision {
         }
     }
 
-    pub fn failure(outcome: Outcome, message: impl Into<String>) -> Self {
+    pub fn failure(outcome: FilterOutcome, message: impl Into<String>) -> Self {
         Decision {
             outcome,
             node: None,

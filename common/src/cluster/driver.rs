@@ -14,7 +14,7 @@ use crate::resources::Resources;
 
 use super::apps::{AppReservation, Slot};
 use super::config::SchedulerConfig;
-use super::decision::{Decision, Effect, Outcome};
+use super::decision::{Decision, Effect, FilterOutcome};
 use super::fifo::{FifoVerdict, PlannedDriver};
 use super::keys::{AppKey, PodKey};
 use super::nodes::NodeIdx;
@@ -41,7 +41,7 @@ impl ClusterState {
     /// first. On success the node is one of `candidates`; on failure the message says why.
     pub fn filter(&mut self, pod: &Pod, candidates: &[String], now: Timestamp) -> Decision {
         let Some(key) = PodKey::of(pod) else {
-            return Decision::failure(Outcome::FailureNonSparkPod, "the pod has no name");
+            return Decision::failure(FilterOutcome::FailureNonSparkPod, "the pod has no name");
         };
         let mut effects = Vec::new();
         if !self.pods.contains_key(&key) {
@@ -52,7 +52,7 @@ impl ClusterState {
             Some(SparkRole::Driver) => self.filter_driver(&key, candidates, now),
             Some(SparkRole::Executor) => self.filter_executor(&key, candidates),
             None => Decision::failure(
-                Outcome::FailureNonSparkPod,
+                FilterOutcome::FailureNonSparkPod,
                 "not a Spark pod: sparkgang schedules pods labelled spark-role=driver or spark-role=executor",
             ),
         };
@@ -61,20 +61,20 @@ impl ClusterState {
 
     fn filter_driver(&mut self, key: &PodKey, candidates: &[String], now: Timestamp) -> Decision {
         let Some(pod) = self.pods.get(key) else {
-            return Decision::failure(Outcome::FailureUnknownDemand, "unknown pod");
+            return Decision::failure(FilterOutcome::FailureUnknownDemand, "unknown pod");
         };
         let Some(app) = pod.app.clone() else {
             return Decision::failure(
-                Outcome::FailureUnknownDemand,
+                FilterOutcome::FailureUnknownDemand,
                 "the driver has neither a spark-app-id nor a spark-app-selector label",
             );
         };
         if let Some(node) = self.reservation(&app).and_then(|r| r.driver_node()) {
             return if candidates.iter().any(|c| c == node) {
-                Decision::success(Outcome::SuccessAlreadyBound, node, Vec::new())
+                Decision::success(FilterOutcome::SuccessAlreadyBound, node, Vec::new())
             } else {
                 Decision::failure(
-                    Outcome::FailureReservedNodeUnavailable,
+                    FilterOutcome::FailureReservedNodeUnavailable,
                     format!(
                         "application {} has its driver reserved on node {node}, which is not among \
                          the {} nodes kube-scheduler offered; waiting for {node}",
@@ -86,8 +86,8 @@ impl ClusterState {
         }
         let demand = match pod.driver.as_ref().map(|d| d.demand.clone()) {
             Some(Ok(d)) => d,
-            Some(Err(why)) => return Decision::failure(Outcome::FailureUnknownDemand, why),
-            None => return Decision::failure(Outcome::FailureUnknownDemand, "not a driver"),
+            Some(Err(why)) => return Decision::failure(FilterOutcome::FailureUnknownDemand, why),
+            None => return Decision::failure(FilterOutcome::FailureUnknownDemand, "not a driver"),
         };
         let group = pod.instance_group.clone();
         let created = pod.created;
@@ -97,7 +97,7 @@ impl ClusterState {
             match self.fifo_verdict(group.as_deref().unwrap_or(""), key, created, now) {
                 FifoVerdict::Clear(taken) => taken,
                 FifoVerdict::Blocked(why) => {
-                    return Decision::failure(Outcome::FailureEarlierDriver, why)
+                    return Decision::failure(FilterOutcome::FailureEarlierDriver, why)
                         .with_effects(vec![Effect::EnsureDemand(key.clone())]);
                 }
             }
@@ -122,13 +122,13 @@ impl ClusterState {
             Ok(packing) => self.reserve(key, &app, group, &demand, &packing),
             Err(failure) => {
                 let outcome = if self.gang_exceeds_capacity(&eligible, &demand) {
-                    Outcome::FailureExceedsCapacity
+                    FilterOutcome::FailureExceedsCapacity
                 } else {
-                    Outcome::FailureFit
+                    FilterOutcome::FailureFit
                 };
                 let group_text =
                     group.map_or_else(String::new, |g| format!(" in instance group {g}"));
-                let message = if outcome == Outcome::FailureExceedsCapacity {
+                let message = if outcome == FilterOutcome::FailureExceedsCapacity {
                     format!(
                         "application {} can never fit{group_text}: even with every node empty, {}",
                         app.app_id,
@@ -142,7 +142,7 @@ impl ClusterState {
                     )
                 };
                 let mut effects = vec![Effect::EnsureDemand(key.clone())];
-                if outcome == Outcome::FailureExceedsCapacity {
+                if outcome == FilterOutcome::FailureExceedsCapacity {
                     effects.push(Effect::ReportExceedsCapacity {
                         pod: key.clone(),
                         message: message.clone(),
@@ -200,7 +200,7 @@ impl ClusterState {
         );
         self.mark_changed(app);
         Decision::success(
-            Outcome::Success,
+            FilterOutcome::Success,
             driver_node,
             vec![
                 Effect::SyncReservation(app.clone()),

@@ -10,7 +10,7 @@ use crate::resources::Resources;
 
 use super::ClusterState;
 use super::apps::SoftSlot;
-use super::decision::{Decision, Effect, Outcome};
+use super::decision::{Decision, Effect, FilterOutcome};
 use super::keys::{AppKey, PodKey};
 use super::nodes::NodeIdx;
 
@@ -34,11 +34,11 @@ impl ClusterState {
 
     pub(super) fn filter_executor(&mut self, key: &PodKey, candidates: &[String]) -> Decision {
         let Some(pod) = self.pods.get(key) else {
-            return Decision::failure(Outcome::FailureUnknownDemand, "unknown pod");
+            return Decision::failure(FilterOutcome::FailureUnknownDemand, "unknown pod");
         };
         let Some(app) = pod.app.clone() else {
             return Decision::failure(
-                Outcome::FailureUnknownDemand,
+                FilterOutcome::FailureUnknownDemand,
                 "the executor has neither a spark-app-id nor a spark-app-selector label",
             );
         };
@@ -50,7 +50,7 @@ impl ClusterState {
             .collect();
         let Some(res) = self.reservation(&app).cloned() else {
             return Decision::failure(
-                Outcome::FailureDriverNotPlaced,
+                FilterOutcome::FailureDriverNotPlaced,
                 format!(
                     "application {} has no reservation: its driver has not been placed by \
                      sparkgang yet (client-mode executors are not gang scheduled)",
@@ -64,7 +64,11 @@ impl ClusterState {
         // 1. The pod already holds a slot or a soft reservation.
         if let Some((slot, s)) = res.slot_of_pod(&key.name) {
             if position.contains_key(s.node.as_str()) {
-                return Decision::success(Outcome::SuccessAlreadyBound, s.node.clone(), Vec::new());
+                return Decision::success(
+                    FilterOutcome::SuccessAlreadyBound,
+                    s.node.clone(),
+                    Vec::new(),
+                );
             }
             // Its node is no longer offered: give the slot up and look again.
             let mut r = res.clone();
@@ -82,7 +86,7 @@ impl ClusterState {
             .map(|s| s.node.clone())
         {
             if position.contains_key(node.as_str()) {
-                return Decision::success(Outcome::SuccessAlreadyBound, node, Vec::new());
+                return Decision::success(FilterOutcome::SuccessAlreadyBound, node, Vec::new());
             }
             self.set_soft(&app, &key.name, None);
         }
@@ -99,16 +103,18 @@ impl ClusterState {
             .min()
             .map(|(_, slot, node)| (slot.clone(), node.clone()))
         {
-            return self.bind_slot(&app, &slot, &node, key, Outcome::SuccessReservedSlot);
+            return self.bind_slot(&app, &slot, &node, key, FilterOutcome::SuccessReservedSlot);
         }
 
         // 3. A free slot elsewhere: move it to an offered node with room.
         if let Some((slot, from)) = free.first().cloned() {
             let from_idx = self.nodes.index_of(&from);
             return match self.place_one_executor(&app, candidates, executor, from_idx) {
-                Some(node) => self.bind_slot(&app, &slot, &node, key, Outcome::SuccessRescheduled),
+                Some(node) => {
+                    self.bind_slot(&app, &slot, &node, key, FilterOutcome::SuccessRescheduled)
+                }
                 None => Decision::failure(
-                    Outcome::FailureFit,
+                    FilterOutcome::FailureFit,
                     format!(
                         "application {} has a free executor slot on {from}, which was not offered, \
                          and no offered node has room for an executor ({executor})",
@@ -136,13 +142,13 @@ impl ClusterState {
                         }),
                     );
                     Decision::success(
-                        Outcome::SuccessExtraExecutor,
+                        FilterOutcome::SuccessExtraExecutor,
                         node,
                         vec![Effect::DeleteDemand(key.clone())],
                     )
                 }
                 None => Decision::failure(
-                    Outcome::FailureFit,
+                    FilterOutcome::FailureFit,
                     format!(
                         "application {} may grow by {spots} executor{} but no offered node has room \
                          for one ({executor})",
@@ -155,7 +161,7 @@ impl ClusterState {
         }
         let (min, max) = demand.map_or((0, 0), |d| (d.min_executors, d.max_executors));
         Decision::failure(
-            Outcome::FailureUnbound,
+            FilterOutcome::FailureUnbound,
             format!(
                 "application {} has no free executor slot: all {} reserved slots are taken{}",
                 app.app_id,
@@ -176,10 +182,10 @@ impl ClusterState {
         slot: &str,
         node: &str,
         key: &PodKey,
-        outcome: Outcome,
+        outcome: FilterOutcome,
     ) -> Decision {
         let Some(mut r) = self.reservation(app).cloned() else {
-            return Decision::failure(Outcome::FailureUnknownDemand, "reservation vanished");
+            return Decision::failure(FilterOutcome::FailureUnknownDemand, "reservation vanished");
         };
         // One slot per executor: forget any other slot that still names it.
         for s in r.slots.values_mut() {

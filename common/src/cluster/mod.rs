@@ -8,7 +8,6 @@
 mod apps;
 mod config;
 mod decision;
-mod demands;
 mod driver;
 mod events;
 mod executor;
@@ -18,17 +17,18 @@ mod keys;
 mod nodes;
 mod pod_entry;
 mod reconcile;
+mod shortfall;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use apps::{AppReservation, Slot};
 pub use config::{FifoPolicy, SchedulerConfig};
-pub use decision::{Decision, Effect, Outcome};
-pub use demands::demand_name;
+pub use decision::{Decision, Effect, FilterOutcome};
 pub use feed::{Fed, Feed, WatchEvent, Watched};
 pub use keys::{AppKey, PodKey};
 pub use nodes::{NodeEntry, NodeUsage};
 pub use pod_entry::PodEntry;
+pub use shortfall::demand_object_name;
 
 use apps::AppEntry;
 use fifo::FifoPlans;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use sparkgang_common::binpack::BinpackAlgorithm::*;
-use sparkgang_common::cluster::Outcome;
+use sparkgang_common::cluster::FilterOutcome;
 
 use crate::harness::*;
 
@@ -37,7 +37,7 @@ fn static_gang_then_replacement_of_a_dead_executor() {
         &sparkgang_common::Resources::new(1000, 1, 0),
     );
     extra.metadata.name = Some("newly-requested-exec".into());
-    c.expect(&mut extra, &all, Outcome::FailureUnbound);
+    c.expect(&mut extra, &all, FilterOutcome::FailureUnbound);
     c.terminate(&mut e0);
     c.place(&mut extra, &all);
     assert_eq!(
@@ -123,7 +123,7 @@ fn dynamic_allocation_reserves_min_then_soft_reserves() {
     assert_eq!(c.reserved_executors(&d), vec![name(&e0)]);
     assert!(c.soft(&d).is_empty());
     let mut e1 = d.exec(1).clone();
-    let dec = c.expect(&mut e1, &all, Outcome::SuccessExtraExecutor);
+    let dec = c.expect(&mut e1, &all, FilterOutcome::SuccessExtraExecutor);
     assert_eq!(dec.node.as_deref(), Some("node1"));
     assert_eq!(c.reserved_executors(&d), vec![name(&e0)]);
     assert_eq!(c.soft(&d), map(&[(&name(&e1), "node1")]));
@@ -164,7 +164,7 @@ fn no_reservation_above_max() {
     // kube-scheduler asks again for exec-2 (still known as pending to it).
     let mut again = d.exec(2).clone();
     assert_eq!(
-        c.expect(&mut again, &all, Outcome::SuccessAlreadyBound)
+        c.expect(&mut again, &all, FilterOutcome::SuccessAlreadyBound)
             .node
             .as_deref(),
         Some("node1")
@@ -181,7 +181,7 @@ fn no_reservation_above_max() {
         3,
         &sparkgang_common::Resources::new(1000, 1, 0),
     );
-    c.expect(&mut fourth, &all, Outcome::FailureUnbound);
+    c.expect(&mut fourth, &all, FilterOutcome::FailureUnbound);
 }
 
 /// "replaces a dead executor's resource reservation before adding a new soft reservation".
@@ -241,7 +241,7 @@ fn gangs_larger_than_the_instance_group_exceed_capacity() {
     let d = c.expect(
         &mut huge.driver,
         &["node1", "node2"],
-        Outcome::FailureExceedsCapacity,
+        FilterOutcome::FailureExceedsCapacity,
     );
     assert!(d.message.contains("can never fit"), "{}", d.message);
     let mut small = static_app("small", 2);
@@ -270,7 +270,7 @@ fn not_enough_gpus() {
     let d = c.expect(
         &mut a.driver,
         &["node1", "node2"],
-        Outcome::FailureExceedsCapacity,
+        FilterOutcome::FailureExceedsCapacity,
     );
     assert!(
         d.message.contains("gpu") || d.message.contains("GPU"),
@@ -279,7 +279,7 @@ fn not_enough_gpus() {
     );
     for i in 0..2 {
         let mut e = a.exec(i).clone();
-        c.expect(&mut e, &["node1", "node2"], Outcome::FailureDriverNotPlaced);
+        c.expect(&mut e, &["node1", "node2"], FilterOutcome::FailureDriverNotPlaced);
     }
 }
 
@@ -302,8 +302,8 @@ fn fifo_orders_by_creation_time() {
     let d = c.expect(
         &mut younger.driver,
         &["node1"],
-        Outcome::FailureEarlierDriver,
+        FilterOutcome::FailureEarlierDriver,
     );
     assert!(d.message.contains("older"), "{}", d.message);
-    c.expect(&mut older.driver, &["node1"], Outcome::FailureFit);
+    c.expect(&mut older.driver, &["node1"], FilterOutcome::FailureFit);
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_common::binpack::BinpackAlgorithm::*;
-use sparkgang_common::cluster::{ClusterState, Effect, FifoPolicy, Outcome, SchedulerConfig};
+use sparkgang_common::cluster::{ClusterState, Effect, FifoPolicy, FilterOutcome, SchedulerConfig};
 use sparkgang_common::{GangDemand, Resources};
 
 use crate::harness::*;
@@ -49,7 +49,7 @@ fn fifo_blocks_younger_drivers_after_the_enforcement_age() {
     c.advance(Duration::from_secs(31));
     let mut small2 = app("small2", gang(1, 0, 0), 0);
     created_at(&mut small2.driver, "2026-01-01T00:59:50Z");
-    let d = c.expect(&mut small2.driver, &["n1"], Outcome::FailureEarlierDriver);
+    let d = c.expect(&mut small2.driver, &["n1"], FilterOutcome::FailureEarlierDriver);
     assert!(d.message.contains("big"), "{}", d.message);
     assert!(d.effects.contains(&Effect::EnsureDemand(
         sparkgang_common::cluster::PodKey::new(NS, name(&small2.driver))
@@ -72,7 +72,7 @@ fn fifo_enforcement_age_per_instance_group() {
     c.state.apply_pod(&big.driver);
     let mut small = app("small", gang(1, 0, 0), 0);
     created_at(&mut small.driver, "2026-01-01T01:00:00Z");
-    c.expect(&mut small.driver, &["n1"], Outcome::FailureEarlierDriver);
+    c.expect(&mut small.driver, &["n1"], FilterOutcome::FailureEarlierDriver);
 }
 
 /// Palantir quirk 1 fixed: FIFO subtracts all of an older driver's executors, not one per
@@ -86,7 +86,7 @@ fn fifo_accounts_for_the_whole_footprint_of_older_drivers() {
     let mut younger = app("younger", gang(1, 1, 1), 1);
     created_at(&mut younger.driver, "2026-01-01T00:00:10Z");
     // older takes 7 of 8 cpus; younger needs 2.
-    let d = c.expect(&mut younger.driver, &["n1"], Outcome::FailureFit);
+    let d = c.expect(&mut younger.driver, &["n1"], FilterOutcome::FailureFit);
     assert!(d.message.contains("younger"), "{}", d.message);
     c.place(&mut older.driver, &["n1"]);
 }
@@ -99,7 +99,7 @@ fn fifo_does_not_repack_reserved_older_drivers() {
     let older = app("older", gang(1, 2, 2), 2);
     c.state.apply_pod(&older.driver);
     let d = c.state.filter(&older.driver, &["n1".to_owned()], c.now);
-    assert_eq!(d.outcome, Outcome::Success, "{}", d.message);
+    assert_eq!(d.outcome, FilterOutcome::Success, "{}", d.message);
     // Not bound yet: still pending in the API. 5 of 8 cpus are reserved.
     let mut younger = app("younger", gang(1, 1, 2), 2);
     created_at(&mut younger.driver, "2026-01-01T00:00:10Z");
@@ -118,7 +118,7 @@ fn completed_driver_releases_its_reservation() {
         c.place(&mut e, &["n1"]);
     }
     let mut b = app("b", gang(4, 2, 2), 0);
-    c.expect(&mut b.driver, &["n1"], Outcome::FailureFit);
+    c.expect(&mut b.driver, &["n1"], FilterOutcome::FailureFit);
     let effects = c.terminate(&mut a.driver);
     assert_eq!(effects, vec![Effect::SyncReservation(a.key())]);
     assert!(c.state.reservation(&a.key()).is_none());
@@ -145,7 +145,7 @@ fn replacement_executor_with_a_new_id_takes_the_freed_slot() {
     let lost = sparkgang_common::cluster::PodKey::new(NS, name(&execs[1]));
     c.state.delete_pod(&lost);
     let mut new = executor_pod("a", &name(&a.driver), 7, &Resources::new(3000, 1 << 20, 0));
-    let d = c.expect(&mut new, &["n1", "n2"], Outcome::SuccessReservedSlot);
+    let d = c.expect(&mut new, &["n1", "n2"], FilterOutcome::SuccessReservedSlot);
     assert_eq!(d.effects[0], Effect::SyncReservation(a.key()));
     assert_eq!(c.reserved_executors(&a).len(), 3);
     assert!(c.reserved_executors(&a).contains(&name(&new)));
@@ -164,13 +164,13 @@ fn reserved_driver_node_must_be_a_candidate() {
     let reserved = first.node.clone().unwrap();
     let other = if reserved == "n1" { "n2" } else { "n1" };
     let again = c.state.filter(&a.driver, &[other.to_owned()], c.now);
-    assert_eq!(again.outcome, Outcome::FailureReservedNodeUnavailable);
+    assert_eq!(again.outcome, FilterOutcome::FailureReservedNodeUnavailable);
     assert!(again.node.is_none());
     assert!(again.message.contains(&reserved), "{}", again.message);
     let ok = c
         .state
         .filter(&a.driver, std::slice::from_ref(&reserved), c.now);
-    assert_eq!(ok.outcome, Outcome::SuccessAlreadyBound);
+    assert_eq!(ok.outcome, FilterOutcome::SuccessAlreadyBound);
 }
 
 /// Palantir quirk 5 fixed: executors never take the driver's slot, even when the reservation
@@ -191,7 +191,7 @@ fn executors_never_take_the_driver_slot() {
     let mut e0 = a.exec(0).clone();
     let mut e1 = a.exec(1).clone();
     fresh.place(&mut e0, &["n1"]);
-    fresh.expect(&mut e1, &["n1"], Outcome::FailureUnbound);
+    fresh.expect(&mut e1, &["n1"], FilterOutcome::FailureUnbound);
 }
 
 /// Memory is ahead of the API: watch events older than our own write do not undo it.
@@ -300,7 +300,7 @@ fn restart_recovers_reservations_and_usage() {
         now: c.now,
     };
     let mut e = a_execs[2].clone();
-    c2.expect(&mut e, &["n1", "n2"], Outcome::SuccessReservedSlot);
+    c2.expect(&mut e, &["n1", "n2"], FilterOutcome::SuccessReservedSlot);
     c2.assert_no_overcommit();
 }
 
@@ -336,7 +336,7 @@ fn foreign_pods_count_as_usage() {
     .unwrap();
     c.state.apply_pod(&foreign);
     let mut a = app("a", gang(1, 1, 2), 2);
-    let d = c.expect(&mut a.driver, &["n1"], Outcome::FailureFit);
+    let d = c.expect(&mut a.driver, &["n1"], FilterOutcome::FailureFit);
     assert!(d.message.contains("does not fit"), "{}", d.message);
     c.state
         .delete_pod(&sparkgang_common::cluster::PodKey::new("default", "web"));
@@ -357,7 +357,7 @@ fn fifo_waits_for_older_gated_drivers() {
     c.state.apply_pod(&older.driver);
     let mut younger = app("younger", gang(1, 1, 1), 1);
     created_at(&mut younger.driver, "2026-01-01T00:00:10Z");
-    let d = c.expect(&mut younger.driver, &["n1"], Outcome::FailureEarlierDriver);
+    let d = c.expect(&mut younger.driver, &["n1"], FilterOutcome::FailureEarlierDriver);
     assert!(d.message.contains("still being read"), "{}", d.message);
     // Ungated: both fit, older first.
     older.driver.spec.as_mut().unwrap().scheduling_gates = None;

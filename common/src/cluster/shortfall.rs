@@ -1,4 +1,5 @@
-//! `Demand` objects: the capacity a pending pod could not find, for cluster autoscalers.
+//! The pending shortfall: `Demand` objects for the capacity a pending pod could not find, read
+//! by cluster autoscalers.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,7 @@ use super::ClusterState;
 use super::keys::PodKey;
 
 /// The name of the `Demand` of a pod.
-pub fn demand_name(pod: &str) -> String {
+pub fn demand_object_name(pod: &str) -> String {
     let mut name = format!("demand-{pod}");
     name.truncate(253);
     name
@@ -60,7 +61,7 @@ impl ClusterState {
             .map(|a| BTreeMap::from([(APP_ID_LABEL.to_owned(), a.app_id.clone())]));
         Some(Demand {
             metadata: ObjectMeta {
-                name: Some(demand_name(&key.name)),
+                name: Some(demand_object_name(&key.name)),
                 namespace: Some(key.namespace.clone()),
                 labels,
                 owner_references: Some(vec![OwnerReference {
