@@ -1,12 +1,13 @@
 //! The webhook's YAML configuration (`--config PATH`): keys, defaults and start-up validation.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+use sparkgang_common::durations::serde_duration;
+use sparkgang_common::names;
 
 /// Why a configuration could not be used. Every message names the file (when read from one)
 /// and the key.
@@ -48,14 +49,17 @@ pub struct AdmissionConfig {
     /// for new connections. A duration with a unit: `500ms`, `10s`, `5m`, `1h`. Default `10s`.
     #[serde(
         default = "default_cert_reload_interval",
-        deserialize_with = "de_duration"
+        deserialize_with = "serde_duration::deserialize"
     )]
     pub cert_reload_interval: Duration,
     /// After SIGTERM, how long the server keeps answering (with `/readyz` failing) before it
     /// stops, so that endpoints stop routing to it first: with `failurePolicy: Fail`, a request
     /// sent to a replica that already closed its port rejects a Spark pod. Same units as
     /// `certReloadInterval`; `0s` stops at once. Default `5s`.
-    #[serde(default = "default_shutdown_delay", deserialize_with = "de_duration")]
+    #[serde(
+        default = "default_shutdown_delay",
+        deserialize_with = "serde_duration::deserialize"
+    )]
     pub shutdown_delay: Duration,
     /// The scheduler name set on Spark pods. Default `spark-scheduler`.
     #[serde(default = "default_scheduler_name")]
@@ -263,27 +267,11 @@ impl AdmissionConfig {
     }
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    struct V;
-    impl serde::de::Visitor<'_> for V {
-        type Value = Duration;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(sparkgang_common::durations::DURATION_FORMS)
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-            sparkgang_common::durations::parse_duration(v).map_err(E::custom)
-        }
-    }
-    d.deserialize_str(V)
-}
-
 fn check_dns1123_label(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.len() > 63 {
+    if s.is_empty() || s.len() > names::MAX_LABEL_LEN {
         return Err("must be 1 to 63 characters".into());
     }
-    let b = s.as_bytes();
-    let ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-';
-    if !b.iter().all(|&c| ok(c)) || b[0] == b'-' || b[b.len() - 1] == b'-' {
+    if !names::is_dns1123_label(s) {
         return Err(
             "use lower-case letters, digits and '-', starting and ending with a letter or digit"
                 .into(),
@@ -293,13 +281,11 @@ fn check_dns1123_label(s: &str) -> Result<(), String> {
 }
 
 fn check_dns1123_subdomain(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.len() > 253 {
+    if s.is_empty() || s.len() > names::MAX_SUBDOMAIN_LEN {
         return Err("must be 1 to 253 characters".into());
     }
-    for part in s.split('.') {
-        check_dns1123_label(part).map_err(|_| {
-            "use dot-separated parts of lower-case letters, digits and '-'".to_owned()
-        })?;
+    if !names::is_dns1123_subdomain(s) {
+        return Err("use dot-separated parts of lower-case letters, digits and '-'".to_owned());
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod scenarios;
 pub mod spark_submit;
+pub mod structure;
 pub mod testbed;
 pub mod wait;
 

@@ -50,13 +50,7 @@ impl AppKey {
     /// object name (always for Spark's `spark-<hex>` ids), else a sanitised form with a hash.
     pub fn reservation_name(&self) -> String {
         let id = &self.app_id;
-        let valid = !id.is_empty()
-            && id.len() <= 253
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-            && id.as_bytes()[0].is_ascii_alphanumeric()
-            && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric();
+        let valid = crate::names::is_dns1123_subdomain(id);
         if valid {
             return id.clone();
         }

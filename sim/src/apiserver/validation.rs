@@ -1,6 +1,7 @@
 //! The rules the real API server enforces that matter here: names, defaults, pod and ConfigMap update rules.
 
 use serde_json::{Map, Value, json};
+use sparkgang_common::names::{is_dns1123_label as is_label, is_dns1123_subdomain};
 
 use super::errors::{ApiError, Cause, forbidden, invalid_value, required};
 use super::resources::{NameRule, ResourceDef};
@@ -9,18 +10,9 @@ const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lowe
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const LABEL1035_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
-fn is_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && s.bytes().next().is_some_and(|b| b != b'-')
-        && s.bytes().last().is_some_and(|b| b != b'-')
-}
-
 /// RFC 1123 subdomain.
 pub fn is_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_label)
+    is_dns1123_subdomain(s)
 }
 
 /// Problems with `name` under `rule`, as causes on `field`.
