@@ -8,7 +8,9 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 use sparkgang_common::api::GANG_DEMAND_ANNOTATION;
 use sparkgang_common::binpack::BinpackAlgorithm;
-use sparkgang_common::cluster::{AppKey, ClusterState, Decision, Effect, FilterOutcome, SchedulerConfig};
+use sparkgang_common::cluster::{
+    AppKey, ClusterState, Decision, Effect, FilterOutcome, SchedulerConfig,
+};
 use sparkgang_common::{GangDemand, Resources};
 
 pub const NS: &str = "namespace";
@@ -201,7 +203,12 @@ impl Cluster {
     }
 
     /// Schedules and asserts the outcome.
-    pub fn expect(&mut self, pod: &mut Pod, candidates: &[&str], outcome: FilterOutcome) -> Decision {
+    pub fn expect(
+        &mut self,
+        pod: &mut Pod,
+        candidates: &[&str],
+        outcome: FilterOutcome,
+    ) -> Decision {
         let d = self.schedule(pod, candidates);
         assert_eq!(d.outcome, outcome, "{}", d.message);
         d

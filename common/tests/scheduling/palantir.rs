@@ -279,7 +279,11 @@ fn not_enough_gpus() {
     );
     for i in 0..2 {
         let mut e = a.exec(i).clone();
-        c.expect(&mut e, &["node1", "node2"], FilterOutcome::FailureDriverNotPlaced);
+        c.expect(
+            &mut e,
+            &["node1", "node2"],
+            FilterOutcome::FailureDriverNotPlaced,
+        );
     }
 }
 

@@ -49,7 +49,11 @@ fn fifo_blocks_younger_drivers_after_the_enforcement_age() {
     c.advance(Duration::from_secs(31));
     let mut small2 = app("small2", gang(1, 0, 0), 0);
     created_at(&mut small2.driver, "2026-01-01T00:59:50Z");
-    let d = c.expect(&mut small2.driver, &["n1"], FilterOutcome::FailureEarlierDriver);
+    let d = c.expect(
+        &mut small2.driver,
+        &["n1"],
+        FilterOutcome::FailureEarlierDriver,
+    );
     assert!(d.message.contains("big"), "{}", d.message);
     assert!(d.effects.contains(&Effect::EnsureDemand(
         sparkgang_common::cluster::PodKey::new(NS, name(&small2.driver))
@@ -72,7 +76,11 @@ fn fifo_enforcement_age_per_instance_group() {
     c.state.apply_pod(&big.driver);
     let mut small = app("small", gang(1, 0, 0), 0);
     created_at(&mut small.driver, "2026-01-01T01:00:00Z");
-    c.expect(&mut small.driver, &["n1"], FilterOutcome::FailureEarlierDriver);
+    c.expect(
+        &mut small.driver,
+        &["n1"],
+        FilterOutcome::FailureEarlierDriver,
+    );
 }
 
 /// Palantir quirk 1 fixed: FIFO subtracts all of an older driver's executors, not one per
@@ -357,7 +365,11 @@ fn fifo_waits_for_older_gated_drivers() {
     c.state.apply_pod(&older.driver);
     let mut younger = app("younger", gang(1, 1, 1), 1);
     created_at(&mut younger.driver, "2026-01-01T00:00:10Z");
-    let d = c.expect(&mut younger.driver, &["n1"], FilterOutcome::FailureEarlierDriver);
+    let d = c.expect(
+        &mut younger.driver,
+        &["n1"],
+        FilterOutcome::FailureEarlierDriver,
+    );
     assert!(d.message.contains("still being read"), "{}", d.message);
     // Ungated: both fit, older first.
     older.driver.spec.as_mut().unwrap().scheduling_gates = None;
