@@ -4,21 +4,16 @@
 //! `cargo bench -p sparkgang-admission --bench mutate`
 
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;
 use sparkgang_admission::review_client::{decode_response, pod_create_review};
 use sparkgang_admission::{MutationConfig, review};
+use sparkgang_testing::fixtures;
 
 fn fixture_pod(file: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/spark-4.3.0")
-        .join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("fixture {} is missing: {e}", path.display()));
-    text.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    fixtures::jsonl(fixtures::SPARK, file)
+        .into_iter()
         .find(|v| v["method"] == "POST" && v["path"].as_str().is_some_and(|p| p.ends_with("/pods")))
         .map(|v| v["body"].clone())
         .expect("a pod in the fixture")

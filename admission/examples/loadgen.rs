@@ -21,6 +21,7 @@ use rustls_pki_types::ServerName;
 use serde_json::Value;
 use sparkgang_admission::review_client::{decode_response, pod_create_review};
 use sparkgang_common::durations::parse_duration;
+use sparkgang_testing::fixtures;
 use tokio_rustls::TlsConnector;
 
 const MAX_CONNECTIONS: usize = 1024;
@@ -59,10 +60,10 @@ struct Args {
 }
 
 fn fixture_body(args: &Args) -> anyhow::Result<Vec<u8>> {
-    let path = args.fixture.clone().unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fixtures/spark-4.3.0/cluster-static.requests.jsonl")
-    });
+    let path = args
+        .fixture
+        .clone()
+        .unwrap_or_else(|| fixtures::path(fixtures::SPARK, "cluster-static.requests.jsonl"));
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read fixture {}", path.display()))?;
     let pod = text

@@ -1,19 +1,10 @@
 //! The extender wire types against bytes produced by kube-scheduler's own Go types.
 
-use std::path::PathBuf;
-
 use sparkgang_common::api::extender::*;
+use sparkgang_testing::fixtures;
 
 fn wire_fixture(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/kube-scheduler-wire")
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} is missing ({e}); it lives in the repository under fixtures/",
-            path.display()
-        )
-    })
+    fixtures::read(fixtures::KUBE_SCHEDULER_WIRE, name)
 }
 
 #[test]

@@ -1,31 +1,16 @@
 //! The demand computed from a real `spark.properties` equals the pods Spark 4.3.0 really created.
 
-use std::path::PathBuf;
-
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 use sparkgang_common::resources::{GpuResourceNames, Resources, pod_requests};
 use sparkgang_common::sparkconf::{ConfDemand, SparkConf};
+use sparkgang_testing::fixtures;
 
-fn fixtures_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spark-4.3.0");
-    assert!(
-        dir.join("README.md").is_file(),
-        "fixtures not found at {} (they live in the repository under fixtures/)",
-        dir.display()
-    );
-    dir
-}
-
-/// The JSON bodies of every request in a `.jsonl` capture.
+/// The method, path and JSON body of every request in a `.jsonl` capture.
 fn request_bodies(file: &str) -> Vec<(String, String, Value)> {
-    let path = fixtures_dir().join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{file}: {e}: {l}"));
+    fixtures::jsonl(fixtures::SPARK, file)
+        .into_iter()
+        .map(|v| {
             let method = v["method"].as_str().unwrap().to_owned();
             let path = v["path"].as_str().unwrap().to_owned();
             (method, path, v["body"].clone())

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use sparkgang_common::Resources;
 use sparkgang_common::binpack::{BinpackAlgorithm, CandidateNode, PackingRequest};
+use sparkgang_testing::fixtures;
 
 /// Why sparkgang deliberately answers a vector differently from palantir.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +122,7 @@ impl Vector {
 }
 
 fn vectors_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/palantir-binpack/vectors.jsonl")
+    fixtures::path(fixtures::PALANTIR_BINPACK, "vectors.jsonl")
 }
 
 /// The header and every vector.

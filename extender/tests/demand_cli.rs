@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use sparkgang_testing::fixtures;
 
 /// A fresh directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -34,18 +35,9 @@ impl Drop for TempDir {
 
 /// Request bodies of a capture in fixtures/spark-4.3.0.
 fn capture(file: &str) -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/spark-4.3.0")
-        .join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} not readable ({e}); it lives in the repository under fixtures/",
-            path.display()
-        )
-    });
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["body"].clone())
+    fixtures::jsonl(fixtures::SPARK, file)
+        .into_iter()
+        .map(|request| request["body"].clone())
         .collect()
 }
 

@@ -1,13 +1,9 @@
 //! `POST /filter` over real HTTP with the bytes kube-scheduler sends (Go-encoded, PascalCase,
 //! `null`s), against the real router around a real scheduling state.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use k8s_openapi::api::core::v1::Node;
 use serde_json::{Value, json};
 use sparkgang_common::api::extender::ExtenderFilterResult;
@@ -16,20 +12,13 @@ use sparkgang_common::{GangDemand, Resources};
 use sparkgang_extender::Extender;
 use sparkgang_extender::clock::SystemClock;
 use sparkgang_extender::server::{filter_router, metrics_router};
+use sparkgang_testing::{fixtures, http};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/kube-scheduler-wire")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}); it lives in the repository under fixtures/",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).unwrap()
+    let text = fixtures::read(fixtures::KUBE_SCHEDULER_WIRE, name);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
 }
 
 fn node(name: &str, cpu: &str, memory: &str) -> Node {
@@ -91,20 +80,10 @@ async fn call(
     body: Vec<u8>,
 ) -> (StatusCode, String) {
     let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let (status, body) = http::request(stream, method, "127.0.0.1", path, body)
         .await
         .unwrap();
-    tokio::spawn(conn);
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "127.0.0.1")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    let status = resp.status();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 

@@ -119,7 +119,7 @@ impl Dispatcher {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("tls: {e}"))?;
-            let (status, bytes) = crate::http_post::post_json(
+            let (status, bytes) = sparkgang_testing::http::post_json(
                 tls,
                 &server_name,
                 &format!("{path}?timeout={}s", timeout.as_secs()),

@@ -13,7 +13,6 @@ pub mod apiserver;
 pub mod deploy_config;
 pub mod harness;
 pub mod history;
-pub mod http_post;
 pub mod kubelet;
 pub mod oracle;
 pub mod scenario;

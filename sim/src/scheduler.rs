@@ -431,7 +431,7 @@ async fn call_extender(
             .await
             .map_err(|e| format!("failed filter with extender at URL {url}: {e}"))?;
         let (status, bytes) =
-            crate::http_post::post_json(stream, &authority, uri.path(), body).await?;
+            sparkgang_testing::http::post_json(stream, &authority, uri.path(), body).await?;
         if !status.is_success() {
             return Err(format!(
                 "failed filter with extender at URL {url}, code {}",

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use sparkgang_testing::fixtures;
 
 fn fixtures() -> PathBuf {
-    common::repo_root().join("fixtures/spark-4.3.0")
+    fixtures::dir(fixtures::SPARK)
 }
 
 struct Request {

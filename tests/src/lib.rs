@@ -8,9 +8,4 @@ pub mod structure;
 pub mod testbed;
 pub mod wait;
 
-use std::path::PathBuf;
-
-/// The repository's top folder.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+pub use sparkgang_testing::fixtures::repo_root;

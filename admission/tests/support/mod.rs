@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,6 +15,7 @@ use serde_json::Value;
 use sparkgang_admission::review_client::{ReviewResponse, decode_response, pod_create_review};
 use sparkgang_admission::{AdmissionConfig, RunningServer};
 use sparkgang_certs::TestPki;
+use sparkgang_testing::fixtures;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -191,17 +192,6 @@ pub fn serial_of(der: &CertificateDer<'_>) -> String {
     cert.tbs_certificate.raw_serial_as_string()
 }
 
-/// `../fixtures/spark-4.3.0` from this crate; fails clearly when it is missing.
-pub fn fixtures_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/spark-4.3.0");
-    assert!(
-        dir.join("README.md").is_file(),
-        "the Spark fixtures are missing: expected {} (fixtures/ in the repository)",
-        dir.display()
-    );
-    dir
-}
-
 /// A pod POSTed by Spark in a fixture file: its namespace (from the URL) and body.
 #[derive(Debug, Clone)]
 pub struct FixturePod {
@@ -223,13 +213,9 @@ impl FixturePod {
 
 /// Every pod created (POST `/api/v1/namespaces/<ns>/pods`) in a fixture file.
 pub fn fixture_pods(file: &'static str) -> Vec<FixturePod> {
-    let path = fixtures_dir().join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
+    fixtures::jsonl(fixtures::SPARK, file)
+        .into_iter()
+        .filter_map(|v| {
             let path = v["path"].as_str()?;
             let ns = path
                 .strip_prefix("/api/v1/namespaces/")?

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sparkgang_sim::apiserver::{ApiServer, ServerConfig, start};
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    sparkgang_testing::fixtures::repo_root()
 }
 
 /// The configuration tests start from: the repository's CRDs.
