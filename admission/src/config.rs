@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use sparkgang_common::durations::serde_duration;
 use sparkgang_common::names;
+use sparkgang_serve::Limits;
 
 /// Why a configuration could not be used. Every message names the file (when read from one)
 /// and the key.
@@ -61,6 +62,10 @@ pub struct AdmissionConfig {
         deserialize_with = "serde_duration::deserialize"
     )]
     pub shutdown_delay: Duration,
+    /// What the HTTPS listener allows each connection: cap, TLS handshake, header read, idle and
+    /// body timeouts, header and HTTP/2 limits (`docs/admission.md`, "Connections").
+    #[serde(default)]
+    pub connections: Limits,
     /// The scheduler name set on Spark pods. Default `spark-scheduler`.
     #[serde(default = "default_scheduler_name")]
     pub scheduler_name: String,
@@ -125,6 +130,7 @@ impl AdmissionConfig {
             tls_key_file: key.into(),
             cert_reload_interval: default_cert_reload_interval(),
             shutdown_delay: default_shutdown_delay(),
+            connections: Limits::default(),
             scheduler_name: default_scheduler_name(),
             instance_group_label: default_instance_group_label(),
             default_instance_group: None,
@@ -164,6 +170,9 @@ impl AdmissionConfig {
     /// Checks every value; returns the offending key and why.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |key: &str, message: String| Err((key.to_owned(), message));
+        if let Err(e) = self.connections.validate() {
+            return bad(&format!("connections.{}", e.key), e.message);
+        }
         if self.tls_cert_file.as_os_str().is_empty() {
             return bad("tlsCertFile", "must name a PEM file".into());
         }

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the webhook (prometheus-client), served on the plain-HTTP port.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use sparkgang_serve::{ConnectionMetrics, ServeStats};
 
 use crate::mutation::{PatchKind, Role};
 
@@ -98,7 +100,7 @@ pub struct Metrics {
     patches: Family<KindLabels, Counter>,
     cert_expiry: Gauge<i64, AtomicI64>,
     cert_reloads: Family<ReloadLabels, Counter>,
-    tls_accept_errors: Counter,
+    connections: Arc<ServeStats>,
 }
 
 impl Default for Metrics {
@@ -145,12 +147,8 @@ impl Metrics {
             "Attempts to load a changed certificate/key pair, by result (a failure keeps the old pair)",
             cert_reloads.clone(),
         );
-        let tls_accept_errors = Counter::default();
-        registry.register(
-            "tls_accept_errors",
-            "Connections closed before a request could be read: failed TLS handshakes and accept errors",
-            tls_accept_errors.clone(),
-        );
+        let connections = Arc::new(ServeStats::default());
+        registry.register_collector(Box::new(ConnectionMetrics(connections.clone())));
         Metrics {
             registry,
             requests,
@@ -159,8 +157,13 @@ impl Metrics {
             patches,
             cert_expiry,
             cert_reloads,
-            tls_accept_errors,
+            connections,
         }
+    }
+
+    /// The HTTPS listener's connections (exported as `connections_*` and `tls_accept_errors`).
+    pub fn connections(&self) -> &Arc<ServeStats> {
+        &self.connections
     }
 
     /// Records one answered review.
@@ -209,11 +212,6 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a failed TLS handshake or accept error.
-    pub fn tls_accept_error(&self) {
-        self.tls_accept_errors.inc();
-    }
-
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -226,6 +224,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sparkgang_serve::CloseReason;
 
     #[test]
     fn encodes_all_families() {
@@ -239,7 +238,7 @@ mod tests {
         m.patches([PatchKind::SchedulerName]);
         m.set_certificate_expiry(4_102_444_799);
         m.certificate_reload(false);
-        m.tls_accept_error();
+        m.connections().record_closed(CloseReason::TlsHandshake);
         let text = m.encode();
         for want in [
             "sparkgang_admission_requests_total{role=\"driver\",outcome=\"patched\"} 1",

@@ -23,6 +23,7 @@ use crate::metrics::{Metrics, ReviewOutcome};
 use crate::mutation::{MESSAGE_PREFIX, MutationConfig};
 use crate::review;
 use crate::tls::{CertReloader, TlsError};
+use sparkgang_serve::{Listener, Tls};
 
 /// The largest AdmissionReview body accepted (the API server's own limit is 3 MiB objects).
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -274,7 +275,6 @@ pub struct RunningServer {
     metrics: Arc<Metrics>,
     state: Arc<AppState>,
     shutdown_delay: Duration,
-    handle: axum_server::Handle<SocketAddr>,
     stop: watch::Sender<bool>,
     tls_task: JoinHandle<std::io::Result<()>>,
     metrics_task: JoinHandle<std::io::Result<()>>,
@@ -312,22 +312,28 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
         bind("metricsListenAddress", config.metrics_listen_address)?;
 
     let (stop, stop_rx) = watch::channel(false);
-    let handle = axum_server::Handle::<SocketAddr>::new();
     let state = AppState::new(MutationConfig::from(&config), metrics.clone());
-    let accept_metrics = metrics.clone();
-    let tls_server = axum_server::from_tcp_rustls(tls_listener, reloader.rustls_config())
-        .map_err(|cause| StartError::Bind {
+    let tls_listener =
+        tokio::net::TcpListener::from_std(tls_listener).map_err(|cause| StartError::Bind {
             what: "tlsListenAddress",
             address: tls_addr,
             cause,
-        })?
-        .handle(handle.clone())
-        .accept_error_handler(move |peer: Option<&SocketAddr>, e: &std::io::Error| {
-            accept_metrics.tls_accept_error();
-            tracing::debug!(peer = ?peer, error = %e, "TLS accept failed");
-        });
-    let app = router(state.clone());
-    let tls_task = tokio::spawn(async move { tls_server.serve(app.into_make_service()).await });
+        })?;
+    let rustls = reloader.rustls_config();
+    let listener = Listener {
+        listener: tls_listener,
+        tls: Tls::Rustls(Arc::new(move || rustls.get_inner())),
+        limits: config.connections,
+        stats: metrics.connections().clone(),
+    };
+    let app = router(state.clone()).layer(sparkgang_serve::body_read_timeout(&config.connections));
+    let tls_stop = stopped(stop_rx.clone());
+    let tls_task = tokio::spawn(sparkgang_serve::serve(
+        listener,
+        app,
+        tls_stop,
+        GRACEFUL_SHUTDOWN,
+    ));
 
     let metrics_listener =
         tokio::net::TcpListener::from_std(metrics_listener).map_err(|cause| StartError::Bind {
@@ -360,7 +366,6 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
         metrics,
         state,
         shutdown_delay: config.shutdown_delay,
-        handle,
         stop,
         tls_task,
         metrics_task,
@@ -414,7 +419,6 @@ impl RunningServer {
                     Err(join) => std::io::Error::other(join.to_string()),
                 };
                 let _ = self.stop.send(true);
-                self.handle.shutdown();
                 Err(ServeError { what, cause })
             }
         }
@@ -423,7 +427,6 @@ impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish (at most
     /// [`GRACEFUL_SHUTDOWN`]) and waits for every task.
     pub async fn shutdown(self) -> Result<(), ServeError> {
-        self.handle.graceful_shutdown(Some(GRACEFUL_SHUTDOWN));
         let _ = self.stop.send(true);
         let join =
             |what: &'static str, r: Result<std::io::Result<()>, tokio::task::JoinError>| match r {

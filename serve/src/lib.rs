@@ -11,10 +11,12 @@
 
 mod activity;
 mod limits;
+mod metrics;
 mod server;
 mod stats;
 
 pub use limits::{Limits, LimitsError};
+pub use metrics::ConnectionMetrics;
 pub use server::{Listener, Tls, serve};
 pub use stats::{CloseReason, ServeStats};
 

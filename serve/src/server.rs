@@ -75,7 +75,7 @@ pub async fn serve(
         };
         stats.on_accept();
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            stats.on_closed_by_server(CloseReason::OverCapacity);
+            stats.record_closed(CloseReason::OverCapacity);
             drop(stream);
             continue;
         };
@@ -125,11 +125,11 @@ impl Connection {
                     Ok(Ok(tls)) => self.http(tls).await,
                     Ok(Err(e)) => {
                         debug!(peer = %self.peer, error = %e, "TLS handshake failed");
-                        self.stats.on_closed_by_server(CloseReason::TlsHandshake);
+                        self.stats.record_closed(CloseReason::TlsHandshake);
                     }
                     Err(_) => {
                         debug!(peer = %self.peer, "TLS handshake timed out");
-                        self.stats.on_closed_by_server(CloseReason::TlsHandshake);
+                        self.stats.record_closed(CloseReason::TlsHandshake);
                     }
                 }
             }
@@ -182,7 +182,7 @@ impl Connection {
             }
             reason = activity.expired(limits.header_read_timeout, limits.idle_timeout) => {
                 debug!(peer = %self.peer, reason = reason.as_str(), "closing the connection");
-                self.stats.on_closed_by_server(reason);
+                self.stats.record_closed(reason);
             }
             () = closed(&mut self.closing) => {
                 connection.as_mut().graceful_shutdown();

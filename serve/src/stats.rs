@@ -75,7 +75,8 @@ impl ServeStats {
         self.open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn on_closed_by_server(&self, reason: CloseReason) {
+    /// Counts a connection the server closed by itself (the listener does; tests may).
+    pub fn record_closed(&self, reason: CloseReason) {
         self.closed_by_server[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 }
