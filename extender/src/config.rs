@@ -11,6 +11,7 @@ use sparkgang_common::cluster::{FifoPolicy, SchedulerConfig};
 use sparkgang_common::durations::serde_duration;
 use sparkgang_common::quantities::{parse_cpu_millis, parse_memory_bytes};
 use sparkgang_common::{GangDemand, GpuResourceNames, Resources};
+use sparkgang_serve::Limits;
 
 /// `sparkgang-extender serve --config PATH`. Unknown keys are errors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +49,8 @@ pub struct ExtenderConfig {
     pub leader_election: LeaderElectionConfig,
     /// Attempts of one reservation write before the state is rebuilt from the API.
     pub write_attempts: u32,
+    /// What the `/filter` listener allows each connection (`docs/extender.md`, "Connections").
+    pub connections: Limits,
 }
 
 impl Default for ExtenderConfig {
@@ -68,6 +71,7 @@ impl Default for ExtenderConfig {
             demands: DemandsConfig::default(),
             leader_election: LeaderElectionConfig::default(),
             write_attempts: 5,
+            connections: Limits::default(),
         }
     }
 }
@@ -213,6 +217,9 @@ impl ExtenderConfig {
     pub fn scheduler_config(&self) -> Result<SchedulerConfig, (&'static str, String)> {
         if self.scheduler_name.is_empty() {
             return Err(("schedulerName", "must not be empty".to_owned()));
+        }
+        if let Err(e) = self.connections.validate() {
+            return Err(("connections", e.to_string()));
         }
         if self.instance_group_label.is_empty() {
             return Err(("instanceGroupLabel", "must not be empty".to_owned()));

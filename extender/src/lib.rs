@@ -18,6 +18,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// How long requests in flight get to finish when a listener stops.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use sparkgang_common::cluster::{ClusterState, Effect};
@@ -176,9 +179,17 @@ pub async fn start(
             source,
         })?;
     let mut tasks = Vec::new();
-    let filter_app = server::filter_router(ext.clone());
+    let filter_app = server::filter_router(ext.clone())
+        .layer(sparkgang_serve::body_read_timeout(&config.connections));
+    let filter_listener = sparkgang_serve::Listener {
+        listener: filter_listener,
+        tls: sparkgang_serve::Tls::Plain,
+        limits: config.connections,
+        stats: ext.metrics.connections.clone(),
+    };
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(filter_listener, filter_app).await {
+        let forever = std::future::pending::<()>();
+        if let Err(e) = sparkgang_serve::serve(filter_listener, filter_app, forever, GRACE).await {
             error!(error = %e, "filter server stopped");
         }
     }));

@@ -1,5 +1,7 @@
 //! Prometheus metrics of the extender.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -7,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sparkgang_common::cluster::{ClusterState, FilterOutcome};
+use sparkgang_serve::{ConnectionMetrics, ServeStats};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
@@ -42,6 +45,8 @@ pub struct Metrics {
     pub api_write_retries: Family<ReasonLabels, Counter>,
     pub gate_removals: Family<ReasonLabels, Counter>,
     pub leader: Gauge,
+    /// The `/filter` listener's connections (exported as `connections_*`).
+    pub connections: Arc<ServeStats>,
 }
 
 impl Default for Metrics {
@@ -117,7 +122,10 @@ impl Metrics {
                     .get();
             }
         }
+        let connections = Arc::new(ServeStats::default());
+        registry.register_collector(Box::new(ConnectionMetrics(connections.clone())));
         Metrics {
+            connections,
             registry,
             decisions,
             filter_seconds,

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sparkgang_common::durations::serde_duration;
 
 /// What one listener allows its connections. Every field has a default (see [`Limits::default`]);
 /// the config key of each is its camelCase name under `connections:`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Limits {
     /// Connections open at once; one more is closed as soon as it is accepted.
