@@ -1,6 +1,6 @@
 //! Driver decisions: the demand of a driver, gang admission with FIFO, and its reservation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -335,62 +335,144 @@ impl ClusterState {
         created: Timestamp,
         now: Timestamp,
     ) -> FifoVerdict {
+        self.walk_fifo_plan(group, Some((created, me)), now)
+    }
+
+    /// The FIFO walk of `group` up to (not including) queue position `bound`, or over the
+    /// whole queue (`None`).
+    ///
+    /// Before the plan's `changed_from` position no driver joined or left the queue or changed
+    /// reservation state since the last walk, so there the plan is walked on its own (no
+    /// queue, pod or reservation lookups): each driver's placement is checked against the
+    /// current capacity only. From there on, each queue driver is matched with the plan as
+    /// before.
+    pub(super) fn walk_fifo_plan(
+        &mut self,
+        group: &str,
+        bound: Option<(Timestamp, &PodKey)>,
+        now: Timestamp,
+    ) -> FifoVerdict {
         let epoch = self.plan_epoch;
+        let shape_epoch = self.nodes.shape_epoch;
         let mut plan = self.fifo.plans.remove(group).unwrap_or_default();
-        let older: Vec<(Timestamp, PodKey)> = self
-            .pending_drivers
-            .get(group)
-            .map(|q| q.range(..(created, me.clone())).cloned().collect())
-            .unwrap_or_default();
+        let mut taken = std::mem::take(&mut self.fifo.taken);
+        taken.reset(self.nodes.candidates().len());
         let enforce_after = self.config.fifo.enforce_after(group).as_secs_f64();
-        let mut taken: Vec<(NodeIdx, Resources)> = Vec::new();
-        let mut cumulative: HashMap<NodeIdx, Resources> = HashMap::new();
+        let before_bound =
+            |c: &Timestamp, k: &PodKey| bound.is_none_or(|(bc, bk)| (c, k) < (&bc, bk));
         let mut prefix_unchanged = true;
-        let mut verdict = None;
-        for (i, (c, k)) in older.iter().enumerate() {
-            let reserved = self.driver_has_reservation(k);
-            let reusable = plan.drivers.get(i).is_some_and(|d| {
-                d.key == *k
-                    && d.reserved == reserved
-                    && (!d.never_fits || d.shape_epoch == self.nodes.shape_epoch)
-                    && match &d.takes {
-                        Some(t) => self.takes_still_fit(t, &cumulative),
-                        None => prefix_unchanged && d.computed_at == epoch,
-                    }
-            });
-            if !reusable {
-                plan.drivers.truncate(i);
-                prefix_unchanged = false;
-                let planned = self.simulate_driver(k, *c, &taken, epoch, reserved);
-                plan.drivers.push(planned);
+        let mut blocked_at: Option<usize> = None;
+        // Accounts for planned driver `d`; true when it blocks the walk.
+        let account = |d: &PlannedDriver, taken: &mut super::fifo::Taken| match &d.takes {
+            Some(t) => {
+                taken.add(t);
+                false
             }
-            let Some(d) = plan.drivers.get(i) else { break };
-            match &d.takes {
-                Some(t) => {
-                    for &(n, r) in t {
-                        *cumulative.entry(n).or_default() += r;
-                    }
-                    taken.extend_from_slice(t);
+            None => now.duration_since(d.created).as_secs_f64() >= enforce_after,
+        };
+
+        // The unchanged prefix: the plan alone.
+        let mut i = 0;
+        if !self.fifo.shared_app_ids {
+            while let Some(d) = plan.drivers.get(i) {
+                if !before_bound(&d.created, &d.key)
+                    || plan
+                        .changed_from
+                        .as_ref()
+                        .is_some_and(|(c, k)| (&d.created, &d.key) >= (c, k))
+                {
+                    break;
                 }
-                None => {
-                    let age = now.duration_since(d.created).as_secs_f64();
-                    if age >= enforce_after {
-                        let group_text = if group.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" of instance group {group}")
-                        };
-                        verdict = Some(FifoVerdict::Blocked(format!(
-                            "waiting for the older application {} (driver {}, pending {:.0}s){group_text}, which must be placed first but does not fit: {}",
-                            d.app_id, d.key, age, d.why
-                        )));
-                        break;
-                    }
+                let reusable = (!d.never_fits || d.shape_epoch == shape_epoch)
+                    && match &d.takes {
+                        Some(t) => self.takes_still_fit(t, &taken),
+                        None => d.computed_at == epoch,
+                    };
+                if !reusable {
+                    break;
                 }
+                if account(d, &mut taken) {
+                    blocked_at = Some(i);
+                    break;
+                }
+                i += 1;
             }
         }
+
+        // The rest: queue driver by queue driver.
+        if blocked_at.is_none() {
+            let rest: Vec<(Timestamp, PodKey)> = {
+                use std::ops::Bound::{Excluded, Unbounded};
+                let start = match i.checked_sub(1).and_then(|j| plan.drivers.get(j)) {
+                    Some(d) => Excluded((d.created, d.key.clone())),
+                    None => Unbounded,
+                };
+                let end = match bound {
+                    Some((c, k)) => Excluded((c, k.clone())),
+                    None => Unbounded,
+                };
+                self.pending_drivers
+                    .get(group)
+                    .map(|q| q.range((start, end)).cloned().collect())
+                    .unwrap_or_default()
+            };
+            for (c, k) in &rest {
+                let reserved = self.driver_has_reservation(k);
+                let reusable = plan.drivers.get(i).is_some_and(|d| {
+                    d.key == *k
+                        && d.reserved == reserved
+                        && (!d.never_fits || d.shape_epoch == shape_epoch)
+                        && match &d.takes {
+                            Some(t) => self.takes_still_fit(t, &taken),
+                            None => prefix_unchanged && d.computed_at == epoch,
+                        }
+                });
+                if !reusable {
+                    plan.drivers.truncate(i);
+                    prefix_unchanged = false;
+                    let changes = self.nodes.after_taking(&taken.per_node());
+                    let planned = self.simulate_driver(k, *c, &changes, epoch, reserved);
+                    self.fifo.simulations += 1;
+                    plan.drivers.push(planned);
+                }
+                let Some(d) = plan.drivers.get(i) else { break };
+                if account(d, &mut taken) {
+                    blocked_at = Some(i);
+                    break;
+                }
+                i += 1;
+            }
+        }
+
+        // Everything before where the walk ended is verified now.
+        let verdict = match blocked_at.and_then(|b| plan.drivers.get(b)) {
+            Some(d) => {
+                if plan.changed_from.is_some() {
+                    let end = (d.created, d.key.clone());
+                    plan.changed_from = plan.changed_from.take().map(|c| c.max(end));
+                }
+                let age = now.duration_since(d.created).as_secs_f64();
+                let group_text = if group.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of instance group {group}")
+                };
+                FifoVerdict::Blocked(format!(
+                    "waiting for the older application {} (driver {}, pending {:.0}s){group_text}, which must be placed first but does not fit: {}",
+                    d.app_id, d.key, age, d.why
+                ))
+            }
+            None => {
+                plan.changed_from = match (plan.changed_from.take(), bound) {
+                    (Some(c), Some((bc, bk))) => Some(c.max((bc, bk.clone()))),
+                    _ => None,
+                };
+                FifoVerdict::Clear(taken.per_node())
+            }
+        };
         self.fifo.plans.insert(group.to_owned(), plan);
-        verdict.unwrap_or(FifoVerdict::Clear(taken))
+        self.fifo.taken = taken;
+        verdict
     }
 
     fn driver_has_reservation(&self, key: &PodKey) -> bool {
@@ -401,17 +483,12 @@ impl ClusterState {
     }
 
     /// True when a simulated placement still fits the current capacity after `before`.
-    fn takes_still_fit(
-        &self,
-        takes: &[(NodeIdx, Resources)],
-        before: &HashMap<NodeIdx, Resources>,
-    ) -> bool {
+    fn takes_still_fit(&self, takes: &[(NodeIdx, Resources)], before: &super::fifo::Taken) -> bool {
         let nodes = self.nodes.candidates();
         takes.iter().all(|&(n, r)| {
-            nodes.get(n).is_some_and(|c| {
-                c.accepts_executors()
-                    && (r + before.get(&n).copied().unwrap_or_default()).fits_in(&c.available)
-            })
+            nodes
+                .get(n)
+                .is_some_and(|c| c.accepts_executors() && (r + before.on(n)).fits_in(&c.available))
         })
     }
 
@@ -420,7 +497,7 @@ impl ClusterState {
         &mut self,
         key: &PodKey,
         created: Timestamp,
-        taken: &[(NodeIdx, Resources)],
+        changes: &[(NodeIdx, Resources)],
         epoch: u64,
         reserved: bool,
     ) -> PlannedDriver {
@@ -459,9 +536,8 @@ impl ClusterState {
         };
         let eligible = self.eligible_nodes(key);
         let sorted = self.fullest_first_among(&eligible);
-        let changes = self.nodes.after_taking(taken);
         let algorithm = self.config.binpack;
-        let result = self.nodes.with_available(&changes, |nodes| {
+        let result = self.nodes.with_available(changes, |nodes| {
             let order = ordered_candidates(&self.config, nodes, &sorted, |i| {
                 nodes[i].accepts_executors()
             });

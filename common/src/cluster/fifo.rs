@@ -40,19 +40,199 @@ pub(super) struct PlannedDriver {
 pub(super) struct FifoPlan {
     /// Simulated drivers, oldest first (a prefix of the queue, as last seen).
     pub drivers: Vec<PlannedDriver>,
+    /// The oldest queue position (creation time, driver) where a driver joined or left the
+    /// queue, or gained or lost its reservation, since the plan was last walked past it
+    /// (`None`: no such change). Before it, `drivers` still matches the queue driver for
+    /// driver, so the walk needs no lookups there.
+    pub changed_from: Option<(Timestamp, PodKey)>,
 }
 
 /// Cached plans by instance group.
 #[derive(Debug, Default)]
 pub(super) struct FifoPlans {
     pub plans: HashMap<String, FifoPlan>,
+    /// Two driver pods claimed one application at some point: a reservation change can then
+    /// not be traced to one queue position, so plans are always checked driver by driver.
+    pub shared_app_ids: bool,
+    /// Older drivers simulated since the state was created (diagnostics and tests).
+    pub simulations: u64,
+    /// What the drivers walked so far take, per node (reused between walks).
+    pub taken: Taken,
+}
+
+impl FifoPlans {
+    /// A driver at `at` in the queue of `group` joined or left it, or its reservation
+    /// appeared or disappeared.
+    pub fn changed(&mut self, group: &str, at: (Timestamp, &PodKey)) {
+        if let Some(plan) = self.plans.get_mut(group)
+            && plan
+                .changed_from
+                .as_ref()
+                .is_none_or(|(c, k)| (at.0, at.1) < (*c, k))
+        {
+            plan.changed_from = Some((at.0, at.1.clone()));
+        }
+    }
+}
+
+/// Resources taken per node by the drivers walked so far: a dense table by node index, and
+/// the nodes touched (so resetting costs what was taken, not the node count).
+#[derive(Debug, Default)]
+pub(super) struct Taken {
+    per_node: Vec<Resources>,
+    touched_mark: Vec<bool>,
+    touched: Vec<NodeIdx>,
+}
+
+impl Taken {
+    /// Empties the table, sized for `nodes` nodes.
+    pub fn reset(&mut self, nodes: usize) {
+        for &n in &self.touched {
+            self.per_node[n] = Resources::ZERO;
+            self.touched_mark[n] = false;
+        }
+        self.touched.clear();
+        if self.per_node.len() < nodes {
+            self.per_node.resize(nodes, Resources::ZERO);
+            self.touched_mark.resize(nodes, false);
+        }
+    }
+
+    /// What is taken on node `n` so far.
+    pub fn on(&self, n: NodeIdx) -> Resources {
+        self.per_node.get(n).copied().unwrap_or_default()
+    }
+
+    /// Adds one driver's takes.
+    pub fn add(&mut self, takes: &[(NodeIdx, Resources)]) {
+        for &(n, r) in takes {
+            if n >= self.per_node.len() {
+                self.per_node.resize(n + 1, Resources::ZERO);
+                self.touched_mark.resize(n + 1, false);
+            }
+            self.per_node[n] += r;
+            if !self.touched_mark[n] {
+                self.touched_mark[n] = true;
+                self.touched.push(n);
+            }
+        }
+    }
+
+    /// `(node, taken)` for every node something was taken from, in order of first take.
+    pub fn per_node(&self) -> Vec<(NodeIdx, Resources)> {
+        self.touched
+            .iter()
+            .map(|&n| (n, self.per_node[n]))
+            .collect()
+    }
 }
 
 /// What FIFO says about a driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum FifoVerdict {
-    /// Go ahead; older drivers that fit will take these resources first.
+    /// Go ahead; older drivers that fit will take these resources first (per node).
     Clear(Vec<(NodeIdx, Resources)>),
     /// An older driver must be placed first.
     Blocked(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use serde_json::json;
+
+    use crate::api::DEMAND_ANNOTATION;
+    use crate::cluster::{ClusterState, FifoPolicy, PodKey, SchedulerConfig, Timestamp};
+    use crate::{GangDemand, Resources};
+
+    fn node(i: usize) -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("node-{i}"),
+                "labels": {"topology.kubernetes.io/zone": format!("zone-{}", i % 2)}},
+            "status": {"allocatable": {"cpu": "16", "memory": "64Gi"},
+                "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap()
+    }
+
+    fn driver(app: &str, created_minute: u32) -> Pod {
+        let demand = GangDemand {
+            driver: Resources::new(1000, 1 << 30, 0),
+            executor: Resources::new(2000, 4 << 30, 0),
+            min_executors: 4,
+            max_executors: 4,
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("{app}-driver"), "namespace": "spark",
+                "uid": format!("uid-{app}"),
+                "creationTimestamp": format!("2026-01-01T00:{created_minute:02}:00Z"),
+                "labels": {"spark-role": "driver", "spark-app-id": app},
+                "annotations": {DEMAND_ANNOTATION: serde_json::to_string(&demand).unwrap()}},
+            "spec": {"schedulerName": "spark-scheduler",
+                "containers": [{"name": "driver",
+                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}
+        }))
+        .unwrap()
+    }
+
+    fn state(pending: u32) -> (ClusterState, Vec<String>) {
+        let mut state = ClusterState::new(SchedulerConfig {
+            fifo: FifoPolicy {
+                enabled: true,
+                ..FifoPolicy::default()
+            },
+            ..SchedulerConfig::default()
+        });
+        let names: Vec<String> = (0..16).map(|i| format!("node-{i}")).collect();
+        for i in 0..16 {
+            state.apply_node(&node(i));
+        }
+        for p in 0..pending {
+            state.apply_pod(&driver(&format!("pending-{p:02}"), p));
+        }
+        (state, names)
+    }
+
+    fn now() -> Timestamp {
+        "2026-01-01T01:00:00Z".parse().unwrap()
+    }
+
+    /// `prepare` builds the plan before readiness: the first decision after it simulates no
+    /// older driver, and decides as a state without the warm-up does.
+    #[test]
+    fn the_first_decision_after_prepare_does_not_rebuild_the_plan() {
+        let (mut warm, names) = state(20);
+        let young = driver("young", 59);
+        warm.apply_pod(&young);
+        warm.prepare(now());
+        // Every pending driver but the youngest is older than another one.
+        assert_eq!(warm.fifo_simulations(), 21);
+        let before = warm.fifo_simulations();
+        let decision = warm.filter(&young, &names, now());
+        assert_eq!(warm.fifo_simulations(), before, "the plan was rebuilt");
+
+        let (mut cold, _) = state(20);
+        cold.apply_pod(&young);
+        let expected = cold.filter(&young, &names, now());
+        assert_eq!(cold.fifo_simulations(), 20);
+        assert_eq!(decision.node, expected.node);
+        assert!(decision.node.is_some(), "{}", decision.message);
+    }
+
+    /// A driver leaving the middle of the queue re-simulates only the drivers after it; one
+    /// that joins behind the decided driver changes nothing before it.
+    #[test]
+    fn queue_changes_re_simulate_from_where_they_happened() {
+        let (mut s, names) = state(20);
+        let young = driver("young", 59);
+        s.apply_pod(&young);
+        s.prepare(now());
+        let base = s.fifo_simulations();
+        s.delete_pod(&PodKey::new("spark", "pending-10-driver"));
+        s.apply_pod(&driver("zz-later", 59));
+        let decision = s.filter(&young, &names, now());
+        assert!(decision.node.is_some(), "{}", decision.message);
+        // pending-11 .. pending-19 are simulated again (their positions moved).
+        assert_eq!(s.fifo_simulations() - base, 9);
+    }
 }
