@@ -165,6 +165,13 @@ fn handle(
             }
             if just_synced && relists.synced.iter().all(|s| *s) {
                 effects.extend(state.reconcile());
+                // Build the FIFO plans before turning ready, so no filter call pays for them.
+                let warm = std::time::Instant::now();
+                state.prepare(ext.clock.now());
+                info!(
+                    seconds = warm.elapsed().as_secs_f64(),
+                    "decision state prepared"
+                );
                 info!(
                     nodes = state.node_names().len(),
                     pods = state.pod_count(),
