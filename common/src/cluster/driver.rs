@@ -17,7 +17,7 @@ use super::apps::{AppKey, AppReservation, Slot};
 use super::config::SchedulerConfig;
 use super::decision::{Decision, Effect, Outcome};
 use super::fifo::{FifoVerdict, PlannedDriver};
-use super::nodes::NodeIdx;
+use super::nodes::{NodeIdx, PackingView};
 use super::pod_entry::{PodEntry, PodKey};
 use super::{ClusterState, Timestamp};
 
@@ -136,18 +136,13 @@ impl ClusterState {
             Vec::new()
         };
 
-        let mut offered = vec![false; self.nodes.candidates().len()];
-        for name in candidates {
-            if let Some(i) = self.nodes.index_of(name) {
-                offered[i] = true;
-            }
-        }
+        let offered = self.nodes.offered_mask(candidates);
         let changes = self.nodes.after_taking(&taken);
         let sorted = self.fullest_first_among(&eligible);
         let algorithm = self.config.binpack;
-        let result = self.nodes.with_available(&changes, |nodes| {
-            let order = ordered_candidates(&self.config, nodes, &sorted, |i| offered[i]);
-            algorithm.pack(&request(nodes, &order, &demand))
+        let result = self.nodes.with_available_zoned(&changes, |view| {
+            let order = ordered_candidates(&self.config, view, &sorted, |i| offered[i]);
+            algorithm.pack(&request(view.nodes, &order, &demand))
         });
         match result {
             Ok(packing) => self.reserve(key, &app, group, &demand, &packing),
@@ -311,11 +306,11 @@ impl ClusterState {
             .map(|&i| (i, self.nodes.entry(i).allocatable))
             .collect();
         let algorithm = self.config.binpack;
-        let result: PackingResult = self.nodes.with_available(&changes, |nodes| {
+        let result: PackingResult = self.nodes.with_available_zoned(&changes, |view| {
             // On empty nodes the fullest-first order is by allocatable: order them afresh.
-            let sorted = binpack::priority_order_among(nodes, &eligible.list);
-            let order = ordered_candidates(&self.config, nodes, &sorted, |_| true);
-            algorithm.pack(&request(nodes, &order, demand))
+            let sorted = binpack::priority_order_among(view.nodes, &eligible.list);
+            let order = ordered_candidates(&self.config, view, &sorted, |_| true);
+            algorithm.pack(&request(view.nodes, &order, demand))
         });
         result.is_err()
     }
@@ -537,11 +532,11 @@ impl ClusterState {
         let eligible = self.eligible_nodes(key);
         let sorted = self.fullest_first_among(&eligible);
         let algorithm = self.config.binpack;
-        let result = self.nodes.with_available(changes, |nodes| {
-            let order = ordered_candidates(&self.config, nodes, &sorted, |i| {
-                nodes[i].accepts_executors()
+        let result = self.nodes.with_available_zoned(changes, |view| {
+            let order = ordered_candidates(&self.config, view, &sorted, |i| {
+                view.nodes[i].accepts_executors()
             });
-            algorithm.pack(&request(nodes, &order, &demand))
+            algorithm.pack(&request(view.nodes, &order, &demand))
         });
         match result {
             Ok(p) => planned.takes = Some(p.reserved_per_node()),
@@ -562,11 +557,17 @@ impl ClusterState {
 /// and executor candidates (ready, not cordoned), with the configured label priorities.
 fn ordered_candidates(
     config: &SchedulerConfig,
-    nodes: &[binpack::CandidateNode],
+    view: PackingView<'_>,
     fullest_first: &[NodeIdx],
     offered: impl Fn(NodeIdx) -> bool,
 ) -> Candidates {
-    let order = binpack::priority_order_presorted(nodes, fullest_first.iter().copied());
+    let nodes = view.nodes;
+    let order = binpack::priority_order_presorted_zoned(
+        nodes,
+        fullest_first.iter().copied(),
+        view.zone_ids,
+        view.zone_count,
+    );
     let mut c = Candidates {
         driver: order.iter().copied().filter(|&i| offered(i)).collect(),
         executor: order

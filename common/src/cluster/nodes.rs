@@ -63,8 +63,21 @@ pub struct NodeTable {
     /// with usage so decisions never sort all nodes.
     fullest_first: BTreeSet<OrderKey>,
     order_keys: Vec<OrderKey>,
+    /// The last list of candidate names asked about, and which nodes it offered.
+    offered: (Vec<String>, Vec<bool>, usize),
+    /// Each node's zone as a small id (equal ids exactly for equal zone names), and the ids.
+    zone_ids: Vec<u32>,
+    zone_numbers: HashMap<String, u32>,
     /// Bumped when a node appears, disappears, or changes labels, taints or readiness.
     pub(super) shape_epoch: u64,
+}
+
+/// The bin-packing view of every node and the zone id of each.
+#[derive(Clone, Copy)]
+pub struct PackingView<'a> {
+    pub nodes: &'a [CandidateNode],
+    pub zone_ids: &'a [u32],
+    pub zone_count: usize,
 }
 
 type OrderKey = (i64, i64, Arc<str>, NodeIdx);
@@ -105,6 +118,23 @@ impl NodeTable {
         self.fullest_first.iter().map(|k| k.3)
     }
 
+    /// Which nodes the names `offered` (kube-scheduler's candidates) are, as a mask by node
+    /// index. kube-scheduler usually offers the same list call after call, so the last
+    /// answer is kept while the list and the set of known names are the same.
+    pub fn offered_mask(&mut self, offered: &[String]) -> Vec<bool> {
+        let (names, _, known) = &self.offered;
+        if *known != self.by_name.len() || names.as_slice() != offered {
+            let mut mask = vec![false; self.candidates.len()];
+            for name in offered {
+                if let Some(&i) = self.by_name.get(name.as_str()) {
+                    mask[i] = true;
+                }
+            }
+            self.offered = (offered.to_vec(), mask, self.by_name.len());
+        }
+        self.offered.1.clone()
+    }
+
     /// The index of `name`, creating a placeholder (not present) entry when it is unknown.
     pub fn index_or_placeholder(&mut self, name: &str) -> NodeIdx {
         if let Some(&i) = self.by_name.get(name) {
@@ -130,6 +160,8 @@ impl NodeTable {
         c.ready = false;
         c.unschedulable = true;
         self.candidates.push(c);
+        let zone = self.zone_number("");
+        self.zone_ids.push(zone);
         self.by_name.insert(name.to_owned(), i);
         let key: OrderKey = (0, 0, Arc::from(name), i);
         self.fullest_first.insert(key.clone());
@@ -169,6 +201,8 @@ impl NodeTable {
         e.allocatable = allocatable;
         e.created = node.metadata.creation_timestamp.as_ref().map(|t| t.0);
         e.matcher = matcher;
+        let zone = self.zone_number(zone_of(&labels));
+        self.zone_ids[i] = zone;
         let c = &mut self.candidates[i];
         c.zone = zone_of(&labels).to_owned();
         c.labels = labels;
@@ -179,6 +213,16 @@ impl NodeTable {
         }
         self.refresh(i);
         Some(i)
+    }
+
+    /// The id of zone `name`, numbering it if it is new.
+    fn zone_number(&mut self, name: &str) -> u32 {
+        if let Some(&z) = self.zone_numbers.get(name) {
+            return z;
+        }
+        let z = u32::try_from(self.zone_numbers.len()).unwrap_or(u32::MAX);
+        self.zone_numbers.insert(name.to_owned(), z);
+        z
     }
 
     /// Marks a node deleted; usage recorded against it stays until its pods and slots go.
@@ -231,6 +275,15 @@ impl NodeTable {
         changes: &[(NodeIdx, Resources)],
         f: impl FnOnce(&[CandidateNode]) -> R,
     ) -> R {
+        self.with_available_zoned(changes, |view| f(view.nodes))
+    }
+
+    /// [`Self::with_available`], with the zone ids of the nodes.
+    pub fn with_available_zoned<R>(
+        &mut self,
+        changes: &[(NodeIdx, Resources)],
+        f: impl FnOnce(PackingView<'_>) -> R,
+    ) -> R {
         let saved: Vec<(NodeIdx, Resources)> = changes
             .iter()
             .filter_map(|&(i, _)| self.candidates.get(i).map(|c| (i, c.available)))
@@ -240,24 +293,23 @@ impl NodeTable {
                 c.available = available;
             }
         }
-        let result = f(&self.candidates);
+        let result = f(PackingView {
+            nodes: &self.candidates,
+            zone_ids: &self.zone_ids,
+            zone_count: self.zone_numbers.len(),
+        });
         for (i, available) in saved.into_iter().rev() {
             self.candidates[i].available = available;
         }
         result
     }
 
-    /// The `available` each node would have after `taken` (summed per node).
+    /// The `available` each node would have after `taken`, which names each node at most
+    /// once (as [`super::fifo::Taken::per_node`] does).
     pub fn after_taking(&self, taken: &[(NodeIdx, Resources)]) -> Vec<(NodeIdx, Resources)> {
-        let mut per_node: HashMap<NodeIdx, Resources> = HashMap::new();
-        for &(i, r) in taken {
-            *per_node.entry(i).or_default() += r;
-        }
-        let mut changes: Vec<(NodeIdx, Resources)> = per_node
-            .into_iter()
-            .filter_map(|(i, r)| self.candidates.get(i).map(|c| (i, c.available - r)))
-            .collect();
-        changes.sort_unstable_by_key(|&(i, _)| i);
-        changes
+        taken
+            .iter()
+            .filter_map(|&(i, r)| self.candidates.get(i).map(|c| (i, c.available - r)))
+            .collect()
     }
 }
