@@ -70,7 +70,14 @@ impl ClusterState {
     ///
     /// A pod the state has not seen yet (kube-scheduler can be ahead of our watch) is added
     /// first. On success the node is one of `candidates`; on failure the message says why.
-    pub fn filter(&mut self, pod: &Pod, candidates: &[String], now: Timestamp) -> Decision {
+    ///
+    /// `candidates` are node names (`String`s, or `&str`s borrowed from a request body).
+    pub fn filter<S: AsRef<str>>(
+        &mut self,
+        pod: &Pod,
+        candidates: &[S],
+        now: Timestamp,
+    ) -> Decision {
         let Some(key) = PodKey::of(pod) else {
             return Decision::failure(Outcome::FailureNonSparkPod, "the pod has no name");
         };
@@ -90,7 +97,12 @@ impl ClusterState {
         decision.with_effects(effects)
     }
 
-    fn filter_driver(&mut self, key: &PodKey, candidates: &[String], now: Timestamp) -> Decision {
+    fn filter_driver<S: AsRef<str>>(
+        &mut self,
+        key: &PodKey,
+        candidates: &[S],
+        now: Timestamp,
+    ) -> Decision {
         let Some(pod) = self.pods.get(key) else {
             return Decision::failure(Outcome::FailureUnknownDemand, "unknown pod");
         };
@@ -101,7 +113,7 @@ impl ClusterState {
             );
         };
         if let Some(node) = self.reservation(&app).and_then(|r| r.driver_node()) {
-            return if candidates.iter().any(|c| c == node) {
+            return if candidates.iter().any(|c| c.as_ref() == node) {
                 Decision::success(Outcome::SuccessAlreadyBound, node, Vec::new())
             } else {
                 Decision::failure(

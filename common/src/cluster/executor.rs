@@ -32,7 +32,11 @@ impl ClusterState {
         extra.saturating_sub(held)
     }
 
-    pub(super) fn filter_executor(&mut self, key: &PodKey, candidates: &[String]) -> Decision {
+    pub(super) fn filter_executor<S: AsRef<str>>(
+        &mut self,
+        key: &PodKey,
+        candidates: &[S],
+    ) -> Decision {
         let Some(pod) = self.pods.get(key) else {
             return Decision::failure(Outcome::FailureUnknownDemand, "unknown pod");
         };
@@ -46,7 +50,7 @@ impl ClusterState {
         let position: HashMap<&str, usize> = candidates
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
+            .map(|(i, n)| (n.as_ref(), i))
             .collect();
         let Some(res) = self.reservation(&app).cloned() else {
             return Decision::failure(
@@ -205,16 +209,19 @@ impl ClusterState {
 
     /// Where one executor of `app` goes among the offered nodes, by the configured algorithm.
     /// `vacating` is a node whose slot of this size moves away (its room counts as free).
-    fn place_one_executor(
+    fn place_one_executor<S: AsRef<str>>(
         &mut self,
         app: &AppKey,
-        candidates: &[String],
+        candidates: &[S],
         executor: Resources,
         vacating: Option<NodeIdx>,
     ) -> Option<String> {
         let zone = self.app_zone(app);
         let mut offered = vec![false; self.nodes.candidates().len()];
-        for i in candidates.iter().filter_map(|n| self.nodes.index_of(n)) {
+        for i in candidates
+            .iter()
+            .filter_map(|n| self.nodes.index_of(n.as_ref()))
+        {
             let e = self.nodes.entry(i);
             offered[i] = e.present
                 && zone

@@ -121,16 +121,20 @@ impl NodeTable {
     /// Which nodes the names `offered` (kube-scheduler's candidates) are, as a mask by node
     /// index. kube-scheduler usually offers the same list call after call, so the last
     /// answer is kept while the list and the set of known names are the same.
-    pub fn offered_mask(&mut self, offered: &[String]) -> Vec<bool> {
+    pub fn offered_mask<S: AsRef<str>>(&mut self, offered: &[S]) -> Vec<bool> {
         let (names, _, known) = &self.offered;
-        if *known != self.by_name.len() || names.as_slice() != offered {
+        let same = *known == self.by_name.len()
+            && names.len() == offered.len()
+            && names.iter().zip(offered).all(|(a, b)| a == b.as_ref());
+        if !same {
             let mut mask = vec![false; self.candidates.len()];
             for name in offered {
-                if let Some(&i) = self.by_name.get(name.as_str()) {
+                if let Some(&i) = self.by_name.get(name.as_ref()) {
                     mask[i] = true;
                 }
             }
-            self.offered = (offered.to_vec(), mask, self.by_name.len());
+            let names = offered.iter().map(|n| n.as_ref().to_owned()).collect();
+            self.offered = (names, mask, self.by_name.len());
         }
         self.offered.1.clone()
     }
