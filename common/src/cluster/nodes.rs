@@ -1,6 +1,7 @@
 //! The node table: allocatable, usage and the bin-packing view of every node, by stable index.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, NodeSpec};
@@ -58,13 +59,13 @@ pub type NodeIdx = usize;
 pub struct NodeTable {
     entries: Vec<NodeEntry>,
     candidates: Vec<CandidateNode>,
-    by_name: HashMap<String, NodeIdx>,
+    by_name: HashMap<String, NodeIdx, BuildHasherDefault<NameHasher>>,
     /// Every node, fullest first: (available memory, available cpu, name, index), kept in step
     /// with usage so decisions never sort all nodes.
     fullest_first: BTreeSet<OrderKey>,
     order_keys: Vec<OrderKey>,
     /// The last list of candidate names asked about, and which nodes it offered.
-    offered: (Vec<String>, Vec<bool>, usize),
+    offered: OfferedCache,
     /// Each node's zone as a small id (equal ids exactly for equal zone names), and the ids.
     zone_ids: Vec<u32>,
     zone_numbers: HashMap<String, u32>,
@@ -81,6 +82,47 @@ pub struct PackingView<'a> {
 }
 
 type OrderKey = (i64, i64, Arc<str>, NodeIdx);
+
+/// The names of the last candidate list (concatenated, with where each ends), the mask of
+/// the nodes it named, and how many names the table knew then.
+#[derive(Debug, Default)]
+struct OfferedCache {
+    names: String,
+    ends: Vec<usize>,
+    mask: Vec<bool>,
+    known: usize,
+}
+
+/// A fast hash for node names (the `FxHash` mix, 8 bytes at a time): names come from the
+/// API server, not from untrusted clients, and a filter call looks up every candidate.
+#[derive(Default)]
+pub struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write(&[i]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 impl NodeTable {
     pub fn get_by_name(&self, name: &str) -> Option<&NodeEntry> {
@@ -122,21 +164,30 @@ impl NodeTable {
     /// index. kube-scheduler usually offers the same list call after call, so the last
     /// answer is kept while the list and the set of known names are the same.
     pub fn offered_mask<S: AsRef<str>>(&mut self, offered: &[S]) -> Vec<bool> {
-        let (names, _, known) = &self.offered;
-        let same = *known == self.by_name.len()
-            && names.len() == offered.len()
-            && names.iter().zip(offered).all(|(a, b)| a == b.as_ref());
+        let cache = &self.offered;
+        let same = cache.known == self.by_name.len()
+            && cache.ends.len() == offered.len()
+            && offered.iter().enumerate().all(|(i, name)| {
+                let start = i.checked_sub(1).map_or(0, |j| cache.ends[j]);
+                cache.names.get(start..cache.ends[i]) == Some(name.as_ref())
+            });
         if !same {
-            let mut mask = vec![false; self.candidates.len()];
+            let mut cache = OfferedCache {
+                mask: vec![false; self.candidates.len()],
+                known: self.by_name.len(),
+                ..OfferedCache::default()
+            };
             for name in offered {
-                if let Some(&i) = self.by_name.get(name.as_ref()) {
-                    mask[i] = true;
+                let name = name.as_ref();
+                if let Some(&i) = self.by_name.get(name) {
+                    cache.mask[i] = true;
                 }
+                cache.names.push_str(name);
+                cache.ends.push(cache.names.len());
             }
-            let names = offered.iter().map(|n| n.as_ref().to_owned()).collect();
-            self.offered = (names, mask, self.by_name.len());
+            self.offered = cache;
         }
-        self.offered.1.clone()
+        self.offered.mask.clone()
     }
 
     /// The index of `name`, creating a placeholder (not present) entry when it is unknown.
