@@ -408,22 +408,23 @@ impl ClusterState {
 
         // The rest: queue driver by queue driver.
         if blocked_at.is_none() {
-            let rest: Vec<(Timestamp, PodKey)> = {
-                use std::ops::Bound::{Excluded, Unbounded};
-                let start = match i.checked_sub(1).and_then(|j| plan.drivers.get(j)) {
-                    Some(d) => Excluded((d.created, d.key.clone())),
-                    None => Unbounded,
-                };
-                let end = match bound {
-                    Some((c, k)) => Excluded((c, k.clone())),
-                    None => Unbounded,
-                };
-                self.pending_drivers
-                    .get(group)
-                    .map(|q| q.range((start, end)).cloned().collect())
-                    .unwrap_or_default()
+            use std::ops::Bound::{Excluded, Unbounded};
+            let end = match bound {
+                Some((c, k)) => Excluded((c, k.clone())),
+                None => Unbounded,
             };
-            for (c, k) in &rest {
+            let mut start = match i.checked_sub(1).and_then(|j| plan.drivers.get(j)) {
+                Some(d) => Excluded((d.created, d.key.clone())),
+                None => Unbounded,
+            };
+            // One queue driver at a time (the walk often stops early: no copy of the rest).
+            while let Some((c, k)) = self
+                .pending_drivers
+                .get(group)
+                .and_then(|q| q.range((start.clone(), end.clone())).next().cloned())
+            {
+                start = Excluded((c, k.clone()));
+                let (c, k) = (&c, &k);
                 let reserved = self.driver_has_reservation(k);
                 let reusable = plan.drivers.get(i).is_some_and(|d| {
                     d.key == *k
