@@ -2,8 +2,6 @@
 //! reservation under dynamic allocation. Slots belong to the application, not to an executor
 //! id: Spark replaces lost executors with new ids and names.
 
-use std::collections::HashMap;
-
 use crate::binpack::{BinpackAlgorithm, zone_of};
 use crate::demand::GangDemand;
 use crate::resources::Resources;
@@ -47,11 +45,8 @@ impl ClusterState {
             );
         };
         let requests = pod.requests;
-        let position: HashMap<&str, usize> = candidates
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_ref(), i))
-            .collect();
+        // Where each node is among the candidates (the list is remembered between calls).
+        self.nodes.remember_offered(candidates);
         let Some(res) = self.reservation(&app).cloned() else {
             return Decision::failure(
                 Outcome::FailureDriverNotPlaced,
@@ -67,7 +62,7 @@ impl ClusterState {
 
         // 1. The pod already holds a slot or a soft reservation.
         if let Some((slot, s)) = res.slot_of_pod(&key.name) {
-            if position.contains_key(s.node.as_str()) {
+            if self.nodes.offered_position(&s.node).is_some() {
                 return Decision::success(Outcome::SuccessAlreadyBound, s.node.clone(), Vec::new());
             }
             // Its node is no longer offered: give the slot up and look again.
@@ -85,7 +80,7 @@ impl ClusterState {
             .and_then(|a| a.soft.get(&key.name))
             .map(|s| s.node.clone())
         {
-            if position.contains_key(node.as_str()) {
+            if self.nodes.offered_position(&node).is_some() {
                 return Decision::success(Outcome::SuccessAlreadyBound, node, Vec::new());
             }
             self.set_soft(&app, &key.name, None);
@@ -99,7 +94,7 @@ impl ClusterState {
             .collect();
         if let Some((slot, node)) = free
             .iter()
-            .filter_map(|(slot, node)| position.get(node.as_str()).map(|&p| (p, slot, node)))
+            .filter_map(|(slot, node)| self.nodes.offered_position(node).map(|p| (p, slot, node)))
             .min()
             .map(|(_, slot, node)| (slot.clone(), node.clone()))
         {

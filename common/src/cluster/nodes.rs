@@ -83,13 +83,15 @@ pub struct PackingView<'a> {
 
 type OrderKey = (i64, i64, Arc<str>, NodeIdx);
 
-/// The names of the last candidate list (concatenated, with where each ends), the mask of
-/// the nodes it named, and how many names the table knew then.
+/// The names of the last candidate list (concatenated, with where each ends), the mask and
+/// positions of the nodes it named, and how many names the table knew then.
 #[derive(Debug, Default)]
 struct OfferedCache {
     names: String,
     ends: Vec<usize>,
     mask: Vec<bool>,
+    /// By node index: its last position in the list (`usize::MAX`: not in it).
+    position: Vec<usize>,
     known: usize,
 }
 
@@ -164,6 +166,12 @@ impl NodeTable {
     /// index. kube-scheduler usually offers the same list call after call, so the last
     /// answer is kept while the list and the set of known names are the same.
     pub fn offered_mask<S: AsRef<str>>(&mut self, offered: &[S]) -> Vec<bool> {
+        self.remember_offered(offered);
+        self.offered.mask.clone()
+    }
+
+    /// Makes `offered` the remembered candidate list (see [`Self::offered_mask`]).
+    pub fn remember_offered<S: AsRef<str>>(&mut self, offered: &[S]) {
         let cache = &self.offered;
         let same = cache.known == self.by_name.len()
             && cache.ends.len() == offered.len()
@@ -171,23 +179,35 @@ impl NodeTable {
                 let start = i.checked_sub(1).map_or(0, |j| cache.ends[j]);
                 cache.names.get(start..cache.ends[i]) == Some(name.as_ref())
             });
-        if !same {
-            let mut cache = OfferedCache {
-                mask: vec![false; self.candidates.len()],
-                known: self.by_name.len(),
-                ..OfferedCache::default()
-            };
-            for name in offered {
-                let name = name.as_ref();
-                if let Some(&i) = self.by_name.get(name) {
-                    cache.mask[i] = true;
-                }
-                cache.names.push_str(name);
-                cache.ends.push(cache.names.len());
-            }
-            self.offered = cache;
+        if same {
+            return;
         }
-        self.offered.mask.clone()
+        let mut cache = OfferedCache {
+            mask: vec![false; self.candidates.len()],
+            position: vec![usize::MAX; self.candidates.len()],
+            known: self.by_name.len(),
+            ..OfferedCache::default()
+        };
+        for (p, name) in offered.iter().enumerate() {
+            let name = name.as_ref();
+            if let Some(&i) = self.by_name.get(name) {
+                cache.mask[i] = true;
+                cache.position[i] = p;
+            }
+            cache.names.push_str(name);
+            cache.ends.push(cache.names.len());
+        }
+        self.offered = cache;
+    }
+
+    /// The (last) position of node `name` in the remembered candidate list, if it is there.
+    pub fn offered_position(&self, name: &str) -> Option<usize> {
+        let i = *self.by_name.get(name)?;
+        self.offered
+            .position
+            .get(i)
+            .copied()
+            .filter(|&p| p != usize::MAX)
     }
 
     /// The index of `name`, creating a placeholder (not present) entry when it is unknown.
