@@ -452,13 +452,28 @@ impl ClusterState {
             }
         }
 
-        // Everything before where the walk ended is verified now.
+        // Everything before where the walk ended is verified now; plan entries from the
+        // first one the walk did not reach are not (some may be drivers that left the queue).
+        let walked = blocked_at.map_or(i, |b| b + 1);
+        if let Some(changed) = plan.changed_from.take() {
+            let reached = match blocked_at.and_then(|b| plan.drivers.get(b)) {
+                Some(d) => Some((d.created, d.key.clone())),
+                None => bound.map(|(c, k)| (c, k.clone())),
+            };
+            let mut from = match reached {
+                Some(r) => changed.max(r),
+                None => changed,
+            };
+            if let Some(d) = plan.drivers.get(walked) {
+                from = from.min((d.created, d.key.clone()));
+            }
+            // Without a bound the whole queue was walked: nothing before the end changed.
+            plan.changed_from =
+                (bound.is_some() || blocked_at.is_some() || walked < plan.drivers.len())
+                    .then_some(from);
+        }
         let verdict = match blocked_at.and_then(|b| plan.drivers.get(b)) {
             Some(d) => {
-                if plan.changed_from.is_some() {
-                    let end = (d.created, d.key.clone());
-                    plan.changed_from = plan.changed_from.take().map(|c| c.max(end));
-                }
                 let age = now.duration_since(d.created).as_secs_f64();
                 let group_text = if group.is_empty() {
                     String::new()
@@ -470,13 +485,7 @@ impl ClusterState {
                     d.app_id, d.key, age, d.why
                 ))
             }
-            None => {
-                plan.changed_from = match (plan.changed_from.take(), bound) {
-                    (Some(c), Some((bc, bk))) => Some(c.max((bc, bk.clone()))),
-                    _ => None,
-                };
-                FifoVerdict::Clear(taken.per_node())
-            }
+            None => FifoVerdict::Clear(taken.per_node()),
         };
         self.fifo.plans.insert(group.to_owned(), plan);
         self.fifo.taken = taken;

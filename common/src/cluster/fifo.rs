@@ -236,3 +236,93 @@ mod tests {
         assert_eq!(s.fifo_simulations() - base, 9);
     }
 }
+
+#[cfg(test)]
+mod queue_tests {
+    use k8s_openapi::api::core::v1::Pod;
+    use serde_json::json;
+
+    use crate::api::DEMAND_ANNOTATION;
+    use crate::cluster::{ClusterState, FifoPolicy, SchedulerConfig, Timestamp};
+    use crate::{GangDemand, Resources};
+
+    fn driver(app: &str, second: u32, executors: u32, node: Option<&str>, phase: &str) -> Pod {
+        let demand = GangDemand {
+            driver: Resources::new(1000, 1 << 30, 0),
+            executor: Resources::new(4000, 2 << 30, 0),
+            min_executors: executors,
+            max_executors: executors,
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("{app}-driver"), "namespace": "spark",
+                "uid": format!("uid-{app}"),
+                "creationTimestamp": format!("2026-01-01T00:00:{second:02}Z"),
+                "labels": {"spark-role": "driver", "spark-app-id": app},
+                "annotations": {DEMAND_ANNOTATION: serde_json::to_string(&demand).unwrap()}},
+            "spec": {"schedulerName": "spark-scheduler", "nodeName": node,
+                "containers": [{"name": "driver",
+                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]},
+            "status": {"phase": phase}
+        }))
+        .unwrap()
+    }
+
+    fn t(s: u32) -> Timestamp {
+        format!("2026-01-01T00:00:{s:02}Z").parse().unwrap()
+    }
+
+    /// A driver that left the queue (placed, then finished) does not stay in the plan of the
+    /// drivers behind it (the `fifo-enforce-after-age` scenario of sim/).
+    #[test]
+    fn a_younger_driver_goes_once_the_older_one_is_done() {
+        let mut s = ClusterState::new(SchedulerConfig {
+            fifo: FifoPolicy {
+                enabled: true,
+                enforce_after: std::time::Duration::from_secs(8),
+                ..FifoPolicy::default()
+            },
+            ..SchedulerConfig::default()
+        });
+        for i in 0..2 {
+            s.apply_node(
+                &serde_json::from_value(json!({
+                    "metadata": {"name": format!("n-{i}"), "labels": {"topology.kubernetes.io/zone": "z1"}},
+                    "status": {"allocatable": {"cpu": "8", "memory": "32Gi"},
+                        "conditions": [{"type": "Ready", "status": "True"}]}
+                }))
+                .unwrap(),
+            );
+        }
+        let names = vec!["n-0".to_owned(), "n-1".to_owned()];
+        // filler holds 9 cpu.
+        let filler = driver("filler", 0, 2, None, "Pending");
+        assert!(s.filter(&filler, &names, t(0)).node.is_some());
+        let n = s
+            .reservation(&crate::cluster::AppKey::new("spark", "filler"))
+            .unwrap()
+            .driver_node()
+            .unwrap()
+            .to_owned();
+        s.apply_pod(&driver("filler", 0, 2, Some(&n), "Running"));
+        let big = driver("big", 1, 3, None, "Pending");
+        s.apply_pod(&big);
+        let late = driver("late", 11, 1, None, "Pending");
+        s.apply_pod(&late);
+        let d = s.filter(&late, &names, t(12));
+        assert!(d.node.is_none(), "late blocked: {}", d.message);
+        let d = s.filter(&big, &names, t(13));
+        assert!(d.node.is_none(), "big does not fit: {}", d.message);
+        // filler completes.
+        s.apply_pod(&driver("filler", 0, 2, Some(&n), "Succeeded"));
+        let d = s.filter(&late, &names, t(18));
+        assert!(d.node.is_none(), "late waits for big: {}", d.message);
+        let d = s.filter(&big, &names, t(20));
+        let bn = d.node.clone().expect("big placed");
+        s.apply_pod(&driver("big", 1, 3, Some(&bn), "Running"));
+        let d = s.filter(&late, &names, t(21));
+        assert!(d.node.is_none(), "no room beside big: {}", d.message);
+        s.apply_pod(&driver("big", 1, 3, Some(&bn), "Succeeded"));
+        let d = s.filter(&late, &names, t(30));
+        assert!(d.node.is_some(), "late after big: {}", d.message);
+    }
+}
