@@ -9,7 +9,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use sparkgang_common::api::extender::{ExtenderArgs, ExtenderFilterResult};
+use std::borrow::Cow;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use sparkgang_common::api::extender::ExtenderFilterResult;
 use sparkgang_common::pods::spark_role;
 use tracing::{debug, info};
 
@@ -75,7 +80,7 @@ fn plain(status: StatusCode, message: String) -> Response {
 /// errors, which kube-scheduler retries with backoff.
 async fn filter(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
     let started = Instant::now();
-    let args: ExtenderArgs = match serde_json::from_slice(&body) {
+    let args: FilterArgs<'_> = match serde_json::from_slice(&body) {
         Ok(a) => a,
         Err(e) => {
             return plain(
@@ -141,7 +146,15 @@ async fn filter(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
                 message = decision.message.as_str(),
                 "not placed"
             );
-            ExtenderFilterResult::all_failed(&candidates, &decision.message)
+            ExtenderFilterResult {
+                failed_nodes: Some(
+                    candidates
+                        .iter()
+                        .map(|n| (n.to_string(), decision.message.clone()))
+                        .collect(),
+                ),
+                ..Default::default()
+            }
         }
     };
     let body = match serde_json::to_vec(&result) {
@@ -152,4 +165,208 @@ async fn filter(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
         .filter_seconds
         .observe(started.elapsed().as_secs_f64());
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// What the filter handler reads of kube-scheduler's `ExtenderArgs` (see
+/// [`sparkgang_common::api::extender::ExtenderArgs`], which this decodes the same way: Go's
+/// PascalCase keys in any case, `null` for unset fields): the pod, and the candidate names.
+/// Of `Nodes` (sent when the extender is not `nodeCacheCapable`) only each item's
+/// `metadata.name` is read; the rest of every node is skipped unparsed. Names borrow from
+/// the body unless they contain escapes.
+#[derive(Default)]
+struct FilterArgs<'a> {
+    pod: Option<Pod>,
+    nodes: Option<Vec<Name<'a>>>,
+    node_names: Option<Vec<Name<'a>>>,
+}
+
+impl<'a> FilterArgs<'a> {
+    /// The candidate node names, from `NodeNames` or else from `Nodes`.
+    fn candidate_names(&self) -> Vec<&str> {
+        match (&self.node_names, &self.nodes) {
+            (Some(names), _) | (None, Some(names)) => names.iter().map(|n| n.0.as_ref()).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// A string that borrows from the body when it can.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for FilterArgs<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FilterArgs<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object (ExtenderArgs)")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FilterArgs<'de>, A::Error> {
+                let mut out = FilterArgs::default();
+                while let Some(key) = map.next_key::<Name<'de>>()? {
+                    let key = key.0.as_ref();
+                    if key.eq_ignore_ascii_case("Pod") {
+                        out.pod = map.next_value()?;
+                    } else if key.eq_ignore_ascii_case("Nodes") {
+                        out.nodes = map.next_value::<Option<NodeListNames<'de>>>()?.map(|l| l.0);
+                    } else if key.eq_ignore_ascii_case("NodeNames") {
+                        out.node_names = map.next_value()?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The `metadata.name` of each item of a `v1.NodeList` (items without one are left out).
+struct NodeListNames<'a>(Vec<Name<'a>>);
+
+impl<'de> Deserialize<'de> for NodeListNames<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NodeListNames<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a NodeList")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<NodeListNames<'de>, A::Error> {
+                let mut names = Vec::new();
+                while let Some(key) = map.next_key::<Name<'de>>()? {
+                    if key.0 == "items" {
+                        let items: Option<Vec<NamedObject<'de>>> = map.next_value()?;
+                        names = items
+                            .unwrap_or_default()
+                            .into_iter()
+                            .filter_map(|o| o.0)
+                            .collect();
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(NodeListNames(names))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// An object's `metadata.name`, everything else skipped.
+struct NamedObject<'a>(Option<Name<'a>>);
+
+impl<'de> Deserialize<'de> for NamedObject<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = NamedObject<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Kubernetes object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<NamedObject<'de>, A::Error> {
+                let mut name = None;
+                while let Some(key) = map.next_key::<Name<'de>>()? {
+                    if key.0 == "metadata" {
+                        name = map.next_value::<Option<Metadata<'de>>>()?.and_then(|m| m.0);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(NamedObject(name))
+            }
+        }
+        d.deserialize_map(Object)
+    }
+}
+
+/// `metadata.name`, the rest of `metadata` skipped.
+struct Metadata<'a>(Option<Name<'a>>);
+
+impl<'de> Deserialize<'de> for Metadata<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Metadata<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an ObjectMeta")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Metadata<'de>, A::Error> {
+                let mut name = None;
+                while let Some(key) = map.next_key::<Name<'de>>()? {
+                    if key.0 == "name" {
+                        name = map.next_value::<Option<Name<'de>>>()?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Metadata(name))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(body: &str) -> Vec<String> {
+        let args: FilterArgs<'_> = serde_json::from_str(body).unwrap();
+        args.candidate_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The lean decoding reads the candidates as `ExtenderArgs::candidate_names` does.
+    #[test]
+    fn candidate_names_as_extender_args_reads_them() {
+        let bodies = [
+            r#"{"Pod":null,"Nodes":null,"NodeNames":["a","b\u0041"]}"#,
+            r#"{"pod":null,"nodenames":null,"NODES":{"metadata":{},"items":[
+                {"metadata":{"name":"n1","labels":{"x":"y"}},"status":{"images":[{"names":["i"]}]}},
+                {"metadata":{"labels":{}}},
+                {"kind":"Node","metadata":{"name":"n\"2"}}]}}"#,
+            r#"{"Nodes":{"items":[{"metadata":{"name":"x"}}]},"NodeNames":["y"]}"#,
+            r#"{"Nodes":{"items":null},"Other":[1,2,{"a":null}]}"#,
+            r#"{}"#,
+        ];
+        for body in bodies {
+            let full: sparkgang_common::api::extender::ExtenderArgs =
+                serde_json::from_str(body).unwrap();
+            assert_eq!(names(body), full.candidate_names(), "{body}");
+        }
+        assert!(serde_json::from_str::<FilterArgs<'_>>(r#"{"NodeNames":[1]}"#).is_err());
+        assert!(serde_json::from_str::<FilterArgs<'_>>("[]").is_err());
+    }
 }

@@ -83,6 +83,13 @@ fn handle(ext: &Extender, gated: &mpsc::UnboundedSender<PodKey>, feed: &mut Feed
             Watched::Reservation(e) => feed.reservation(state, translate(*e)),
         };
         if fed.synced_now {
+            // Build the FIFO plans before turning ready, so no filter call pays for them.
+            let warm = std::time::Instant::now();
+            state.prepare(ext.clock.now());
+            info!(
+                seconds = warm.elapsed().as_secs_f64(),
+                "decision state prepared"
+            );
             info!(
                 nodes = state.node_names().len(),
                 pods = state.pod_count(),

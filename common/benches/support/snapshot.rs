@@ -183,15 +183,113 @@ pub fn now() -> Timestamp {
 /// The snapshot, FIFO on or off. `blocked_head`: the oldest pending driver cannot fit the free capacity (but
 /// could fit the empty cluster), so FIFO blocks everything behind it.
 pub fn build(fifo: bool, blocked_head: bool) -> ClusterState {
+    build_scenario(&Scenario {
+        nodes: nodes(),
+        running_apps: running_apps(),
+        pending_drivers: pending_drivers(),
+        app_demand: demand(EXECUTORS_PER_APP as u32),
+        pending_demand: demand(8),
+        driver_memory: "4Gi",
+        executor_requests: ("4", "16Gi"),
+        fifo,
+        blocked_head,
+    })
+}
+
+/// A snapshot of any size and shape (same node, foreign-pod and zone layout as [`build`]).
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub nodes: usize,
+    /// Running Spark applications, placed by the real decisions.
+    pub running_apps: usize,
+    /// Pending drivers older than the decided one.
+    pub pending_drivers: usize,
+    /// The gang of each running application (its executor count is the number of executors).
+    pub app_demand: GangDemand,
+    /// The gang of each pending driver.
+    pub pending_demand: GangDemand,
+    /// The memory request of every driver pod (its cpu request is 1).
+    pub driver_memory: &'static str,
+    /// The cpu and memory requests of every executor pod.
+    pub executor_requests: (&'static str, &'static str),
+    pub fifo: bool,
+    pub blocked_head: bool,
+}
+
+/// The workload of the palantir comparison: 64-cpu/256Gi nodes in 4 zones with running pods
+/// (16 foreign pods of 2 cpu/8Gi per node, and one running Spark application per 2.5 nodes),
+/// 500 older pending drivers each 1 cpu/1Gi + 4 × 2 cpu/4Gi executors, FIFO on,
+/// tightly-pack (the default algorithm).
+pub fn palantir_workload(nodes: usize) -> Scenario {
+    Scenario {
+        nodes,
+        running_apps: nodes * 2 / 5,
+        pending_drivers: 500,
+        app_demand: small_demand(4),
+        pending_demand: small_demand(4),
+        driver_memory: "1Gi",
+        executor_requests: ("2", "4Gi"),
+        fifo: true,
+        blocked_head: false,
+    }
+}
+
+/// Driver 1 cpu/1Gi, executors 2 cpu/4Gi.
+pub fn small_demand(executors: u32) -> GangDemand {
+    GangDemand {
+        driver: Resources::new(1000, 1 << 30, 0),
+        executor: Resources::new(2000, 4 << 30, 0),
+        min_executors: executors,
+        max_executors: executors,
+    }
+}
+
+/// The names of the first `n` nodes, as kube-scheduler offers them.
+pub fn names_of(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("node-{i:05}")).collect()
+}
+
+/// A driver like [`driver`] whose pod requests 1 cpu and `memory`.
+pub fn driver_sized(app: &str, created: i64, demand: &GangDemand, memory: &str) -> Pod {
+    let mut p = driver(app, created, demand);
+    if let Some(s) = p.spec.as_mut() {
+        s.containers[0].resources = Some(ResourceRequirements {
+            requests: Some(quantities(&[
+                ("cpu", "1".to_owned()),
+                ("memory", memory.to_owned()),
+            ])),
+            ..ResourceRequirements::default()
+        });
+    }
+    p
+}
+
+/// An executor like [`executor`] whose pod requests `(cpu, memory)`.
+pub fn executor_sized(app: &str, i: usize, (cpu, memory): (&str, &str)) -> Pod {
+    let mut p = executor(app, i);
+    if let Some(s) = p.spec.as_mut() {
+        s.containers[0].resources = Some(ResourceRequirements {
+            requests: Some(quantities(&[
+                ("cpu", cpu.to_owned()),
+                ("memory", memory.to_owned()),
+            ])),
+            ..ResourceRequirements::default()
+        });
+    }
+    p
+}
+
+/// Builds `scenario`.
+pub fn build_scenario(scenario: &Scenario) -> ClusterState {
     let mut state = ClusterState::new(SchedulerConfig {
         fifo: FifoPolicy {
-            enabled: fifo,
+            enabled: scenario.fifo,
             ..FifoPolicy::default()
         },
         ..SchedulerConfig::default()
     });
-    let names = node_names();
-    for i in 0..nodes() {
+    let names = names_of(scenario.nodes);
+    for i in 0..scenario.nodes {
         state.apply_node(&node(i));
     }
     for (n, name) in names.iter().enumerate() {
@@ -201,18 +299,18 @@ pub fn build(fifo: bool, blocked_head: bool) -> ClusterState {
         }
     }
     // Running Spark apps, placed by the real decisions (created long ago, in order).
-    let app_demand = demand(EXECUTORS_PER_APP as u32);
-    for a in 0..running_apps() {
+    let app_demand = scenario.app_demand;
+    for a in 0..scenario.running_apps {
         let app = format!("running-{a:04}");
-        let mut d = driver(&app, a as i64, &app_demand);
+        let mut d = driver_sized(&app, a as i64, &app_demand, scenario.driver_memory);
         let decision = state.filter(&d, &names, now());
         let Some(node) = decision.node else {
             panic!("setup: {app} did not fit: {}", decision.message);
         };
         d = running(d, &node);
         state.apply_pod(&d);
-        for e in 0..EXECUTORS_PER_APP {
-            let ex = executor(&app, e);
+        for e in 0..app_demand.min_executors as usize {
+            let ex = executor_sized(&app, e, scenario.executor_requests);
             let decision = state.filter(&ex, &names, now());
             let Some(node) = decision.node else {
                 panic!("setup: {app} executor {e}: {}", decision.message);
@@ -221,22 +319,23 @@ pub fn build(fifo: bool, blocked_head: bool) -> ClusterState {
         }
     }
     // Pending drivers, older than the decided one.
-    for p in 0..pending_drivers() {
-        let gang = if blocked_head && p == 0 {
+    for p in 0..scenario.pending_drivers {
+        let gang = if scenario.blocked_head && p == 0 {
             // More than is free (about a quarter of the cluster), less than the cluster.
             GangDemand {
                 executor: Resources::new(32_000, 128 << 30, 0),
-                min_executors: 400 * scale() as u32,
-                max_executors: 400 * scale() as u32,
-                ..demand(0)
+                min_executors: (scenario.nodes * 4 / 5) as u32,
+                max_executors: (scenario.nodes * 4 / 5) as u32,
+                ..scenario.pending_demand
             }
         } else {
-            demand(8)
+            scenario.pending_demand
         };
-        state.apply_pod(&driver(
+        state.apply_pod(&driver_sized(
             &format!("pending-{p:03}"),
             10_000 + p as i64,
             &gang,
+            scenario.driver_memory,
         ));
     }
     state

@@ -36,7 +36,7 @@ pub use failure::{PackingFailure, ResourceDimension};
 pub use node::{BETA_ZONE_LABEL, CandidateNode, DEFAULT_ZONE, ZONE_LABEL, zone_of};
 pub use ordering::{
     LabelPriority, NodeOrdering, apply_label_priority, order_nodes, priority_order,
-    priority_order_among, priority_order_presorted,
+    priority_order_among, priority_order_presorted, priority_order_presorted_zoned,
 };
 pub use single_executor::{first_fitting_node, least_fragmenting_node};
 

@@ -107,6 +107,59 @@ pub fn priority_order_presorted(
     buckets.concat()
 }
 
+/// [`priority_order_presorted`] for a caller that numbers zones: `zone_ids[i]` is node `i`'s
+/// zone as an id below `zone_count`, equal exactly when the zone names are equal. Same order,
+/// without comparing zone names node by node. Nodes without an id are dropped, as are
+/// indices out of range.
+pub fn priority_order_presorted_zoned(
+    nodes: &[CandidateNode],
+    fullest_first: impl Iterator<Item = usize>,
+    zone_ids: &[u32],
+    zone_count: usize,
+) -> Vec<usize> {
+    // Per zone id: total available memory and cpu, and a member (for the zone's name).
+    let mut totals: Vec<(i128, i128, Option<usize>)> = vec![(0, 0, None); zone_count];
+    let mut members: Vec<(usize, u32)> = Vec::with_capacity(fullest_first.size_hint().0);
+    for i in fullest_first {
+        let (Some(node), Some(&z)) = (nodes.get(i), zone_ids.get(i)) else {
+            continue;
+        };
+        let Some(t) = totals.get_mut(z as usize) else {
+            continue;
+        };
+        t.0 += i128::from(node.available.memory_bytes);
+        t.1 += i128::from(node.available.cpu_milli);
+        t.2.get_or_insert(i);
+        members.push((i, z));
+    }
+    let zone_name = |member: usize| nodes.get(member).map_or("", |n| n.zone.as_str());
+    let mut ranked: Vec<(i128, i128, &str, usize)> = totals
+        .iter()
+        .enumerate()
+        .filter_map(|(z, &(memory, cpu, member))| member.map(|m| (memory, cpu, zone_name(m), z)))
+        .collect();
+    ranked.sort_unstable();
+    // Counting sort of the members by zone rank, keeping their order within a zone.
+    let mut start = vec![0usize; zone_count + 1];
+    let mut rank_of = vec![0usize; zone_count];
+    for (rank, &(.., z)) in ranked.iter().enumerate() {
+        rank_of[z] = rank;
+    }
+    for &(_, z) in &members {
+        start[rank_of[z as usize] + 1] += 1;
+    }
+    for r in 1..start.len() {
+        start[r] += start[r - 1];
+    }
+    let mut out = vec![0usize; members.len()];
+    for &(i, z) in &members {
+        let slot = &mut start[rank_of[z as usize]];
+        out[*slot] = i;
+        *slot += 1;
+    }
+    out
+}
+
 /// Palantir's `PotentialNodes`: driver candidates are the ordered nodes for which
 /// `is_driver_candidate` holds (kube-scheduler's `NodeNames`; no readiness filter); executor
 /// candidates are the ordered nodes that [accept executors](CandidateNode::accepts_executors),

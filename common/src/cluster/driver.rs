@@ -1,6 +1,6 @@
 //! Driver decisions: gang admission with FIFO, and the driver's reservation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -17,7 +17,7 @@ use super::config::SchedulerConfig;
 use super::decision::{Decision, Effect, FilterOutcome};
 use super::fifo::{FifoVerdict, PlannedDriver};
 use super::keys::{AppKey, PodKey};
-use super::nodes::NodeIdx;
+use super::nodes::{NodeIdx, PackingView};
 use super::pod_entry::PodEntry;
 use super::{ClusterState, Timestamp};
 
@@ -39,7 +39,14 @@ impl ClusterState {
     ///
     /// A pod the state has not seen yet (kube-scheduler can be ahead of our watch) is added
     /// first. On success the node is one of `candidates`; on failure the message says why.
-    pub fn filter(&mut self, pod: &Pod, candidates: &[String], now: Timestamp) -> Decision {
+    ///
+    /// `candidates` are node names (`String`s, or `&str`s borrowed from a request body).
+    pub fn filter<S: AsRef<str>>(
+        &mut self,
+        pod: &Pod,
+        candidates: &[S],
+        now: Timestamp,
+    ) -> Decision {
         let Some(key) = PodKey::of(pod) else {
             return Decision::failure(FilterOutcome::FailureNonSparkPod, "the pod has no name");
         };
@@ -59,7 +66,12 @@ impl ClusterState {
         decision.with_effects(effects)
     }
 
-    fn filter_driver(&mut self, key: &PodKey, candidates: &[String], now: Timestamp) -> Decision {
+    fn filter_driver<S: AsRef<str>>(
+        &mut self,
+        key: &PodKey,
+        candidates: &[S],
+        now: Timestamp,
+    ) -> Decision {
         let Some(pod) = self.pods.get(key) else {
             return Decision::failure(FilterOutcome::FailureUnknownDemand, "unknown pod");
         };
@@ -70,7 +82,7 @@ impl ClusterState {
             );
         };
         if let Some(node) = self.reservation(&app).and_then(|r| r.driver_node()) {
-            return if candidates.iter().any(|c| c == node) {
+            return if candidates.iter().any(|c| c.as_ref() == node) {
                 Decision::success(FilterOutcome::SuccessAlreadyBound, node, Vec::new())
             } else {
                 Decision::failure(
@@ -105,18 +117,13 @@ impl ClusterState {
             Vec::new()
         };
 
-        let mut offered = vec![false; self.nodes.candidates().len()];
-        for name in candidates {
-            if let Some(i) = self.nodes.index_of(name) {
-                offered[i] = true;
-            }
-        }
+        let offered = self.nodes.offered_mask(candidates);
         let changes = self.nodes.after_taking(&taken);
         let sorted = self.fullest_first_among(&eligible);
         let algorithm = self.config.binpack;
-        let result = self.nodes.with_available(&changes, |nodes| {
-            let order = ordered_candidates(&self.config, nodes, &sorted, |i| offered[i]);
-            algorithm.pack(&request(nodes, &order, &demand))
+        let result = self.nodes.with_available_zoned(&changes, |view| {
+            let order = ordered_candidates(&self.config, view, &sorted, |i| offered[i]);
+            algorithm.pack(&request(view.nodes, &order, &demand))
         });
         match result {
             Ok(packing) => self.reserve(key, &app, group, &demand, &packing),
@@ -280,11 +287,11 @@ impl ClusterState {
             .map(|&i| (i, self.nodes.entry(i).allocatable))
             .collect();
         let algorithm = self.config.binpack;
-        let result: PackingResult = self.nodes.with_available(&changes, |nodes| {
+        let result: PackingResult = self.nodes.with_available_zoned(&changes, |view| {
             // On empty nodes the fullest-first order is by allocatable: order them afresh.
-            let sorted = binpack::priority_order_among(nodes, &eligible.list);
-            let order = ordered_candidates(&self.config, nodes, &sorted, |_| true);
-            algorithm.pack(&request(nodes, &order, demand))
+            let sorted = binpack::priority_order_among(view.nodes, &eligible.list);
+            let order = ordered_candidates(&self.config, view, &sorted, |_| true);
+            algorithm.pack(&request(view.nodes, &order, demand))
         });
         result.is_err()
     }
@@ -304,62 +311,154 @@ impl ClusterState {
         created: Timestamp,
         now: Timestamp,
     ) -> FifoVerdict {
+        self.walk_fifo_plan(group, Some((created, me)), now)
+    }
+
+    /// The FIFO walk of `group` up to (not including) queue position `bound`, or over the
+    /// whole queue (`None`).
+    ///
+    /// Before the plan's `changed_from` position no driver joined or left the queue or changed
+    /// reservation state since the last walk, so there the plan is walked on its own (no
+    /// queue, pod or reservation lookups): each driver's placement is checked against the
+    /// current capacity only. From there on, each queue driver is matched with the plan as
+    /// before.
+    pub(super) fn walk_fifo_plan(
+        &mut self,
+        group: &str,
+        bound: Option<(Timestamp, &PodKey)>,
+        now: Timestamp,
+    ) -> FifoVerdict {
         let epoch = self.plan_epoch;
+        let shape_epoch = self.nodes.shape_epoch;
         let mut plan = self.fifo.plans.remove(group).unwrap_or_default();
-        let older: Vec<(Timestamp, PodKey)> = self
-            .pending_drivers
-            .get(group)
-            .map(|q| q.range(..(created, me.clone())).cloned().collect())
-            .unwrap_or_default();
+        let mut taken = std::mem::take(&mut self.fifo.taken);
+        taken.reset(self.nodes.candidates().len());
         let enforce_after = self.config.fifo.enforce_after(group).as_secs_f64();
-        let mut taken: Vec<(NodeIdx, Resources)> = Vec::new();
-        let mut cumulative: HashMap<NodeIdx, Resources> = HashMap::new();
+        let before_bound =
+            |c: &Timestamp, k: &PodKey| bound.is_none_or(|(bc, bk)| (c, k) < (&bc, bk));
         let mut prefix_unchanged = true;
-        let mut verdict = None;
-        for (i, (c, k)) in older.iter().enumerate() {
-            let reserved = self.driver_has_reservation(k);
-            let reusable = plan.drivers.get(i).is_some_and(|d| {
-                d.key == *k
-                    && d.reserved == reserved
-                    && (!d.never_fits || d.shape_epoch == self.nodes.shape_epoch)
-                    && match &d.takes {
-                        Some(t) => self.takes_still_fit(t, &cumulative),
-                        None => prefix_unchanged && d.computed_at == epoch,
-                    }
-            });
-            if !reusable {
-                plan.drivers.truncate(i);
-                prefix_unchanged = false;
-                let planned = self.simulate_driver(k, *c, &taken, epoch, reserved);
-                plan.drivers.push(planned);
+        let mut blocked_at: Option<usize> = None;
+        // Accounts for planned driver `d`; true when it blocks the walk.
+        let account = |d: &PlannedDriver, taken: &mut super::fifo::Taken| match &d.takes {
+            Some(t) => {
+                taken.add(t);
+                false
             }
-            let Some(d) = plan.drivers.get(i) else { break };
-            match &d.takes {
-                Some(t) => {
-                    for &(n, r) in t {
-                        *cumulative.entry(n).or_default() += r;
-                    }
-                    taken.extend_from_slice(t);
+            None => now.duration_since(d.created).as_secs_f64() >= enforce_after,
+        };
+
+        // The unchanged prefix: the plan alone.
+        let mut i = 0;
+        if !self.fifo.shared_app_ids {
+            while let Some(d) = plan.drivers.get(i) {
+                if !before_bound(&d.created, &d.key)
+                    || plan
+                        .changed_from
+                        .as_ref()
+                        .is_some_and(|(c, k)| (&d.created, &d.key) >= (c, k))
+                {
+                    break;
                 }
-                None => {
-                    let age = now.duration_since(d.created).as_secs_f64();
-                    if age >= enforce_after {
-                        let group_text = if group.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" of instance group {group}")
-                        };
-                        verdict = Some(FifoVerdict::Blocked(format!(
-                            "waiting for the older application {} (driver {}, pending {:.0}s){group_text}, which must be placed first but does not fit: {}",
-                            d.app_id, d.key, age, d.why
-                        )));
-                        break;
-                    }
+                let reusable = (!d.never_fits || d.shape_epoch == shape_epoch)
+                    && match &d.takes {
+                        Some(t) => self.takes_still_fit(t, &taken),
+                        None => d.computed_at == epoch,
+                    };
+                if !reusable {
+                    break;
                 }
+                if account(d, &mut taken) {
+                    blocked_at = Some(i);
+                    break;
+                }
+                i += 1;
             }
         }
+
+        // The rest: queue driver by queue driver.
+        if blocked_at.is_none() {
+            use std::ops::Bound::{Excluded, Unbounded};
+            let end = match bound {
+                Some((c, k)) => Excluded((c, k.clone())),
+                None => Unbounded,
+            };
+            let mut start = match i.checked_sub(1).and_then(|j| plan.drivers.get(j)) {
+                Some(d) => Excluded((d.created, d.key.clone())),
+                None => Unbounded,
+            };
+            // One queue driver at a time (the walk often stops early: no copy of the rest).
+            while let Some((c, k)) = self
+                .pending_drivers
+                .get(group)
+                .and_then(|q| q.range((start.clone(), end.clone())).next().cloned())
+            {
+                start = Excluded((c, k.clone()));
+                let (c, k) = (&c, &k);
+                let reserved = self.driver_has_reservation(k);
+                let reusable = plan.drivers.get(i).is_some_and(|d| {
+                    d.key == *k
+                        && d.reserved == reserved
+                        && (!d.never_fits || d.shape_epoch == shape_epoch)
+                        && match &d.takes {
+                            Some(t) => self.takes_still_fit(t, &taken),
+                            None => prefix_unchanged && d.computed_at == epoch,
+                        }
+                });
+                if !reusable {
+                    plan.drivers.truncate(i);
+                    prefix_unchanged = false;
+                    let changes = self.nodes.after_taking(&taken.per_node());
+                    let planned = self.simulate_driver(k, *c, &changes, epoch, reserved);
+                    self.fifo.simulations += 1;
+                    plan.drivers.push(planned);
+                }
+                let Some(d) = plan.drivers.get(i) else { break };
+                if account(d, &mut taken) {
+                    blocked_at = Some(i);
+                    break;
+                }
+                i += 1;
+            }
+        }
+
+        // Everything before where the walk ended is verified now; plan entries from the
+        // first one the walk did not reach are not (some may be drivers that left the queue).
+        let walked = blocked_at.map_or(i, |b| b + 1);
+        if let Some(changed) = plan.changed_from.take() {
+            let reached = match blocked_at.and_then(|b| plan.drivers.get(b)) {
+                Some(d) => Some((d.created, d.key.clone())),
+                None => bound.map(|(c, k)| (c, k.clone())),
+            };
+            let mut from = match reached {
+                Some(r) => changed.max(r),
+                None => changed,
+            };
+            if let Some(d) = plan.drivers.get(walked) {
+                from = from.min((d.created, d.key.clone()));
+            }
+            // Without a bound the whole queue was walked: nothing before the end changed.
+            plan.changed_from =
+                (bound.is_some() || blocked_at.is_some() || walked < plan.drivers.len())
+                    .then_some(from);
+        }
+        let verdict = match blocked_at.and_then(|b| plan.drivers.get(b)) {
+            Some(d) => {
+                let age = now.duration_since(d.created).as_secs_f64();
+                let group_text = if group.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of instance group {group}")
+                };
+                FifoVerdict::Blocked(format!(
+                    "waiting for the older application {} (driver {}, pending {:.0}s){group_text}, which must be placed first but does not fit: {}",
+                    d.app_id, d.key, age, d.why
+                ))
+            }
+            None => FifoVerdict::Clear(taken.per_node()),
+        };
         self.fifo.plans.insert(group.to_owned(), plan);
-        verdict.unwrap_or(FifoVerdict::Clear(taken))
+        self.fifo.taken = taken;
+        verdict
     }
 
     fn driver_has_reservation(&self, key: &PodKey) -> bool {
@@ -370,17 +469,12 @@ impl ClusterState {
     }
 
     /// True when a simulated placement still fits the current capacity after `before`.
-    fn takes_still_fit(
-        &self,
-        takes: &[(NodeIdx, Resources)],
-        before: &HashMap<NodeIdx, Resources>,
-    ) -> bool {
+    fn takes_still_fit(&self, takes: &[(NodeIdx, Resources)], before: &super::fifo::Taken) -> bool {
         let nodes = self.nodes.candidates();
         takes.iter().all(|&(n, r)| {
-            nodes.get(n).is_some_and(|c| {
-                c.accepts_executors()
-                    && (r + before.get(&n).copied().unwrap_or_default()).fits_in(&c.available)
-            })
+            nodes
+                .get(n)
+                .is_some_and(|c| c.accepts_executors() && (r + before.on(n)).fits_in(&c.available))
         })
     }
 
@@ -389,7 +483,7 @@ impl ClusterState {
         &mut self,
         key: &PodKey,
         created: Timestamp,
-        taken: &[(NodeIdx, Resources)],
+        changes: &[(NodeIdx, Resources)],
         epoch: u64,
         reserved: bool,
     ) -> PlannedDriver {
@@ -428,13 +522,12 @@ impl ClusterState {
         };
         let eligible = self.eligible_nodes(key);
         let sorted = self.fullest_first_among(&eligible);
-        let changes = self.nodes.after_taking(taken);
         let algorithm = self.config.binpack;
-        let result = self.nodes.with_available(&changes, |nodes| {
-            let order = ordered_candidates(&self.config, nodes, &sorted, |i| {
-                nodes[i].accepts_executors()
+        let result = self.nodes.with_available_zoned(changes, |view| {
+            let order = ordered_candidates(&self.config, view, &sorted, |i| {
+                view.nodes[i].accepts_executors()
             });
-            algorithm.pack(&request(nodes, &order, &demand))
+            algorithm.pack(&request(view.nodes, &order, &demand))
         });
         match result {
             Ok(p) => planned.takes = Some(p.reserved_per_node()),
@@ -455,11 +548,17 @@ impl ClusterState {
 /// and executor candidates (ready, not cordoned), with the configured label priorities.
 fn ordered_candidates(
     config: &SchedulerConfig,
-    nodes: &[binpack::CandidateNode],
+    view: PackingView<'_>,
     fullest_first: &[NodeIdx],
     offered: impl Fn(NodeIdx) -> bool,
 ) -> Candidates {
-    let order = binpack::priority_order_presorted(nodes, fullest_first.iter().copied());
+    let nodes = view.nodes;
+    let order = binpack::priority_order_presorted_zoned(
+        nodes,
+        fullest_first.iter().copied(),
+        view.zone_ids,
+        view.zone_count,
+    );
     let mut c = Candidates {
         driver: order.iter().copied().filter(|&i| offered(i)).collect(),
         executor: order

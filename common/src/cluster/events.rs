@@ -70,7 +70,12 @@ impl ClusterState {
         if let Some(app) = &entry.app {
             let a = self.apps.entry(app.clone()).or_default();
             match entry.role {
-                Some(SparkRole::Driver) => a.driver = Some(key.clone()),
+                Some(SparkRole::Driver) => {
+                    if a.driver.as_ref().is_some_and(|d| *d != key) {
+                        self.fifo.shared_app_ids = true;
+                    }
+                    a.driver = Some(key.clone());
+                }
                 Some(SparkRole::Executor) => {
                     a.executors.insert(key.clone());
                 }
@@ -298,6 +303,14 @@ impl ClusterState {
     pub(super) fn set_reservation(&mut self, app: &AppKey, new: Option<AppReservation>) {
         let a = self.apps.entry(app.clone()).or_default();
         let old = std::mem::replace(&mut a.reservation, new);
+        if old.is_some() != a.reservation.is_some()
+            && let Some(p) = a.driver.as_ref().and_then(|d| self.pods.get(d))
+            && p.is_pending_driver()
+        {
+            // Its driver's place in the FIFO plan changes (it is counted by its reservation).
+            let group = p.instance_group.as_deref().unwrap_or("");
+            self.fifo.changed(group, (p.created, &p.key));
+        }
         let new_slots: Vec<(String, Resources)> = a
             .reservation
             .iter()
@@ -507,6 +520,7 @@ impl ClusterState {
     fn index_pending(&mut self, pod: &PodEntry) {
         if pod.is_pending_driver() {
             let group = pod.instance_group.clone().unwrap_or_default();
+            self.fifo.changed(&group, (pod.created, &pod.key));
             self.pending_drivers
                 .entry(group)
                 .or_default()
@@ -520,6 +534,7 @@ impl ClusterState {
         if let Some(q) = self.pending_drivers.get_mut(&group)
             && q.remove(&(pod.created, pod.key.clone()))
         {
+            self.fifo.changed(&group, (pod.created, &pod.key));
             if q.is_empty() {
                 self.pending_drivers.remove(&group);
             }

@@ -2,8 +2,6 @@
 //! reservation under dynamic allocation. Slots belong to the application, not to an executor
 //! id: Spark replaces lost executors with new ids and names.
 
-use std::collections::HashMap;
-
 use crate::binpack::{BinpackAlgorithm, zone_of};
 use crate::gang_demand::GangDemand;
 use crate::resources::Resources;
@@ -32,7 +30,11 @@ impl ClusterState {
         extra.saturating_sub(held)
     }
 
-    pub(super) fn filter_executor(&mut self, key: &PodKey, candidates: &[String]) -> Decision {
+    pub(super) fn filter_executor<S: AsRef<str>>(
+        &mut self,
+        key: &PodKey,
+        candidates: &[S],
+    ) -> Decision {
         let Some(pod) = self.pods.get(key) else {
             return Decision::failure(FilterOutcome::FailureUnknownDemand, "unknown pod");
         };
@@ -43,11 +45,8 @@ impl ClusterState {
             );
         };
         let requests = pod.requests;
-        let position: HashMap<&str, usize> = candidates
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i))
-            .collect();
+        // Where each node is among the candidates (the list is remembered between calls).
+        self.nodes.remember_offered(candidates);
         let Some(res) = self.reservation(&app).cloned() else {
             return Decision::failure(
                 FilterOutcome::FailureDriverNotPlaced,
@@ -63,7 +62,7 @@ impl ClusterState {
 
         // 1. The pod already holds a slot or a soft reservation.
         if let Some((slot, s)) = res.slot_of_pod(&key.name) {
-            if position.contains_key(s.node.as_str()) {
+            if self.nodes.offered_position(&s.node).is_some() {
                 return Decision::success(
                     FilterOutcome::SuccessAlreadyBound,
                     s.node.clone(),
@@ -85,7 +84,7 @@ impl ClusterState {
             .and_then(|a| a.soft.get(&key.name))
             .map(|s| s.node.clone())
         {
-            if position.contains_key(node.as_str()) {
+            if self.nodes.offered_position(&node).is_some() {
                 return Decision::success(FilterOutcome::SuccessAlreadyBound, node, Vec::new());
             }
             self.set_soft(&app, &key.name, None);
@@ -99,7 +98,7 @@ impl ClusterState {
             .collect();
         if let Some((slot, node)) = free
             .iter()
-            .filter_map(|(slot, node)| position.get(node.as_str()).map(|&p| (p, slot, node)))
+            .filter_map(|(slot, node)| self.nodes.offered_position(node).map(|p| (p, slot, node)))
             .min()
             .map(|(_, slot, node)| (slot.clone(), node.clone()))
         {
@@ -211,16 +210,19 @@ impl ClusterState {
 
     /// Where one executor of `app` goes among the offered nodes, by the configured algorithm.
     /// `vacating` is a node whose slot of this size moves away (its room counts as free).
-    fn place_one_executor(
+    fn place_one_executor<S: AsRef<str>>(
         &mut self,
         app: &AppKey,
-        candidates: &[String],
+        candidates: &[S],
         executor: Resources,
         vacating: Option<NodeIdx>,
     ) -> Option<String> {
         let zone = self.app_zone(app);
         let mut offered = vec![false; self.nodes.candidates().len()];
-        for i in candidates.iter().filter_map(|n| self.nodes.index_of(n)) {
+        for i in candidates
+            .iter()
+            .filter_map(|n| self.nodes.index_of(n.as_ref()))
+        {
             let e = self.nodes.entry(i);
             offered[i] = e.present
                 && zone

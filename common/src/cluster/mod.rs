@@ -134,3 +134,25 @@ impl ClusterState {
             .collect()
     }
 }
+
+impl ClusterState {
+    /// Builds what decisions reuse, so that the first one after a start costs what later ones
+    /// do: with FIFO on, the plan of every instance group's pending drivers (and with it the
+    /// eligible nodes of their placements). Call it once the caches are synced, before
+    /// answering filter calls; it changes no decision, and the plans stay incremental after.
+    pub fn prepare(&mut self, now: Timestamp) {
+        if !self.config.fifo.enabled {
+            return;
+        }
+        let groups: Vec<String> = self.pending_drivers.keys().cloned().collect();
+        for group in groups {
+            self.walk_fifo_plan(&group, None, now);
+        }
+    }
+
+    /// How many older drivers FIFO has simulated since the state was created (each simulation
+    /// is a packing; revalidating a cached plan simulates none).
+    pub fn fifo_simulations(&self) -> u64 {
+        self.fifo.simulations
+    }
+}

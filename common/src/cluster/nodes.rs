@@ -1,6 +1,7 @@
 //! The node table: allocatable, usage and the bin-packing view of every node, by stable index.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, NodeSpec};
@@ -58,16 +59,72 @@ pub type NodeIdx = usize;
 pub struct NodeTable {
     entries: Vec<NodeEntry>,
     candidates: Vec<CandidateNode>,
-    by_name: HashMap<String, NodeIdx>,
+    by_name: HashMap<String, NodeIdx, BuildHasherDefault<NameHasher>>,
     /// Every node, fullest first: (available memory, available cpu, name, index), kept in step
     /// with usage so decisions never sort all nodes.
     fullest_first: BTreeSet<OrderKey>,
     order_keys: Vec<OrderKey>,
+    /// The last list of candidate names asked about, and which nodes it offered.
+    offered: OfferedCache,
+    /// Each node's zone as a small id (equal ids exactly for equal zone names), and the ids.
+    zone_ids: Vec<u32>,
+    zone_numbers: HashMap<String, u32>,
     /// Bumped when a node appears, disappears, or changes labels, taints or readiness.
     pub(super) shape_epoch: u64,
 }
 
+/// The bin-packing view of every node and the zone id of each.
+#[derive(Clone, Copy)]
+pub struct PackingView<'a> {
+    pub nodes: &'a [CandidateNode],
+    pub zone_ids: &'a [u32],
+    pub zone_count: usize,
+}
+
 type OrderKey = (i64, i64, Arc<str>, NodeIdx);
+
+/// The names of the last candidate list (concatenated, with where each ends), the mask and
+/// positions of the nodes it named, and how many names the table knew then.
+#[derive(Debug, Default)]
+struct OfferedCache {
+    names: String,
+    ends: Vec<usize>,
+    mask: Vec<bool>,
+    /// By node index: its last position in the list (`usize::MAX`: not in it).
+    position: Vec<usize>,
+    known: usize,
+}
+
+/// A fast hash for node names (the `FxHash` mix, 8 bytes at a time): names come from the
+/// API server, not from untrusted clients, and a filter call looks up every candidate.
+#[derive(Default)]
+pub struct NameHasher(u64);
+
+impl std::hash::Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write(&[i]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 impl NodeTable {
     pub fn get_by_name(&self, name: &str) -> Option<&NodeEntry> {
@@ -105,6 +162,54 @@ impl NodeTable {
         self.fullest_first.iter().map(|k| k.3)
     }
 
+    /// Which nodes the names `offered` (kube-scheduler's candidates) are, as a mask by node
+    /// index. kube-scheduler usually offers the same list call after call, so the last
+    /// answer is kept while the list and the set of known names are the same.
+    pub fn offered_mask<S: AsRef<str>>(&mut self, offered: &[S]) -> Vec<bool> {
+        self.remember_offered(offered);
+        self.offered.mask.clone()
+    }
+
+    /// Makes `offered` the remembered candidate list (see [`Self::offered_mask`]).
+    pub fn remember_offered<S: AsRef<str>>(&mut self, offered: &[S]) {
+        let cache = &self.offered;
+        let same = cache.known == self.by_name.len()
+            && cache.ends.len() == offered.len()
+            && offered.iter().enumerate().all(|(i, name)| {
+                let start = i.checked_sub(1).map_or(0, |j| cache.ends[j]);
+                cache.names.get(start..cache.ends[i]) == Some(name.as_ref())
+            });
+        if same {
+            return;
+        }
+        let mut cache = OfferedCache {
+            mask: vec![false; self.candidates.len()],
+            position: vec![usize::MAX; self.candidates.len()],
+            known: self.by_name.len(),
+            ..OfferedCache::default()
+        };
+        for (p, name) in offered.iter().enumerate() {
+            let name = name.as_ref();
+            if let Some(&i) = self.by_name.get(name) {
+                cache.mask[i] = true;
+                cache.position[i] = p;
+            }
+            cache.names.push_str(name);
+            cache.ends.push(cache.names.len());
+        }
+        self.offered = cache;
+    }
+
+    /// The (last) position of node `name` in the remembered candidate list, if it is there.
+    pub fn offered_position(&self, name: &str) -> Option<usize> {
+        let i = *self.by_name.get(name)?;
+        self.offered
+            .position
+            .get(i)
+            .copied()
+            .filter(|&p| p != usize::MAX)
+    }
+
     /// The index of `name`, creating a placeholder (not present) entry when it is unknown.
     pub fn index_or_placeholder(&mut self, name: &str) -> NodeIdx {
         if let Some(&i) = self.by_name.get(name) {
@@ -130,6 +235,8 @@ impl NodeTable {
         c.ready = false;
         c.unschedulable = true;
         self.candidates.push(c);
+        let zone = self.zone_number("");
+        self.zone_ids.push(zone);
         self.by_name.insert(name.to_owned(), i);
         let key: OrderKey = (0, 0, Arc::from(name), i);
         self.fullest_first.insert(key.clone());
@@ -169,6 +276,8 @@ impl NodeTable {
         e.allocatable = allocatable;
         e.created = node.metadata.creation_timestamp.as_ref().map(|t| t.0);
         e.matcher = matcher;
+        let zone = self.zone_number(zone_of(&labels));
+        self.zone_ids[i] = zone;
         let c = &mut self.candidates[i];
         c.zone = zone_of(&labels).to_owned();
         c.labels = labels;
@@ -179,6 +288,16 @@ impl NodeTable {
         }
         self.refresh(i);
         Some(i)
+    }
+
+    /// The id of zone `name`, numbering it if it is new.
+    fn zone_number(&mut self, name: &str) -> u32 {
+        if let Some(&z) = self.zone_numbers.get(name) {
+            return z;
+        }
+        let z = u32::try_from(self.zone_numbers.len()).unwrap_or(u32::MAX);
+        self.zone_numbers.insert(name.to_owned(), z);
+        z
     }
 
     /// Marks a node deleted; usage recorded against it stays until its pods and slots go.
@@ -231,6 +350,15 @@ impl NodeTable {
         changes: &[(NodeIdx, Resources)],
         f: impl FnOnce(&[CandidateNode]) -> R,
     ) -> R {
+        self.with_available_zoned(changes, |view| f(view.nodes))
+    }
+
+    /// [`Self::with_available`], with the zone ids of the nodes.
+    pub fn with_available_zoned<R>(
+        &mut self,
+        changes: &[(NodeIdx, Resources)],
+        f: impl FnOnce(PackingView<'_>) -> R,
+    ) -> R {
         let saved: Vec<(NodeIdx, Resources)> = changes
             .iter()
             .filter_map(|&(i, _)| self.candidates.get(i).map(|c| (i, c.available)))
@@ -240,24 +368,23 @@ impl NodeTable {
                 c.available = available;
             }
         }
-        let result = f(&self.candidates);
+        let result = f(PackingView {
+            nodes: &self.candidates,
+            zone_ids: &self.zone_ids,
+            zone_count: self.zone_numbers.len(),
+        });
         for (i, available) in saved.into_iter().rev() {
             self.candidates[i].available = available;
         }
         result
     }
 
-    /// The `available` each node would have after `taken` (summed per node).
+    /// The `available` each node would have after `taken`, which names each node at most
+    /// once (as [`super::fifo::Taken::per_node`] does).
     pub fn after_taking(&self, taken: &[(NodeIdx, Resources)]) -> Vec<(NodeIdx, Resources)> {
-        let mut per_node: HashMap<NodeIdx, Resources> = HashMap::new();
-        for &(i, r) in taken {
-            *per_node.entry(i).or_default() += r;
-        }
-        let mut changes: Vec<(NodeIdx, Resources)> = per_node
-            .into_iter()
-            .filter_map(|(i, r)| self.candidates.get(i).map(|c| (i, c.available - r)))
-            .collect();
-        changes.sort_unstable_by_key(|&(i, _)| i);
-        changes
+        taken
+            .iter()
+            .filter_map(|&(i, r)| self.candidates.get(i).map(|c| (i, c.available - r)))
+            .collect()
     }
 }

@@ -263,3 +263,34 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Numbering zones changes nothing in the node order.
+    #[test]
+    fn zoned_priority_order_is_the_presorted_order(cluster in arb_cluster()) {
+        let nodes = &cluster.nodes;
+        let mut sorted: Vec<usize> = (0..nodes.len()).collect();
+        sorted.sort_by_key(|&i| {
+            let n = &nodes[i];
+            (n.available.memory_bytes, n.available.cpu_milli, n.name.clone(), i)
+        });
+        // Ids in order of first appearance in the node slice (any numbering must do).
+        let mut zones: Vec<&str> = Vec::new();
+        let ids: Vec<u32> = nodes
+            .iter()
+            .map(|n| match zones.iter().position(|z| *z == n.zone) {
+                Some(z) => z as u32,
+                None => {
+                    zones.push(&n.zone);
+                    (zones.len() - 1) as u32
+                }
+            })
+            .collect();
+        prop_assert_eq!(
+            priority_order_presorted_zoned(nodes, sorted.iter().copied(), &ids, zones.len()),
+            priority_order_presorted(nodes, sorted.iter().copied())
+        );
+    }
+}
