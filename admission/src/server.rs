@@ -307,18 +307,26 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
                 cause,
             })
     };
-    let (tls_listener, tls_addr) = bind("tlsListenAddress", config.tls_listen_address)?;
+    let tls_listener =
+        sparkgang_serve::bind(config.tls_listen_address, config.connections.backlog()).map_err(
+            |cause| StartError::Bind {
+                what: "tlsListenAddress",
+                address: config.tls_listen_address,
+                cause,
+            },
+        )?;
+    let tls_addr = tls_listener
+        .local_addr()
+        .map_err(|cause| StartError::Bind {
+            what: "tlsListenAddress",
+            address: config.tls_listen_address,
+            cause,
+        })?;
     let (metrics_listener, metrics_addr) =
         bind("metricsListenAddress", config.metrics_listen_address)?;
 
     let (stop, stop_rx) = watch::channel(false);
     let state = AppState::new(MutationConfig::from(&config), metrics.clone());
-    let tls_listener =
-        tokio::net::TcpListener::from_std(tls_listener).map_err(|cause| StartError::Bind {
-            what: "tlsListenAddress",
-            address: tls_addr,
-            cause,
-        })?;
     let rustls = reloader.rustls_config();
     let listener = Listener {
         listener: tls_listener,

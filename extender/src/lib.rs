@@ -164,7 +164,13 @@ pub async fn start(
             .await
             .map_err(|source| StartError::Listen { address, source })
     };
-    let filter_listener = listen(config.filter_listen_address).await?;
+    let filter_listener =
+        sparkgang_serve::bind(config.filter_listen_address, config.connections.backlog()).map_err(
+            |source| StartError::Listen {
+                address: config.filter_listen_address,
+                source,
+            },
+        )?;
     let metrics_listener = listen(config.metrics_listen_address).await?;
     let filter_address = filter_listener
         .local_addr()

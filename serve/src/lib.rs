@@ -17,7 +17,7 @@ mod stats;
 
 pub use limits::{Limits, LimitsError};
 pub use metrics::ConnectionMetrics;
-pub use server::{Listener, Tls, serve};
+pub use server::{Listener, Tls, bind, serve};
 pub use stats::{CloseReason, ServeStats};
 
 /// A layer that answers 408 when a request body does not arrive within the limit (tower-http's

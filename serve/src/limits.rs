@@ -51,6 +51,15 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The listen backlog that goes with these limits: room for a burst of new connections.
+    pub fn backlog(&self) -> u32 {
+        u32::try_from(self.max_connections)
+            .unwrap_or(u32::MAX)
+            .clamp(128, 4096)
+    }
+}
+
 /// A limit that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("connections.{key}: {message}")]

@@ -42,6 +42,20 @@ pub struct Listener {
     pub stats: Arc<ServeStats>,
 }
 
+/// Binds `address` with a listen backlog of `backlog` connections (at most the kernel's
+/// `somaxconn`): a burst of connections waits in the kernel for the accept loop instead of
+/// being dropped and retried by the clients seconds later.
+pub fn bind(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, lets requests in
 /// flight finish within `grace`, closes what remains and returns.
 pub async fn serve(
@@ -57,6 +71,7 @@ pub async fn serve(
         stats,
     } = listener;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let trimmer = tokio::spawn(trim_after_bursts(stats.clone()));
     let (closing, closing_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -93,6 +108,7 @@ pub async fn serve(
         tokio::spawn(connection.run(stream));
     }
     drop(listener);
+    trimmer.abort();
     let _ = closing.send(true);
     // Every connection holds a slot until it ends: all slots back means all ended.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
@@ -195,4 +211,32 @@ impl Connection {
 /// Resolves once the server is closing.
 async fn closed(closing: &mut watch::Receiver<bool>) {
     let _ = closing.wait_for(|closing| *closing).await;
+}
+
+/// How many connections must have closed since the last trim before the next one.
+const TRIM_AFTER_CLOSED: u64 = 256;
+
+/// Gives the memory of closed connections back to the system. glibc keeps what a burst of
+/// connections freed in its per-thread arenas, so without this the process stays at its peak
+/// (a hostile burst would leave the webhook near its memory limit for good).
+async fn trim_after_bursts(stats: Arc<ServeStats>) {
+    let (mut accepted, mut open) = (stats.accepted(), stats.open());
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (now_accepted, now_open) = (stats.accepted(), stats.open());
+        let closed = (now_accepted - accepted).saturating_sub(now_open.saturating_sub(open))
+            + open.saturating_sub(now_open);
+        if closed >= TRIM_AFTER_CLOSED {
+            release_free_memory();
+            (accepted, open) = (now_accepted, now_open);
+        }
+    }
+}
+
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer; it only returns the allocator's free pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

@@ -32,6 +32,11 @@ use sparkgang_testing::fixtures;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Per kind of hostile connection, those still open when the hold ended; and connects that
+/// failed.
+static STILL_OPEN: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+static CONNECT_FAILED: AtomicUsize = AtomicUsize::new(0);
+
 /// How long the hostile connections are held and closures counted.
 const HOLD: Duration = Duration::from_secs(60);
 /// How long after the hold the memory is read again.
@@ -95,7 +100,7 @@ fn serve_extender() -> anyhow::Result<()> {
         let limits = sparkgang_serve::Limits::default();
         let app = sparkgang_extender::server::filter_router(ext.clone())
             .layer(sparkgang_serve::body_read_timeout(&limits));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = sparkgang_serve::bind("127.0.0.1:0".parse()?, limits.backlog())?;
         println!("LISTENING {}", listener.local_addr()?);
         let listener = sparkgang_serve::Listener {
             listener,
@@ -191,6 +196,8 @@ fn attack(which: &str, connections: usize) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let closed = closed_in_time.load(Ordering::Relaxed);
+        let still_open: Vec<usize> = STILL_OPEN.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+        let failed = CONNECT_FAILED.load(Ordering::Relaxed);
         for h in &held {
             h.abort();
         }
@@ -201,6 +208,7 @@ fn attack(which: &str, connections: usize) -> anyhow::Result<()> {
         println!(
             "{which}: {connections} hostile connections; memory idle {rss_idle:.1} MiB, peak {peak:.1} MiB, \
              {settle}s after {rss_after:.1} MiB; closed by the server within {hold}s: {closed} ({share:.1} %); \
+             still open by kind (idle, half header, h2 preface, bare TCP) {still_open:?}, connects failed {failed}; \
              probe latency while held p50 {p50:?} p99 {p99:?} (quiet: p50 {idle_p50:?} p99 {idle_p99:?})",
             settle = SETTLE.as_secs(),
             hold = HOLD.as_secs(),
@@ -242,6 +250,7 @@ async fn hostile(
     closed: Arc<AtomicUsize>,
 ) {
     let Ok(tcp) = TcpStream::connect(addr).await else {
+        CONNECT_FAILED.fetch_add(1, Ordering::Relaxed);
         return;
     };
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
@@ -275,6 +284,8 @@ async fn hostile(
     };
     if ended && started.elapsed() <= HOLD {
         closed.fetch_add(1, Ordering::Relaxed);
+    } else {
+        STILL_OPEN[kind].fetch_add(1, Ordering::Relaxed);
     }
 }
 
