@@ -351,11 +351,19 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
         })?;
     let metrics_app = metrics_router(metrics.clone());
     let metrics_stop = stopped(stop_rx.clone());
-    let metrics_task = tokio::spawn(async move {
-        axum::serve(metrics_listener, metrics_app)
-            .with_graceful_shutdown(metrics_stop)
-            .await
-    });
+    // Prometheus scrapes it: the same limits as the HTTPS listener, its own counters.
+    let metrics_listener = Listener {
+        listener: metrics_listener,
+        tls: Tls::Plain,
+        limits: config.connections,
+        stats: Arc::default(),
+    };
+    let metrics_task = tokio::spawn(sparkgang_serve::serve(
+        metrics_listener,
+        metrics_app,
+        metrics_stop,
+        GRACEFUL_SHUTDOWN,
+    ));
 
     let reload_task = tokio::spawn(reloader.run(config.cert_reload_interval, stopped(stop_rx)));
 

@@ -200,8 +200,17 @@ pub async fn start(
         }
     }));
     let metrics_app = server::metrics_router(ext.clone());
+    // Prometheus and the kubelet's probes: the same limits, counters of its own.
+    let metrics_listener = sparkgang_serve::Listener {
+        listener: metrics_listener,
+        tls: sparkgang_serve::Tls::Plain,
+        limits: config.connections,
+        stats: Arc::default(),
+    };
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(metrics_listener, metrics_app).await {
+        let forever = std::future::pending::<()>();
+        if let Err(e) = sparkgang_serve::serve(metrics_listener, metrics_app, forever, GRACE).await
+        {
             error!(error = %e, "metrics server stopped");
         }
     }));
