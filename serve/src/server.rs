@@ -220,15 +220,15 @@ const TRIM_AFTER_CLOSED: u64 = 256;
 /// connections freed in its per-thread arenas, so without this the process stays at its peak
 /// (a hostile burst would leave the webhook near its memory limit for good).
 async fn trim_after_bursts(stats: Arc<ServeStats>) {
-    let (mut accepted, mut open) = (stats.accepted(), stats.open());
+    // Every connection accepted and not open has closed (or is about to start: a hint is enough).
+    let closed = || stats.accepted().saturating_sub(stats.open());
+    let mut at_last_trim = closed();
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (now_accepted, now_open) = (stats.accepted(), stats.open());
-        let closed = (now_accepted - accepted).saturating_sub(now_open.saturating_sub(open))
-            + open.saturating_sub(now_open);
-        if closed >= TRIM_AFTER_CLOSED {
+        let now = closed();
+        if now.saturating_sub(at_last_trim) >= TRIM_AFTER_CLOSED {
             release_free_memory();
-            (accepted, open) = (now_accepted, now_open);
+            at_last_trim = now;
         }
     }
 }
