@@ -16,6 +16,33 @@ pub struct History {
     pub fifo: Option<FifoRule>,
     /// Samples in time order, each holding only what changed since the previous one.
     pub changes: Vec<Change>,
+    /// API server faults injected towards the extender (seconds from the start).
+    #[serde(default)]
+    pub outages: Vec<Outage>,
+}
+
+/// A window in which the API server misbehaved towards the extender.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outage {
+    pub kind: String,
+    pub from: f64,
+    pub until: f64,
+}
+
+impl History {
+    /// `due` seconds after `from`, not counting time spent in outages: the clock of work only
+    /// the extender can do (it cannot write while the API fails it).
+    pub fn due_after(&self, from: f64, due: f64) -> f64 {
+        let mut windows: Vec<(f64, f64)> = self.outages.iter().map(|o| (o.from, o.until)).collect();
+        windows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut at = from + due;
+        for (start, end) in windows {
+            if start < at && end > from {
+                at += end - start.max(from);
+            }
+        }
+        at
+    }
 }
 
 /// A node as created.

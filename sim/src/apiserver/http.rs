@@ -10,10 +10,12 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde_json::Value;
 
 use super::discovery;
 use super::errors::{ApiError, success_status};
+use super::faults::{FaultKind, Faults};
 use super::hooks::{Hooks, RequestRecord};
 use super::ops::{Api, Caller};
 use super::patch::{PatchType, parse_body};
@@ -38,6 +40,7 @@ pub(crate) struct AppState {
     pub hooks: Arc<Hooks>,
     pub settings: Arc<HttpSettings>,
     pub address: SocketAddr,
+    pub faults: Faults,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -212,6 +215,55 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(ticket) = app.faults.hold(user_agent.as_deref()) else {
+        return serve(app, method, uri, headers, body).await;
+    };
+    // Held until the hang ends, then served in arrival order even if the client has gone:
+    // a write the client gave up on lands late.
+    let held = tokio::spawn(async move {
+        ticket.turn().await;
+        serve(app, method, uri, headers, body).await
+    });
+    match held.await {
+        Ok(r) => r,
+        Err(e) => error_response(&ApiError::new(500, "InternalError", e.to_string())),
+    }
+}
+
+/// The answer of an injected `api-5xx` or `api-409` fault, if one is in force.
+fn injected_error(faults: &Faults, method: &Method, user_agent: Option<&str>) -> Option<ApiError> {
+    if faults.is_active(FaultKind::Api5xx, user_agent) {
+        return Some(ApiError::new(
+            500,
+            "InternalError",
+            "an error on the server (\"simulated fault: api-5xx\") has prevented the request from succeeding",
+        ));
+    }
+    let write = matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    (write && faults.is_active(FaultKind::Api409, user_agent)).then(|| {
+        ApiError::new(
+            409,
+            "Conflict",
+            "Operation cannot be fulfilled: the object has been modified; please apply your \
+             changes to the latest version and try again (simulated fault: api-409)",
+        )
+    })
+}
+
+async fn serve(
+    app: AppState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_owned();
     let query = uri.query().unwrap_or("").to_owned();
     let user_agent = headers
@@ -234,18 +286,24 @@ async fn handle(
     };
     let q = Query::parse(&query);
     let caller = Caller { user_agent };
-    let response = match route(
-        &app,
-        &method,
-        &path,
-        &q,
-        &headers,
-        body,
-        &caller,
-        &mut record,
-    )
-    .await
-    {
+    let injected = injected_error(&app.faults, &method, caller.user_agent.as_deref());
+    let response = match injected {
+        Some(e) => Err(e),
+        None => {
+            route(
+                &app,
+                &method,
+                &path,
+                &q,
+                &headers,
+                body,
+                &caller,
+                &mut record,
+            )
+            .await
+        }
+    };
+    let response = match response {
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
@@ -321,7 +379,7 @@ async fn route(
     match (method.clone(), name) {
         (Method::GET, None) if is_watch => {
             set_verb(record, "watch");
-            watch(app, &def, target.namespace.as_deref(), q)
+            watch(app, &def, target.namespace.as_deref(), q, caller)
         }
         (Method::GET, None) => {
             set_verb(record, "list");
@@ -615,6 +673,7 @@ fn watch(
     def: &Arc<ResourceDef>,
     namespace: Option<&str>,
     q: &Query,
+    caller: &Caller,
 ) -> Result<Response, ApiError> {
     let selectors = selectors(def, q)?;
     let bookmarks = q.flag("allowWatchBookmarks");
@@ -656,17 +715,26 @@ fn watch(
     let w = Watch::open(app.store.clone(), def.clone(), params)?;
     let def = def.clone();
     // Bursts of events go out as one chunk (one write) instead of one chunk per event.
+    // Faults: a hang holds events back; `drop-watches` ends the stream.
+    let faults = app.faults.clone();
+    let agent = caller.user_agent.clone();
+    let dropped = {
+        let (faults, agent) = (faults.clone(), agent.clone());
+        async move { faults.watch_dropped(agent.as_deref()).await }
+    };
     let stream = futures::stream::unfold(w, move |mut w| {
-        let def = def.clone();
+        let (def, faults, agent) = (def.clone(), faults.clone(), agent.clone());
         async move {
             let batch = w.next_batch(256).await?;
+            faults.hang_over(agent.as_deref()).await;
             let mut out = Vec::new();
             for item in &batch {
                 out.extend_from_slice(&item.to_line(&def));
             }
             Some((Ok::<Bytes, std::convert::Infallible>(Bytes::from(out)), w))
         }
-    });
+    })
+    .take_until(Box::pin(dropped));
     let mut r = Response::new(Body::from_stream(stream));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod conversion;
 pub mod discovery;
 pub mod errors;
+pub mod faults;
 pub mod hooks;
 pub mod http;
 pub mod ops;
@@ -39,6 +40,7 @@ use serde_json::Value;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use errors::ApiError;
+pub use faults::{Clients, FaultKind, Faults};
 pub use hooks::{
     AdmissionHook, AdmissionRequest, AdmissionVerdict, Hooks, Operation, RequestLog,
     RequestObserver, RequestRecord, admission_fn,
@@ -161,6 +163,7 @@ pub struct ApiServer {
     store: Store,
     api: Api,
     hooks: Arc<Hooks>,
+    faults: Faults,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -206,6 +209,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
         hooks.add_observer(o);
     }
     let api = Api::new(store.clone(), hooks.clone());
+    let faults = Faults::default();
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let address = listener.local_addr()?;
     let state = http::AppState {
@@ -218,6 +222,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
             max_body_bytes: config.max_body_bytes,
         }),
         address,
+        faults: faults.clone(),
     };
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let app = http::router(state);
@@ -238,6 +243,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
         store,
         api,
         hooks,
+        faults,
         stop,
         task: Some(task),
     })
@@ -267,6 +273,11 @@ impl ApiServer {
     /// The hooks; add admission hooks and observers while the server runs.
     pub fn hooks(&self) -> &Arc<Hooks> {
         &self.hooks
+    }
+
+    /// The faults this server injects ([`faults`]): make it hang, fail or drop watches.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// Adds an admission hook (runs after the ones added before).

@@ -10,7 +10,8 @@ use crate::history::History;
 pub const RELEASE_GRACE: f64 = 5.0;
 
 /// Once a driver is seen `Succeeded` or `Failed`, its application's reservation is gone within
-/// [`RELEASE_GRACE`], and none is left at the end of the run.
+/// [`RELEASE_GRACE`] (not counting API outages towards the extender), and none is left at the
+/// end of the run.
 pub fn reservations_released(history: &History) -> Vec<Violation> {
     let mut finished: BTreeMap<String, f64> = BTreeMap::new();
     let mut reported: BTreeSet<String> = BTreeSet::new();
@@ -28,7 +29,7 @@ pub fn reservations_released(history: &History) -> Vec<Violation> {
             let held = state
                 .reservations
                 .contains_key(&format!("{}/{}", a.namespace, a.app_id));
-            let late = state.at > done + RELEASE_GRACE || state.at >= end;
+            let late = state.at > history.due_after(*done, RELEASE_GRACE) || state.at >= end;
             if held && late && reported.insert(a.name.clone()) {
                 out.push(Violation {
                     invariant: "reservations_released",
@@ -86,6 +87,38 @@ mod tests {
         let v = reservations_released(&h);
         assert_eq!(v.len(), 1, "{v:?}");
         assert_eq!(v[0].at, 8.0);
+    }
+
+    #[test]
+    fn an_outage_extends_the_grace_by_its_length_and_no_more() {
+        let a = app("a", 0.0, 1, 2);
+        let r = reservation(&a, "n1", &["n1"]);
+        let states = |released_at: f64| {
+            vec![
+                at(2.0, vec![driver(&a, Some("n1"), "Failed")], vec![r.clone()]),
+                at(
+                    released_at - 0.5,
+                    vec![driver(&a, Some("n1"), "Failed")],
+                    vec![r.clone()],
+                ),
+                at(released_at, vec![driver(&a, Some("n1"), "Failed")], vec![]),
+            ]
+        };
+        let with_outage = |mut h: History| {
+            h.outages.push(crate::history::Outage {
+                kind: "api-hang".into(),
+                from: 3.0,
+                until: 11.0,
+            });
+            h
+        };
+        // Due at 2 + 5 + 8 (the outage) = 15.
+        let in_time = with_outage(history(vec![node("n1", 8)], vec![a.clone()], states(15.0)));
+        assert_eq!(reservations_released(&in_time), vec![]);
+        let late = with_outage(history(vec![node("n1", 8)], vec![a.clone()], states(16.0)));
+        let v = reservations_released(&late);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].at, 15.5);
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use sparkgang_common::durations::parse_duration;
 
+use crate::apiserver::{Clients, FaultKind};
+use crate::harness::EXTENDER_USER_AGENT;
 use crate::spark::{DriverScript, Submission};
 
 pub use report::{AppReport, ExecutorReport, FilterStats, NodeReport, Report, filter_stats};
@@ -33,6 +35,57 @@ pub struct Scenario {
     /// Longest the run may take (default: last submission + 60s).
     #[serde(default)]
     pub timeout: Option<String>,
+    /// API server faults during the run (`docs/scenarios.md`, "Faults").
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+}
+
+/// `{at: 10s, kind: api-hang, for: 20s, clients: extender}`: from `at` after the start, for
+/// `for`, the API server misbehaves as `kind` says towards `clients`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub at: String,
+    /// `api-hang`, `api-5xx`, `api-409` or `drop-watches`.
+    pub kind: String,
+    #[serde(rename = "for")]
+    pub lasts: String,
+    /// `extender` (the default: requests with the extender's User-Agent) or `all`.
+    #[serde(default)]
+    pub clients: Option<String>,
+}
+
+/// A fault of a scenario, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFault {
+    pub at: Duration,
+    pub kind: FaultKind,
+    pub lasts: Duration,
+    pub clients: Clients,
+}
+
+impl FaultSpec {
+    fn plan(&self) -> Result<PlannedFault, ScenarioError> {
+        let kind = self
+            .kind
+            .parse::<FaultKind>()
+            .map_err(|e| ScenarioError::Invalid(format!("faults.kind: {e}")))?;
+        let clients = match self.clients.as_deref() {
+            None | Some("extender") => Clients::UserAgent(EXTENDER_USER_AGENT.to_owned()),
+            Some("all") => Clients::All,
+            Some(other) => {
+                return Err(ScenarioError::Invalid(format!(
+                    "faults.clients: unknown value {other:?}; accepted: extender, all"
+                )));
+            }
+        };
+        Ok(PlannedFault {
+            at: duration("faults.at", &self.at)?,
+            kind,
+            lasts: duration("faults.for", &self.lasts)?,
+            clients,
+        })
+    }
 }
 
 /// `count` nodes named `<name>-0` … (or one node named `name`).
@@ -135,7 +188,21 @@ fn duration(field: &str, s: &str) -> Result<Duration, ScenarioError> {
 
 impl Scenario {
     pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
-        serde_yaml::from_str(text).map_err(|e| ScenarioError::Invalid(e.to_string()))
+        let s: Scenario =
+            serde_yaml::from_str(text).map_err(|e| ScenarioError::Invalid(e.to_string()))?;
+        s.planned_faults()?;
+        Ok(s)
+    }
+
+    /// The faults, checked, in the order they start.
+    pub fn planned_faults(&self) -> Result<Vec<PlannedFault>, ScenarioError> {
+        let mut out = self
+            .faults
+            .iter()
+            .map(FaultSpec::plan)
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by_key(|f| f.at);
+        Ok(out)
     }
 
     /// The extender overrides, with `fifo: <bool>` expanded.

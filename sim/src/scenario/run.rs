@@ -18,7 +18,9 @@ use super::report::{self, Report, filter_stats};
 use super::sampler::Sampler;
 use super::{Mode, Scenario, ScenarioError, check_expectations, duration, expand};
 use crate::harness::{SimCluster, SimOptions};
-use crate::history::{AppRecord, FifoRule, GangRecord, History, NodeRecord, PodRecord, State};
+use crate::history::{
+    AppRecord, FifoRule, GangRecord, History, NodeRecord, Outage, PodRecord, State,
+};
 use crate::oracle;
 use crate::scheduler::{Attempt, AttemptObserver};
 use crate::spark::{self, Scripts, Submission};
@@ -29,7 +31,15 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
     let last = plan.iter().map(|p| p.at).max().unwrap_or_default();
     let timeout = match &scenario.timeout {
         Some(t) => duration("timeout", t)?,
-        None => last + Duration::from_secs(60),
+        None => {
+            let faults_over = scenario
+                .planned_faults()?
+                .iter()
+                .map(|f| f.at + f.lasts)
+                .max()
+                .unwrap_or_default();
+            last.max(faults_over) + Duration::from_secs(60)
+        }
     };
     let reasons: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let sink = reasons.clone();
@@ -104,6 +114,17 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
     }
 
     let start = Instant::now();
+    // Faults hit the sparkgang run only: the default scheduler has no extender to hit.
+    let faults_task = (mode == Mode::Sparkgang).then(|| {
+        let faults = cluster.api.faults().clone();
+        let planned = scenario.planned_faults();
+        tokio::spawn(async move {
+            for f in planned.unwrap_or_default() {
+                tokio::time::sleep_until(start + f.at).await;
+                faults.inject(f.kind, f.clients, f.lasts);
+            }
+        })
+    });
     let mut history = History {
         nodes: node_records,
         apps: Vec::new(),
@@ -111,6 +132,18 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
             .then(|| fifo_rule(scenario))
             .flatten(),
         changes: Vec::new(),
+        outages: match mode {
+            Mode::Sparkgang => scenario
+                .planned_faults()?
+                .iter()
+                .map(|f| Outage {
+                    kind: f.kind.to_string(),
+                    from: f.at.as_secs_f64(),
+                    until: (f.at + f.lasts).as_secs_f64(),
+                })
+                .collect(),
+            Mode::DefaultScheduler => Vec::new(),
+        },
     };
     let mut rejections: HashMap<String, String> = HashMap::new();
     let mut last_state = State::default();
@@ -175,6 +208,10 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
         .as_ref()
         .and_then(|e| filter_stats(&e.extender.metrics.encode(), elapsed));
     drivers_task.abort();
+    if let Some(t) = faults_task {
+        t.abort();
+    }
+    cluster.api.faults().clear();
     cluster.stop().await;
     Ok(Report {
         scenario: scenario.name.clone(),
