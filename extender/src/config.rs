@@ -47,10 +47,42 @@ pub struct ExtenderConfig {
     /// Publish `Demand` objects for pods that do not fit, for cluster autoscalers.
     pub demands: DemandsConfig,
     pub leader_election: LeaderElectionConfig,
-    /// Attempts of one reservation write before the state is rebuilt from the API.
+    /// Quick retries of a failing reservation write (50 ms doubling) before the writer slows
+    /// to one try every 5 s. It never gives up while this replica leads.
     pub write_attempts: u32,
     /// What the `/filter` listener allows each connection (`docs/extender.md`, "Connections").
     pub connections: Limits,
+    /// Timeouts towards the Kubernetes API server.
+    pub api_server: ApiServerConfig,
+}
+
+/// How long the extender waits on the API server, and when it stops trusting its caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ApiServerConfig {
+    /// Longest any API call (connect, send, answer; each list page; a watch's start) may
+    /// take. A write that times out is read back before it is tried again.
+    #[serde(with = "serde_duration")]
+    pub request_timeout: Duration,
+    /// The server ends each watch after this long and the extender watches again from where it
+    /// was. A watch silent for `watchTimeout + requestTimeout` is dead: its cache is stale
+    /// (`/readyz` fails, filter calls get 503) until it has been listed again.
+    #[serde(with = "serde_duration")]
+    pub watch_timeout: Duration,
+    /// A leader whose caches stay stale this long steps down (releases its lease and
+    /// campaigns again), so a replica with a working connection can lead.
+    #[serde(with = "serde_duration")]
+    pub stale_step_down_after: Duration,
+}
+
+impl Default for ApiServerConfig {
+    fn default() -> Self {
+        ApiServerConfig {
+            request_timeout: Duration::from_secs(10),
+            watch_timeout: Duration::from_secs(60),
+            stale_step_down_after: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for ExtenderConfig {
@@ -72,6 +104,7 @@ impl Default for ExtenderConfig {
             leader_election: LeaderElectionConfig::default(),
             write_attempts: 5,
             connections: Limits::default(),
+            api_server: ApiServerConfig::default(),
         }
     }
 }
@@ -136,8 +169,13 @@ pub struct LeaderElectionConfig {
     pub lease_namespace: Option<String>,
     #[serde(with = "serde_duration")]
     pub lease_duration: Duration,
+    /// How often the leader renews (and a follower tries to take) the lease.
     #[serde(with = "serde_duration")]
     pub renew_interval: Duration,
+    /// A leader that could not renew for this long stops deciding at once, before the lease
+    /// (`leaseDuration`) expires and another replica may take it.
+    #[serde(with = "serde_duration")]
+    pub renew_deadline: Duration,
 }
 
 impl Default for LeaderElectionConfig {
@@ -147,7 +185,8 @@ impl Default for LeaderElectionConfig {
             lease_name: "sparkgang-extender".to_owned(),
             lease_namespace: None,
             lease_duration: Duration::from_secs(15),
-            renew_interval: Duration::from_secs(5),
+            renew_interval: Duration::from_secs(2),
+            renew_deadline: Duration::from_secs(10),
         }
     }
 }
@@ -203,6 +242,31 @@ impl ExtenderConfig {
                 key,
                 message,
             })?;
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            key,
+            message,
+        };
+        let le = &config.leader_election;
+        if !(le.renew_interval < le.renew_deadline && le.renew_deadline < le.lease_duration) {
+            return Err(invalid(
+                "leaderElection",
+                format!(
+                    "need renewInterval < renewDeadline < leaseDuration, got {:?} / {:?} / {:?}",
+                    le.renew_interval, le.renew_deadline, le.lease_duration
+                ),
+            ));
+        }
+        let api = &config.api_server;
+        for (key, d) in [
+            ("apiServer.requestTimeout", api.request_timeout),
+            ("apiServer.watchTimeout", api.watch_timeout),
+            ("apiServer.staleStepDownAfter", api.stale_step_down_after),
+        ] {
+            if d < Duration::from_secs(1) {
+                return Err(invalid(key, format!("{d:?} is too short; use at least 1s")));
+            }
+        }
         if config.write_attempts == 0 {
             return Err(ConfigError::Invalid {
                 path: origin.to_owned(),
@@ -211,6 +275,24 @@ impl ExtenderConfig {
             });
         }
         Ok(config)
+    }
+
+    /// Who competes for which lease; `None` without leader election. The namespace defaults
+    /// to the pod's own (`POD_NAMESPACE`), else `default`.
+    pub fn lease_settings(&self, identity: String) -> Option<crate::leader::LeaseSettings> {
+        let le = &self.leader_election;
+        le.enabled.then(|| crate::leader::LeaseSettings {
+            name: le.lease_name.clone(),
+            namespace: le
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "default".to_owned()),
+            identity,
+            duration: le.lease_duration,
+            renew_interval: le.renew_interval,
+            renew_deadline: le.renew_deadline,
+        })
     }
 
     /// The scheduling core's configuration; `Err((key, why))` when a value is unusable.

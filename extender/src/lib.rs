@@ -7,53 +7,87 @@
 pub mod api_calls;
 pub mod clock;
 pub mod config;
+pub mod freshness;
 pub mod gate;
 pub mod leader;
 pub mod metrics;
 pub mod server;
+pub mod term;
 pub mod watch;
 pub mod writer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// How long requests in flight get to finish when a listener stops.
-const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+const GRACE: Duration = Duration::from_secs(10);
 
-use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 use sparkgang_common::cluster::{ClusterState, Effect};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{error, info};
 
 use crate::clock::SharedClock;
 use crate::config::ExtenderConfig;
+use crate::freshness::{Freshness, Watched};
 use crate::metrics::Metrics;
 
 /// What the HTTP handlers and background tasks share.
 pub struct Extender {
-    /// The cluster state; `None` until this replica leads.
+    /// The cluster state; `None` while this replica does not lead.
     pub state: Mutex<Option<ClusterState>>,
     pub metrics: Metrics,
     pub clock: SharedClock,
-    effects: mpsc::UnboundedSender<Effect>,
+    /// The current term's writer; `None` between terms (effects are then dropped: the next
+    /// term rebuilds them from the API).
+    effects: Mutex<Option<mpsc::UnboundedSender<Effect>>>,
     leading: AtomicBool,
     synced: AtomicBool,
+    freshness: Mutex<Freshness>,
+    /// With leader election: when the lease was last renewed, and how old that may get
+    /// before this replica stops deciding (`renewDeadline`).
+    lease: Mutex<Option<(Instant, Duration)>>,
 }
 
 impl Extender {
+    fn new(metrics: Metrics, clock: SharedClock) -> Extender {
+        Extender {
+            state: Mutex::new(None),
+            metrics,
+            clock,
+            effects: Mutex::new(None),
+            leading: AtomicBool::new(false),
+            synced: AtomicBool::new(false),
+            freshness: Mutex::default(),
+            lease: Mutex::new(None),
+        }
+    }
+
     /// Why filter calls cannot be answered now, if they cannot.
     pub fn not_ready_reason(&self) -> Option<String> {
+        let now = Instant::now();
         if !self.leading.load(Ordering::Acquire) {
-            Some("not the leader: waiting for the lease".to_owned())
-        } else if !self.synced.load(Ordering::Acquire) {
-            Some("caches not synced yet".to_owned())
-        } else {
-            None
+            return Some("not the leader: waiting for the lease".to_owned());
         }
+        if let Ok(Some((renewed, deadline))) = self.lease.lock().as_deref()
+            && now.saturating_duration_since(*renewed) > *deadline
+        {
+            return Some(format!(
+                "the lease was last renewed {:.1}s ago, past renewDeadline {deadline:?}: not deciding",
+                now.saturating_duration_since(*renewed).as_secs_f64()
+            ));
+        }
+        if !self.synced.load(Ordering::Acquire) {
+            return Some("caches not synced yet".to_owned());
+        }
+        self.freshness
+            .lock()
+            .ok()
+            .and_then(|f| f.not_ready_reason(now))
     }
 
     /// Runs `f` on the state; `None` before the state exists.
@@ -62,11 +96,16 @@ impl Extender {
         guard.as_mut().map(f)
     }
 
-    /// Queues effects for the writer.
+    /// Queues effects for the writer of the current term.
     pub fn submit(&self, effects: impl IntoIterator<Item = Effect>) {
-        for e in effects {
-            // The writer lives as long as the extender; a closed channel means shutdown.
-            let _ = self.effects.send(e);
+        let Ok(writer) = self.effects.lock() else {
+            return;
+        };
+        if let Some(tx) = writer.as_ref() {
+            for e in effects {
+                // A closed channel means the term is ending; the next one rebuilds from the API.
+                let _ = tx.send(e);
+            }
         }
     }
 
@@ -77,19 +116,49 @@ impl Extender {
         clock: SharedClock,
     ) -> (Arc<Extender>, mpsc::UnboundedReceiver<Effect>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let ext = Arc::new(Extender {
-            state: Mutex::new(Some(state)),
-            metrics: Metrics::new(),
-            clock,
-            effects: tx,
-            leading: AtomicBool::new(true),
-            synced: AtomicBool::new(true),
-        });
-        (ext, rx)
+        let ext = Extender::new(Metrics::new(), clock);
+        if let Ok(mut s) = ext.state.lock() {
+            *s = Some(state);
+        }
+        if let Ok(mut e) = ext.effects.lock() {
+            *e = Some(tx);
+        }
+        ext.leading.store(true, Ordering::Release);
+        ext.synced.store(true, Ordering::Release);
+        (Arc::new(ext), rx)
     }
 
     pub(crate) fn set_synced(&self) {
         self.synced.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn watch_delivering(&self, w: Watched) {
+        if let Ok(mut f) = self.freshness.lock() {
+            f.delivering(w);
+        }
+        self.metrics.cache_stale(w, false);
+    }
+
+    pub(crate) fn watch_failed(&self, w: Watched, why: String) {
+        if let Ok(mut f) = self.freshness.lock() {
+            f.failed(w, why, Instant::now());
+        }
+        self.metrics.cache_stale(w, true);
+    }
+
+    /// How long the longest-stale cache has been stale (zero when all are fresh).
+    pub(crate) fn stale_for(&self) -> Duration {
+        self.freshness
+            .lock()
+            .ok()
+            .and_then(|f| f.stale(Instant::now()).map(|(_, d, _)| d))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn lease_renewed(&self, at: Instant, deadline: Duration) {
+        if let Ok(mut l) = self.lease.lock() {
+            *l = Some((at, deadline));
+        }
     }
 }
 
@@ -98,12 +167,14 @@ pub struct Running {
     pub filter_address: SocketAddr,
     pub metrics_address: SocketAddr,
     pub extender: Arc<Extender>,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    listeners: Vec<JoinHandle<()>>,
+    stop_listeners: tokio::sync::watch::Sender<bool>,
+    stop_terms: tokio::sync::watch::Sender<bool>,
     main: JoinHandle<Result<(), StartError>>,
 }
 
 impl Running {
-    /// Waits until the extender stops (it only stops on a lost lease).
+    /// Waits until the extender stops (after [`Running::shutdown`], or a failure).
     pub async fn wait(self) -> Result<(), StartError> {
         match self.main.await {
             Ok(r) => r,
@@ -111,13 +182,27 @@ impl Running {
         }
     }
 
-    /// Stops every task at once, like a crash: in-flight writes are lost.
+    /// Stops cleanly, as on SIGTERM: the listeners stop accepting and answer the requests in
+    /// flight (up to 10 s), queued writes finish, and the lease is released so a follower
+    /// leads at once.
+    pub async fn shutdown(self) -> Result<(), StartError> {
+        let _ = self.stop_listeners.send(true);
+        for l in self.listeners {
+            let _ = l.await;
+        }
+        let _ = self.stop_terms.send(true);
+        match self.main.await {
+            Ok(r) => r,
+            Err(e) => Err(StartError::Task(e.to_string())),
+        }
+    }
+
+    /// Stops every task at once, like a crash: in-flight writes are lost, the lease is kept
+    /// until it expires.
     pub fn kill(self) {
         self.main.abort();
-        if let Ok(mut tasks) = self.tasks.lock() {
-            for t in tasks.drain(..) {
-                t.abort();
-            }
+        for l in self.listeners {
+            l.abort();
         }
     }
 }
@@ -133,32 +218,58 @@ pub enum StartError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error(transparent)]
-    LeaseLost(#[from] leader::LeaseLost),
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(String),
     #[error("a task failed: {0}")]
     Task(String),
 }
 
+/// The User-Agent of the extender's API requests (in the API server's audit log).
+pub const USER_AGENT: &str = concat!("sparkgang-extender/", env!("CARGO_PKG_VERSION"));
+
+/// The two clients: every request times out after `requestTimeout`; watches have no read
+/// timeout (the watch loop judges their silence). Both send [`USER_AGENT`] unless `kube`
+/// names another.
+fn clients(mut kube: kube::Config, config: &ExtenderConfig) -> Result<term::Clients, StartError> {
+    if !kube
+        .headers
+        .iter()
+        .any(|(name, _)| name == axum::http::header::USER_AGENT)
+    {
+        kube.headers.push((
+            axum::http::header::USER_AGENT,
+            axum::http::HeaderValue::from_static(USER_AGENT),
+        ));
+    }
+    let timeout = config.api_server.request_timeout;
+    kube.connect_timeout = Some(timeout);
+    kube.write_timeout = Some(timeout);
+    let mut requests = kube.clone();
+    requests.read_timeout = Some(timeout);
+    requests.reset_reader_on_write = true;
+    let mut watches = kube;
+    watches.read_timeout = None;
+    let build =
+        |c: kube::Config| kube::Client::try_from(c).map_err(|e| StartError::Client(e.to_string()));
+    Ok(term::Clients {
+        requests: build(requests)?,
+        watches: build(watches)?,
+    })
+}
+
 /// Starts the extender: listeners first (health answers at once, readiness after leading and
-/// syncing), then leader election, then watches, the writer and the gate controller.
+/// syncing), then terms of leadership one after another until [`Running::shutdown`].
 pub async fn start(
     config: ExtenderConfig,
-    client: Client,
+    kube: kube::Config,
     clock: SharedClock,
     identity: String,
 ) -> Result<Running, StartError> {
     let scheduler = config
         .scheduler_config()
         .map_err(|(k, m)| StartError::Config(format!("{k}: {m}")))?;
-    let (effects_tx, effects_rx) = mpsc::unbounded_channel();
-    let ext = Arc::new(Extender {
-        state: Mutex::new(None),
-        metrics: Metrics::new(),
-        clock,
-        effects: effects_tx,
-        leading: AtomicBool::new(false),
-        synced: AtomicBool::new(false),
-    });
+    let clients = clients(kube, &config)?;
+    let ext = Arc::new(Extender::new(Metrics::new(), clock));
     let listen = |address: SocketAddr| async move {
         TcpListener::bind(address)
             .await
@@ -184,7 +295,11 @@ pub async fn start(
             address: config.metrics_listen_address,
             source,
         })?;
-    let mut tasks = Vec::new();
+    let (stop_listeners, stopping) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut listeners = Vec::new();
     let filter_app = server::filter_router(ext.clone())
         .layer(sparkgang_serve::body_read_timeout(&config.connections));
     let filter_listener = sparkgang_serve::Listener {
@@ -193,9 +308,9 @@ pub async fn start(
         limits: config.connections,
         stats: ext.metrics.connections.clone(),
     };
-    tasks.push(tokio::spawn(async move {
-        let forever = std::future::pending::<()>();
-        if let Err(e) = sparkgang_serve::serve(filter_listener, filter_app, forever, GRACE).await {
+    let stop = until_stopped(stopping.clone());
+    listeners.push(tokio::spawn(async move {
+        if let Err(e) = sparkgang_serve::serve(filter_listener, filter_app, stop, GRACE).await {
             error!(error = %e, "filter server stopped");
         }
     }));
@@ -207,92 +322,79 @@ pub async fn start(
         limits: config.connections,
         stats: Arc::default(),
     };
-    tasks.push(tokio::spawn(async move {
-        let forever = std::future::pending::<()>();
-        if let Err(e) = sparkgang_serve::serve(metrics_listener, metrics_app, forever, GRACE).await
-        {
+    let stop = until_stopped(stopping);
+    listeners.push(tokio::spawn(async move {
+        if let Err(e) = sparkgang_serve::serve(metrics_listener, metrics_app, stop, GRACE).await {
             error!(error = %e, "metrics server stopped");
         }
     }));
     info!(%filter_address, %metrics_address, "listening");
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
+    let recorder = kube::runtime::events::Recorder::new(
+        clients.requests.clone(),
+        kube::runtime::events::Reporter {
             controller: "sparkgang-extender".to_owned(),
             instance: Some(identity.clone()),
         },
     );
-    let lease = config
-        .leader_election
-        .enabled
-        .then(|| leader::LeaseSettings {
-            name: config.leader_election.lease_name.clone(),
-            namespace: config
-                .leader_election
-                .lease_namespace
-                .clone()
-                .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                .unwrap_or_else(|| "default".to_owned()),
-            identity: identity.clone(),
-            duration: config.leader_election.lease_duration,
-            renew_interval: config.leader_election.renew_interval,
-        });
-    let main_ext = ext.clone();
-    let tasks = Arc::new(Mutex::new(tasks));
-    let spawned = tasks.clone();
-    let keep = move |t: JoinHandle<()>| {
-        if let Ok(mut v) = spawned.lock() {
-            v.push(t);
-        }
+    let lease = config.lease_settings(identity);
+    let settings = term::TermSettings {
+        writer: writer::WriterSettings {
+            attempts: config.write_attempts,
+            demands: config.demands.enabled,
+        },
+        gate: gate::GateSettings {
+            timeout: config.gate_timeout,
+            gpus: scheduler.gpus.clone(),
+            default_demand: scheduler.default_demand,
+        },
+        watch: watch::WatchSettings {
+            request_timeout: config.api_server.request_timeout,
+            watch_timeout: config.api_server.watch_timeout,
+        },
+        stale_step_down_after: config.api_server.stale_step_down_after,
+        grace: GRACE,
+        scheduler,
     };
+    let (stop_terms, mut stopped) = tokio::sync::watch::channel(false);
+    let main_ext = ext.clone();
     let main = tokio::spawn(async move {
         let ext = main_ext;
-        if let Some(lease) = &lease {
-            leader::acquire(client.clone(), lease).await;
-        }
-        if let Ok(mut guard) = ext.state.lock() {
-            *guard = Some(ClusterState::new(scheduler.clone()));
-        }
-        ext.leading.store(true, Ordering::Release);
-        ext.metrics.leader.set(1);
-        let (gated_tx, gated_rx) = mpsc::unbounded_channel();
-        keep(tokio::spawn(writer::run(
-            client.clone(),
-            ext.clone(),
-            effects_rx,
-            writer::WriterSettings {
-                attempts: config.write_attempts,
-                demands: config.demands.enabled,
-            },
-            recorder.clone(),
-        )));
-        keep(tokio::spawn(gate::run(
-            client.clone(),
-            ext.clone(),
-            gated_rx,
-            gate::GateSettings {
-                timeout: config.gate_timeout,
-                gpus: scheduler.gpus.clone(),
-                default_demand: scheduler.default_demand,
-            },
-            recorder,
-        )));
-        keep(tokio::spawn(watch::run(
-            client.clone(),
-            ext.clone(),
-            gated_tx,
-        )));
-        match &lease {
-            Some(lease) => {
-                let lost = leader::hold(client, lease).await;
-                ext.leading.store(false, Ordering::Release);
-                ext.metrics.leader.set(0);
-                Err(StartError::LeaseLost(lost))
+        loop {
+            if let Some(lease) = &lease {
+                tokio::select! {
+                    () = leader::acquire(clients.requests.clone(), lease) => {}
+                    _ = stopped.wait_for(|s| *s) => return Ok(()),
+                }
+                ext.lease_renewed(Instant::now(), lease.renew_deadline);
             }
-            None => {
-                std::future::pending::<()>().await;
-                Ok(())
+            let why = term::serve(
+                &clients,
+                &ext,
+                &settings,
+                &recorder,
+                lease.as_ref(),
+                &mut stopped,
+            )
+            .await;
+            match why {
+                term::StepDown::Shutdown => {
+                    if let Some(lease) = &lease {
+                        leader::release(clients.requests.clone(), lease).await;
+                    }
+                    return Ok(());
+                }
+                term::StepDown::LeaseLost(lost) => {
+                    error!(error = %lost, "stepped down: lease lost; campaigning again");
+                }
+                term::StepDown::Stale(why) => {
+                    error!(why, "stepped down: caches stale; campaigning again");
+                    if let Some(lease) = &lease {
+                        leader::release(clients.requests.clone(), lease).await;
+                        // Give a replica with a working connection the first chance.
+                        tokio::time::sleep(lease.renew_interval).await;
+                    }
+                }
             }
         }
     });
@@ -300,7 +402,9 @@ pub async fn start(
         filter_address,
         metrics_address,
         extender: ext,
-        tasks,
+        listeners,
+        stop_listeners,
+        stop_terms,
         main,
     })
 }

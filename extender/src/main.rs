@@ -81,17 +81,29 @@ fn serve(config_path: &Path) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let client = kube::Client::try_default()
+        let kube = kube::Config::infer()
             .await
-            .context("cannot build a Kubernetes client (in-cluster config or KUBECONFIG)")?;
+            .context("cannot configure a Kubernetes client (in-cluster config or KUBECONFIG)")?;
         let identity = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| format!("sparkgang-extender-{}", std::process::id()));
         let running =
-            sparkgang_extender::start(config, client, Arc::new(SystemClock), identity).await?;
-        tokio::select! {
-            r = running.wait() => r.context("the extender stopped"),
-            _ = tokio::signal::ctrl_c() => Ok(()),
-        }
+            sparkgang_extender::start(config, kube, Arc::new(SystemClock), identity).await?;
+        shutdown_signal().await?;
+        tracing::info!("shutting down: finishing requests in flight, releasing the lease");
+        running.shutdown().await.context("shutting down")?;
+        tracing::info!("stopped");
+        Ok(())
     })
+}
+
+/// SIGTERM (the kubelet stopping the pod) or Ctrl-C.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
 }

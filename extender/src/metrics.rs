@@ -29,6 +29,11 @@ pub struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
 }
@@ -45,6 +50,10 @@ pub struct Metrics {
     pub api_write_retries: Family<ReasonLabels, Counter>,
     pub gate_removals: Family<ReasonLabels, Counter>,
     pub leader: Gauge,
+    /// 1 while a watched resource's cache is stale.
+    pub cache_stale: Family<ResourceLabels, Gauge>,
+    /// Stale-cache episodes (a list or watch failed or fell silent), per resource.
+    pub watch_failures: Family<ResourceLabels, Counter>,
     /// The `/filter` listener's connections (exported as `connections_*`).
     pub connections: Arc<ServeStats>,
 }
@@ -56,6 +65,18 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Records that `w`'s cache turned stale (`true`) or fresh.
+    pub fn cache_stale(&self, w: crate::freshness::Watched, stale: bool) {
+        let labels = ResourceLabels {
+            resource: w.as_str().to_owned(),
+        };
+        let gauge = self.cache_stale.get_or_create(&labels);
+        if stale && gauge.get() == 0 {
+            self.watch_failures.get_or_create(&labels).inc();
+        }
+        gauge.set(i64::from(stale));
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("sparkgang_extender");
         let decisions = Family::<DecisionLabels, Counter>::default();
@@ -112,6 +133,25 @@ impl Metrics {
             "1 while this replica is the leader and serves filter calls",
             leader.clone(),
         );
+        let cache_stale = Family::<ResourceLabels, Gauge>::default();
+        registry.register(
+            "cache_stale",
+            "1 while the watch cache of a resource is stale (filter calls then get 503)",
+            cache_stale.clone(),
+        );
+        let watch_failures = Family::<ResourceLabels, Counter>::default();
+        registry.register(
+            "watch_failures",
+            "Lists and watches that failed or fell silent, per resource",
+            watch_failures.clone(),
+        );
+        for w in crate::freshness::Watched::ALL {
+            let labels = ResourceLabels {
+                resource: w.as_str().to_owned(),
+            };
+            cache_stale.get_or_create(&labels).set(0);
+            let _ = watch_failures.get_or_create(&labels);
+        }
         for outcome in FilterOutcome::ALL {
             for role in ["driver", "executor"] {
                 decisions
@@ -136,6 +176,8 @@ impl Metrics {
             api_write_retries,
             gate_removals,
             leader,
+            cache_stale,
+            watch_failures,
         }
     }
 

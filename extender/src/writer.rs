@@ -184,11 +184,84 @@ fn status_code(e: &kube::Error) -> Option<u16> {
     }
 }
 
-/// Makes the API object of `app`'s reservation match memory.
+/// How a failed write is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The object's version moved on (409): take the server's version and write again.
+    Conflict,
+    /// Gone (404): create it again.
+    Gone,
+    /// The API refused the content (400, 422): retrying cannot help.
+    Refused,
+    /// No answer, or a server error: the write may or may not have landed.
+    Unknown,
+}
+
+fn classify(e: &kube::Error) -> Failure {
+    match status_code(e) {
+        Some(409) => Failure::Conflict,
+        Some(404) => Failure::Gone,
+        Some(400 | 422) => Failure::Refused,
+        _ => Failure::Unknown,
+    }
+}
+
+/// The wait before attempt `n + 1`: 50 ms doubling for the first `quick` attempts, then 5 s.
+fn retry_wait(n: u32, quick: u32) -> Duration {
+    if n < quick {
+        Duration::from_millis(50u64 << n.min(6)).min(Duration::from_secs(5))
+    } else {
+        Duration::from_secs(5)
+    }
+}
+
+/// Makes the API object of `app`'s reservation match memory, for as long as this replica
+/// leads. Memory is the truth: a failing API is retried (quickly `attempts` times, then every
+/// 5 s), never taken for "absent". A write whose answer was lost (timeout, transport error,
+/// 5xx) is read back before anything is sent again, so it is never applied twice. Only a
+/// write the API refuses (400, 422) makes memory take the API's object instead.
 pub async fn sync_reservation(client: &Client, ext: &Extender, app: &AppKey, attempts: u32) {
     let api: Api<ResourceReservation> = Api::namespaced(client.clone(), &app.namespace);
     let name = app.reservation_name();
-    for attempt in 1..=attempts {
+    let mut failures = 0u32;
+    let mut unknown = false;
+    loop {
+        if failures > 0 {
+            tokio::time::sleep(retry_wait(failures - 1, attempts)).await;
+        }
+        if unknown {
+            // Did the write whose answer was lost land? Read it back before writing again.
+            match api.get_opt(&name).await {
+                Ok(current) => {
+                    let rv = current
+                        .as_ref()
+                        .and_then(|c| c.metadata.resource_version.clone());
+                    let Some(landed) = ext.with_state(|s| {
+                        let landed = s.reservation_matches(app, current.as_ref());
+                        if landed {
+                            let desired = s.reservation_object(app).1;
+                            s.reservation_written(app, desired, rv.clone());
+                        } else {
+                            s.adopt_resource_version(app, rv.clone());
+                        }
+                        landed
+                    }) else {
+                        return;
+                    };
+                    if landed {
+                        ext.metrics.count_write("resourcereservation", "reconciled");
+                        info!(app = %app, "a reservation write whose answer was lost had landed");
+                        return;
+                    }
+                    unknown = false;
+                }
+                Err(e) => {
+                    failures += 1;
+                    warn!(app = %app, error = %e, "cannot read the reservation back; retrying");
+                    continue;
+                }
+            }
+        }
         let Some((object, desired)) = ext.with_state(|s| s.reservation_object(app)) else {
             return;
         };
@@ -208,46 +281,57 @@ pub async fn sync_reservation(client: &Client, ext: &Extender, app: &AppKey, att
                 .map(|r| r.metadata.resource_version),
         };
         let kind = if object.is_none() { "delete" } else { "write" };
-        match result {
+        let e = match result {
             Ok(rv) => {
                 ext.metrics.count_write("resourcereservation", "ok");
                 ext.with_state(|s| s.reservation_written(app, desired, rv));
                 return;
             }
-            Err(e) => {
-                let code = status_code(&e);
-                ext.metrics.count_write("resourcereservation", "error");
-                ext.metrics
-                    .api_write_retries
-                    .get_or_create(&ReasonLabels {
-                        reason: code.map_or("transport".to_owned(), |c| c.to_string()),
-                    })
-                    .inc();
-                warn!(app = %app, attempt, kind, error = %e, "reservation write failed");
-                match code {
-                    // Someone else's version (or our create raced the watch): take the
-                    // server's resourceVersion and write our content over it.
-                    Some(409) => {
-                        let current = api.get_opt(&name).await.ok().flatten();
-                        let rv = current.and_then(|c| c.metadata.resource_version);
-                        ext.with_state(|s| s.adopt_resource_version(app, rv));
-                    }
-                    // Gone (garbage collected): create it again.
-                    Some(404) => {
-                        ext.with_state(|s| s.adopt_resource_version(app, None));
-                    }
-                    // Invalid: retrying cannot help.
-                    Some(400 | 422) => break,
-                    _ => {
-                        tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(8))).await;
-                    }
-                }
+            Err(e) => e,
+        };
+        failures += 1;
+        let failure = classify(&e);
+        ext.metrics.count_write("resourcereservation", "error");
+        ext.metrics
+            .api_write_retries
+            .get_or_create(&ReasonLabels {
+                reason: status_code(&e).map_or("transport".to_owned(), |c| c.to_string()),
+            })
+            .inc();
+        warn!(app = %app, attempt = failures, kind, ?failure, error = %e, "reservation write failed");
+        match failure {
+            // Someone else's version (or our create raced the watch): read the server's
+            // object; if it already holds our content we are done, else write over it.
+            Failure::Conflict | Failure::Unknown => unknown = true,
+            Failure::Gone => {
+                ext.with_state(|s| s.adopt_resource_version(app, None));
+            }
+            Failure::Refused => {
+                take_api_object(&api, ext, app, &name).await;
+                return;
             }
         }
     }
-    // The write cannot succeed: take the API's object as the truth.
-    let current = api.get_opt(&name).await.ok().flatten();
-    warn!(app = %app, exists = current.is_some(), "giving up writing the reservation; rebuilding it from the API");
+}
+
+/// The API refused memory's object: memory takes the API's, read successfully (a failed read
+/// is retried, never taken for "absent").
+async fn take_api_object(api: &Api<ResourceReservation>, ext: &Extender, app: &AppKey, name: &str) {
+    let mut failures = 0;
+    let current = loop {
+        match api.get_opt(name).await {
+            Ok(current) => break current,
+            Err(e) => {
+                warn!(app = %app, error = %e, "cannot read the refused reservation; retrying");
+                failures += 1;
+                tokio::time::sleep(retry_wait(failures, 0)).await;
+                if ext.with_state(|_| ()).is_none() {
+                    return;
+                }
+            }
+        }
+    };
+    warn!(app = %app, exists = current.is_some(), "the API refused the reservation; rebuilding it from the API's object");
     let effects = ext.with_state(
         |s| match s.reset_reservation_from_api(app, current.as_ref()) {
             Ok(effects) => effects,

@@ -205,7 +205,7 @@ impl SimCluster {
                     .map_err(SimError::Extender)?;
             let running = sparkgang_extender::start(
                 config,
-                client_with_agent(&self.api, EXTENDER_USER_AGENT)?,
+                config_with_agent(&self.api, EXTENDER_USER_AGENT)?,
                 Arc::new(SystemClock),
                 "sparkgang-sim".to_owned(),
             )
@@ -273,7 +273,7 @@ impl SimCluster {
         let running = loop {
             match sparkgang_extender::start(
                 config.clone(),
-                client_with_agent(&self.api, EXTENDER_USER_AGENT)?,
+                config_with_agent(&self.api, EXTENDER_USER_AGENT)?,
                 Arc::new(SystemClock),
                 "sparkgang-sim-restarted".to_owned(),
             )
@@ -341,6 +341,11 @@ pub const EXTENDER_USER_AGENT: &str = "sparkgang-extender";
 
 /// A client that sends `agent` as its User-Agent (kube-rs sends none by default).
 pub fn client_with_agent(api: &ApiServer, agent: &str) -> Result<Client, SimError> {
+    Client::try_from(config_with_agent(api, agent)?).map_err(|e| SimError::Client(e.to_string()))
+}
+
+/// The client configuration for the API server, sending `agent` as its User-Agent.
+pub fn config_with_agent(api: &ApiServer, agent: &str) -> Result<kube::Config, SimError> {
     let url = api
         .url()
         .parse()
@@ -350,7 +355,7 @@ pub fn client_with_agent(api: &ApiServer, agent: &str) -> Result<Client, SimErro
         http::header::USER_AGENT,
         http::HeaderValue::from_str(agent).map_err(|e| SimError::Client(e.to_string()))?,
     ));
-    Client::try_from(config).map_err(|e| SimError::Client(e.to_string()))
+    Ok(config)
 }
 
 async fn wait_ready(running: &sparkgang_extender::Running) -> Result<(), SimError> {

@@ -17,7 +17,7 @@ use sparkgang_extender::api_calls::API_CALLS;
 use sparkgang_extender::clock::SystemClock;
 use sparkgang_extender::config::ExtenderConfig;
 use sparkgang_sim::apiserver::RequestLog;
-use sparkgang_sim::harness::{EXTENDER_USER_AGENT, SimCluster, SimOptions, client_for};
+use sparkgang_sim::harness::{EXTENDER_USER_AGENT, SimCluster, SimOptions, config_with_agent};
 use sparkgang_sim::kubelet::{Phase, set_phase};
 use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 
@@ -284,16 +284,16 @@ async fn only_the_lease_holder_serves_and_a_follower_takes_over() {
     .await
     .unwrap();
     let config = ExtenderConfig::from_yaml(
-        "{filterListenAddress: '127.0.0.1:0', metricsListenAddress: '127.0.0.1:0', leaderElection: {enabled: true, leaseNamespace: sparkgang-system, leaseDuration: 2s, renewInterval: 200ms}}",
+        "{filterListenAddress: '127.0.0.1:0', metricsListenAddress: '127.0.0.1:0', leaderElection: {enabled: true, leaseNamespace: sparkgang-system, leaseDuration: 2s, renewInterval: 200ms, renewDeadline: 1s}}",
         "test",
     )
     .unwrap();
     let start = |identity: &str| {
         let config = config.clone();
-        let client = client_for(&api).unwrap();
+        let kube = config_with_agent(&api, EXTENDER_USER_AGENT).unwrap();
         let identity = identity.to_owned();
         async move {
-            sparkgang_extender::start(config, client, Arc::new(SystemClock), identity)
+            sparkgang_extender::start(config, kube, Arc::new(SystemClock), identity)
                 .await
                 .unwrap()
         }

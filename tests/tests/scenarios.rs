@@ -69,3 +69,28 @@ async fn scale_1000_apps_on_500_nodes() {
 async fn fifo_enforce_after_age() {
     run_and_check("fifo-enforce-after-age.yaml").await;
 }
+
+// The API server misbehaving towards the extender (`faults:` in the scenario): the extender
+// stops deciding while it cannot trust its caches or its lease, recovers on its own, and
+// the invariants still hold: nothing double-booked, every gang served, every reservation
+// released.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_api_hang() {
+    run_and_check("fault-api-hang.yaml").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_api_5xx() {
+    run_and_check("fault-api-5xx.yaml").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_api_409() {
+    run_and_check("fault-api-409.yaml").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_drop_watches() {
+    run_and_check("fault-drop-watches.yaml").await;
+}

@@ -206,6 +206,16 @@ impl ClusterState {
         }
     }
 
+    /// Whether the API's object (`None`: absent) already says what memory says: then a write
+    /// whose answer was lost has landed and must not be sent again.
+    pub fn reservation_matches(&self, app: &AppKey, current: Option<&ResourceReservation>) -> bool {
+        match (self.reservation_object(app).0, current) {
+            (None, None) => true,
+            (Some(ours), Some(theirs)) => ours.spec == theirs.spec && ours.status == theirs.status,
+            _ => false,
+        }
+    }
+
     /// The write of change `desired` succeeded; `resource_version` is the object's new one
     /// (`None` after a delete).
     pub fn reservation_written(
