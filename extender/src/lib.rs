@@ -8,6 +8,7 @@ pub mod api_calls;
 pub mod clock;
 pub mod config;
 pub mod gate;
+pub mod input;
 pub mod json_depth;
 pub mod leader;
 pub mod metrics;
