@@ -12,6 +12,7 @@ pub mod input;
 pub mod json_depth;
 pub mod leader;
 pub mod metrics;
+pub mod preempt;
 pub mod server;
 pub mod watch;
 pub mod writer;

@@ -1,4 +1,4 @@
-//! The HTTP surface: `POST /filter` (and `/predicates`), health, readiness and metrics.
+//! The HTTP surface: `POST /filter` (and `/predicates`), `POST /preempt`, health, readiness and metrics.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,12 +20,14 @@ use tracing::{debug, info};
 use crate::Extender;
 use crate::input::{self, Rejection, in_field};
 use crate::metrics::DecisionLabels;
+use crate::preempt::preempt;
 
 /// Routes of the filter listener (kube-scheduler's side).
 pub fn filter_router(ext: Arc<Extender>) -> Router {
     Router::new()
         .route("/filter", post(filter))
         .route("/predicates", post(filter))
+        .route("/preempt", post(preempt))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(ext)

@@ -1,5 +1,6 @@
-//! What `/filter` refuses, over real HTTP against the real router: each malformed body gets
-//! its own status and a message naming what was wrong.
+//! What `/filter` and `/preempt` refuse, over real HTTP against the real router: each
+//! malformed body gets its own status and a message naming what was wrong; and what
+//! `/preempt` keeps of kube-scheduler's candidates (no node whose victims include a Spark pod).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::{Value, json};
+use sparkgang_common::api::extender::ExtenderPreemptionResult;
 use sparkgang_common::cluster::{ClusterState, SchedulerConfig};
 use sparkgang_extender::Extender;
 use sparkgang_extender::clock::SystemClock;
@@ -255,7 +257,7 @@ async fn filter_names_what_is_wrong_with_each_body() {
 #[tokio::test]
 async fn bodies_over_the_cap_get_413_naming_it() {
     let (addr, _ext) = serve().await;
-    for path in ["/filter"] {
+    for path in ["/filter", "/preempt"] {
         let (status, text) = post(
             addr,
             path,
@@ -274,13 +276,156 @@ async fn bodies_over_the_cap_get_413_naming_it() {
     assert_eq!(status, StatusCode::OK, "{text}");
 }
 
+fn meta_victims(victims: &[(&str, &[&str], i64)]) -> Value {
+    let map: serde_json::Map<String, Value> = victims
+        .iter()
+        .map(|(node, uids, pdb)| {
+            let pods: Vec<Value> = uids.iter().map(|u| json!({"UID": u})).collect();
+            (
+                (*node).to_owned(),
+                json!({"Pods": pods, "NumPDBViolations": pdb}),
+            )
+        })
+        .collect();
+    Value::Object(map)
+}
+
+fn preemptor() -> Value {
+    pod("pending-driver", "u-pending", "", Some("driver"))
+}
+
 #[tokio::test]
-async fn filter_answers_503_without_a_state() {
+async fn preempt_keeps_only_nodes_without_spark_victims() {
+    let (addr, _ext) = serve().await;
+    // nodeCacheCapable: victims by UID. node-d is unknown to the state; its victim too.
+    let args = json!({
+        "Pod": preemptor(),
+        "NodeNameToVictims": null,
+        "NodeNameToMetaVictims": meta_victims(&[
+            ("node-a", &["u-web-a"], 1),
+            ("node-b", &["u-web-b", "u-driver"], 0),
+            ("node-c", &["u-exec-1"], 0),
+            ("node-d", &["u-elsewhere"], 2),
+        ]),
+    });
+    let (status, text) = post_json(addr, "/preempt", &args).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let result: ExtenderPreemptionResult = serde_json::from_str(&text).unwrap();
+    let kept = result
+        .node_name_to_meta_victims
+        .expect("NodeNameToMetaVictims");
+    assert_eq!(kept.keys().collect::<Vec<_>>(), ["node-a", "node-d"]);
+    // Victims unchanged, in Go's keys.
+    let raw: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        raw,
+        json!({"NodeNameToMetaVictims": meta_victims(&[
+            ("node-a", &["u-web-a"], 1),
+            ("node-d", &["u-elsewhere"], 2),
+        ])})
+    );
+
+    // Not nodeCacheCapable: whole victim pods, answered by UID all the same.
+    let args = json!({
+        "Pod": preemptor(),
+        "NodeNameToVictims": {
+            "node-a": {"Pods": [pod("web-a", "u-web-a", "node-a", None)], "NumPDBViolations": 0},
+            "node-c": {"Pods": [pod("web-c", "u-web-c", "node-c", None),
+                                 pod("exec-1", "u-exec-1", "node-c", Some("executor"))],
+                       "NumPDBViolations": 0},
+        },
+        "NodeNameToMetaVictims": null,
+    });
+    let (status, text) = post_json(addr, "/preempt", &args).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let raw: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        raw,
+        json!({"NodeNameToMetaVictims": meta_victims(&[("node-a", &["u-web-a"], 0)])})
+    );
+
+    // Every node has a Spark victim: nothing to preempt.
+    let args = json!({
+        "Pod": preemptor(),
+        "NodeNameToMetaVictims": meta_victims(&[("node-c", &["u-web-c", "u-exec-1"], 0)]),
+    });
+    let (status, text) = post_json(addr, "/preempt", &args).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(text, r#"{"NodeNameToMetaVictims":{}}"#);
+}
+
+#[tokio::test]
+async fn preempt_names_what_is_wrong_with_each_body() {
+    let (addr, _ext) = serve().await;
+    let good = json!({
+        "Pod": preemptor(),
+        "NodeNameToMetaVictims": meta_victims(&[("node-a", &["u-web-a"], 0)]),
+    });
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    };
+    let json = Some("application/json");
+    let mut cases = common_cases("ExtenderPreemptionArgs", &good);
+    cases.extend([
+        (
+            json,
+            with(&|v| v["Pod"] = Value::Null),
+            StatusCode::BAD_REQUEST,
+            "ExtenderPreemptionArgs has no Pod".to_owned(),
+        ),
+        (
+            json,
+            with(&|v| v["Pod"]["metadata"]["name"] = json!("")),
+            StatusCode::BAD_REQUEST,
+            "ExtenderPreemptionArgs.Pod has no metadata.name".to_owned(),
+        ),
+        (
+            json,
+            with(&|v| {
+                v.as_object_mut().unwrap().remove("NodeNameToMetaVictims");
+            }),
+            StatusCode::BAD_REQUEST,
+            "ExtenderPreemptionArgs has neither NodeNameToMetaVictims nor NodeNameToVictims"
+                .to_owned(),
+        ),
+        (
+            json,
+            with(&|v| v["NodeNameToVictims"] = json!({})),
+            StatusCode::BAD_REQUEST,
+            "has both NodeNameToMetaVictims and NodeNameToVictims".to_owned(),
+        ),
+        (
+            json,
+            with(&|v| v["NodeNameToMetaVictims"]["node-a"]["Pods"][0]["UID"] = json!("")),
+            StatusCode::BAD_REQUEST,
+            r#"NodeNameToMetaVictims["node-a"].Pods[0] has no UID"#.to_owned(),
+        ),
+        (
+            json,
+            with(&|v| v["NodeNameToMetaVictims"]["node-a"]["NumPDBViolations"] = json!("one")),
+            StatusCode::BAD_REQUEST,
+            "ExtenderPreemptionArgs JSON: NodeNameToMetaVictims: invalid type: string \"one\""
+                .to_owned(),
+        ),
+    ]);
+    check(addr, "/preempt", cases).await;
+    let (status, _) = post(addr, "/preempt", json, serde_json::to_vec(&good).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn both_verbs_answer_503_without_a_state() {
     let (addr, ext) = serve().await;
     // A replica that has lost its lease drops its state.
     let taken = ext.state.lock().unwrap().take();
     assert!(taken.is_some());
-    for (path, body) in [("/filter", driver_args())] {
+    let preempt = json!({
+        "Pod": preemptor(),
+        "NodeNameToMetaVictims": meta_victims(&[("node-a", &["u-web-a"], 0)]),
+    });
+    for (path, body) in [("/filter", driver_args()), ("/preempt", preempt)] {
         let (status, text) = post_json(addr, path, &body).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {text}");
         assert_eq!(text, "not ready");
