@@ -15,8 +15,8 @@ use serde::de;
 
 use crate::json_depth;
 
-/// The largest request body accepted (a `Nodes` list of 5,000 kubelet-shaped nodes is about
-/// 20 MiB).
+/// The largest request body accepted (a `Nodes` list of 5,000 kubelet-shaped nodes is 25 MiB;
+/// `NodeNames` of as many nodes, 65 KiB).
 pub const MAX_BODY_BYTES: usize = 64 << 20;
 /// The deepest nesting of JSON arrays and objects accepted (a Pod nests about 12 levels).
 pub const MAX_JSON_DEPTH: usize = 64;
