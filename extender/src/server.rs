@@ -1,11 +1,10 @@
-//! The HTTP surface: `POST /filter` (and `/predicates`), health, readiness and metrics.
+//! The HTTP surface: `POST /filter` (and `/predicates`), `POST /preempt`, health, readiness and metrics.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,19 +18,18 @@ use sparkgang_common::pods::spark_role;
 use tracing::{debug, info};
 
 use crate::Extender;
+use crate::input::{self, Rejection, in_field};
 use crate::metrics::DecisionLabels;
-
-/// Largest filter request accepted (a full `Nodes` list of a large cluster stays below).
-const MAX_BODY: usize = 64 << 20;
+use crate::preempt::preempt;
 
 /// Routes of the filter listener (kube-scheduler's side).
 pub fn filter_router(ext: Arc<Extender>) -> Router {
     Router::new()
         .route("/filter", post(filter))
         .route("/predicates", post(filter))
+        .route("/preempt", post(preempt))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(ext)
 }
 
@@ -76,26 +74,21 @@ fn plain(status: StatusCode, message: String) -> Response {
 }
 
 /// One kube-scheduler filter call. Scheduling failures are answered 200 with every candidate
-/// in `FailedNodes`; only unusable requests (400) and an extender that is not ready (503) are
-/// errors, which kube-scheduler retries with backoff.
-async fn filter(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
+/// in `FailedNodes`; only unusable requests (4xx, see [`input`]) and an extender that is not
+/// ready (503) are errors, which kube-scheduler retries with backoff.
+async fn filter(State(ext): State<Arc<Extender>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match input::read_json_body(&parts.headers, body, "ExtenderArgs").await {
+        Ok(b) => b,
+        Err(r) => return r.answer("filter", parts.version),
+    };
     let started = Instant::now();
-    let args: FilterArgs<'_> = match serde_json::from_slice(&body) {
-        Ok(a) => a,
-        Err(e) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                format!("the request body is not kube-scheduler ExtenderArgs JSON: {e}"),
-            );
-        }
+    let request = match FilterArgs::parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r.answer("filter", parts.version),
     };
-    let Some(pod) = args.pod.as_ref() else {
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "ExtenderArgs has no Pod".to_owned(),
-        );
-    };
-    let candidates = args.candidate_names();
+    let pod = &request.pod;
+    let candidates: Vec<&str> = request.candidates.iter().map(|n| n.0.as_ref()).collect();
     let now = ext.clock.now();
     let decision = {
         let Ok(mut guard) = ext.state.lock() else {
@@ -180,8 +173,39 @@ struct FilterArgs<'a> {
     node_names: Option<Vec<Name<'a>>>,
 }
 
+/// A filter request that passed every check: a pod with a name and namespace, and the
+/// candidate names (`NodeNames`, else those of `Nodes`).
+struct FilterRequest<'a> {
+    pod: Pod,
+    candidates: Vec<Name<'a>>,
+}
+
 impl<'a> FilterArgs<'a> {
+    /// Decodes and checks a body whose size, content type and depth were checked already.
+    fn parse(body: &'a [u8]) -> Result<FilterRequest<'a>, Rejection> {
+        let args: FilterArgs<'a> = serde_json::from_slice(body).map_err(|e| {
+            Rejection::bad_request(format!(
+                "the body is not kube-scheduler ExtenderArgs JSON: {e}"
+            ))
+        })?;
+        input::require_pod(args.pod.as_ref(), "ExtenderArgs")?;
+        let candidates = match (args.node_names, args.nodes) {
+            (Some(names), _) | (None, Some(names)) => names,
+            (None, None) => {
+                return Err(Rejection::bad_request(
+                    "ExtenderArgs has neither NodeNames nor Nodes (kube-scheduler sends \
+                     NodeNames when the extender is nodeCacheCapable, else Nodes)",
+                ));
+            }
+        };
+        Ok(FilterRequest {
+            pod: args.pod.unwrap_or_default(),
+            candidates,
+        })
+    }
+
     /// The candidate node names, from `NodeNames` or else from `Nodes`.
+    #[cfg(test)]
     fn candidate_names(&self) -> Vec<&str> {
         match (&self.node_names, &self.nodes) {
             (Some(names), _) | (None, Some(names)) => names.iter().map(|n| n.0.as_ref()).collect(),
@@ -228,11 +252,14 @@ impl<'de> Deserialize<'de> for FilterArgs<'de> {
                 while let Some(key) = map.next_key::<Name<'de>>()? {
                     let key = key.0.as_ref();
                     if key.eq_ignore_ascii_case("Pod") {
-                        out.pod = map.next_value()?;
+                        out.pod = map.next_value().map_err(in_field("Pod"))?;
                     } else if key.eq_ignore_ascii_case("Nodes") {
-                        out.nodes = map.next_value::<Option<NodeListNames<'de>>>()?.map(|l| l.0);
+                        out.nodes = map
+                            .next_value::<Option<NodeListNames<'de>>>()
+                            .map_err(in_field("Nodes"))?
+                            .map(|l| l.0);
                     } else if key.eq_ignore_ascii_case("NodeNames") {
-                        out.node_names = map.next_value()?;
+                        out.node_names = map.next_value().map_err(in_field("NodeNames"))?;
                     } else {
                         map.next_value::<IgnoredAny>()?;
                     }

@@ -197,7 +197,12 @@ async fn predicates_alias_and_nodes_list_without_node_cache() {
 async fn nulls_and_bad_bodies() {
     let s = serve(&[node("node-a", "16", "64Gi")]).await;
     let mut args = with_demand(fixture("filter-args.driver.json"));
+    // No candidates at all is not a filter call kube-scheduler makes (tests/input.rs has the
+    // other refusals).
     args["NodeNames"] = Value::Null;
+    let no_candidates = serde_json::to_vec(&args).unwrap();
+    // An empty list is: every candidate (none) fails.
+    args["NodeNames"] = json!([]);
     let result = filter(s.filter, &args).await;
     assert!(result.node_names.is_none());
     assert_eq!(result.failed_nodes.map(|f| f.len()), Some(0));
@@ -205,6 +210,7 @@ async fn nulls_and_bad_bodies() {
         (b"not json".to_vec(), "not kube-scheduler ExtenderArgs JSON"),
         (b"{\"NodeNames\": [\"a\"]}".to_vec(), "no Pod"),
         (b"[]".to_vec(), "not kube-scheduler ExtenderArgs JSON"),
+        (no_candidates, "neither NodeNames nor Nodes"),
     ] {
         let (status, text) = call(s.filter, "POST", "/filter", body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -16,6 +16,7 @@ mod fifo;
 mod keys;
 mod nodes;
 mod pod_entry;
+mod preemption_guard;
 mod reconcile;
 mod shortfall;
 
@@ -28,6 +29,7 @@ pub use feed::{Fed, Feed, WatchEvent, Watched};
 pub use keys::{AppKey, PodKey};
 pub use nodes::{NodeEntry, NodeUsage};
 pub use pod_entry::PodEntry;
+pub use preemption_guard::{GuardedCandidates, guard_candidates};
 pub use shortfall::demand_object_name;
 
 use apps::AppEntry;
