@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use http_body_util::BodyExt;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -168,9 +169,15 @@ impl Connection {
             let in_flight = requests.request();
             let mut app = app.clone();
             async move {
-                let response = app.call(request).await;
-                drop(in_flight);
-                response
+                // The request stays in flight until its response body has been sent or dropped:
+                // a long response (a watch stream) is not an idle connection.
+                let response = app.call(request).await?;
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    axum::body::Body::new(body.map_frame(move |frame| {
+                        let _in_flight = &in_flight;
+                        frame
+                    }))
+                }))
             }
         });
         let limits = self.limits;

@@ -24,16 +24,35 @@ fn limits() -> Limits {
     }
 }
 
-/// `/` answers at once; `/slow` says it has started, then answers after 800 ms.
+/// `/` answers at once; `/slow` says it has started, then answers after 800 ms; `/stream`
+/// sends `first`, is silent for 1.5 s (longer than the idle timeout), then sends `second`.
 fn app(started: Arc<Notify>) -> Router {
-    Router::new().route("/", get(|| async { "ok" })).route(
-        "/slow",
-        get(move || async move {
-            started.notify_one();
-            tokio::time::sleep(Duration::from_millis(800)).await;
-            "slow"
-        }),
-    )
+    Router::new()
+        .route("/", get(|| async { "ok" }))
+        .route(
+            "/slow",
+            get(move || async move {
+                started.notify_one();
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                "slow"
+            }),
+        )
+        .route(
+            "/stream",
+            get(|| async {
+                let chunks = futures::stream::unfold(0, |n| async move {
+                    match n {
+                        0 => Some((Ok::<_, std::io::Error>("first"), 1)),
+                        1 => {
+                            tokio::time::sleep(Duration::from_millis(1500)).await;
+                            Some((Ok("second"), 2))
+                        }
+                        _ => None,
+                    }
+                });
+                axum::body::Body::from_stream(chunks)
+            }),
+        )
 }
 
 struct Running {
@@ -195,4 +214,25 @@ async fn shutdown_lets_a_request_in_flight_finish_and_stops_accepting() {
         TcpStream::connect(server.addr).await.is_err(),
         "still accepting"
     );
+}
+
+#[tokio::test]
+async fn a_long_quiet_response_is_not_an_idle_connection() {
+    let server = start(Tls::Plain, limits()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /stream HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the response ends")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(
+        text.contains("first") && text.contains("second"),
+        "the whole stream arrives although it was silent longer than the idle timeout:\n{text}"
+    );
+    assert_eq!(server.stats.closed(CloseReason::Idle), 0);
 }

@@ -69,6 +69,9 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub admission: Vec<Arc<dyn AdmissionHook>>,
     pub observers: Vec<Arc<dyn RequestObserver>>,
+    /// What each connection may do (`sparkgang-serve`): slow, idle and surplus clients are let
+    /// go as by the extender and the webhook; a watch in progress is never idle.
+    pub limits: sparkgang_serve::Limits,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +86,7 @@ impl Default for ServerConfig {
             max_body_bytes: 16 << 20,
             admission: Vec::new(),
             observers: Vec::new(),
+            limits: sparkgang_serve::Limits::default(),
         }
     }
 }
@@ -210,7 +214,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
     }
     let api = Api::new(store.clone(), hooks.clone());
     let faults = Faults::default();
-    let listener = tokio::net::TcpListener::bind(config.bind).await?;
+    let listener = sparkgang_serve::bind(config.bind, config.limits.backlog())?;
     let address = listener.local_addr()?;
     let state = http::AppState {
         api: api.clone(),
@@ -225,14 +229,19 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
         faults: faults.clone(),
     };
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let app = http::router(state);
+    let app = http::router(state).layer(sparkgang_serve::body_read_timeout(&config.limits));
+    let listener = sparkgang_serve::Listener {
+        listener,
+        tls: sparkgang_serve::Tls::Plain,
+        limits: config.limits,
+        stats: Arc::default(),
+    };
     let task = tokio::spawn(async move {
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        if let Err(e) =
+            sparkgang_serve::serve(listener, app, shutdown, Duration::from_secs(5)).await
         {
             tracing::warn!(error = %e, "the API server stopped with an error");
         }
