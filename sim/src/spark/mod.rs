@@ -25,6 +25,10 @@ use tracing::{debug, warn};
 
 use crate::kubelet::{Phase, set_phase};
 
+pub mod allocator;
+
+pub use allocator::{Allocator, ExecutorPhase, ExecutorView, Round};
+
 /// One application to submit.
 #[derive(Debug, Clone)]
 pub struct Submission {
@@ -257,85 +261,52 @@ pub async fn run_driver(
         hex(per_app, 16)
     );
     let selector = format!("spark-app-selector={app_id},spark-role=executor");
-    let batch = demand.allocation_batch_size.max(1) as usize;
-    let delay = Duration::from_millis(demand.allocation_batch_delay_ms.max(1) as u64);
-    let mut target = demand.demand.min_executors as usize;
-    let mut next_id: u64 = 1;
+    let mut allocator = Allocator::new(&demand, &script);
     let started = Instant::now();
-    let mut gang_since: Option<Instant> = None;
-    let mut kills = script.kill_executors.clone();
-    let mut scales = script.scale_to.clone();
     // The driver's JVM starts its SparkContext before the allocator's first round.
-    tokio::time::sleep(delay).await;
+    tokio::time::sleep(allocator.delay()).await;
     loop {
         let executors = pods
             .list(&ListParams::default().labels(&selector))
             .await?
             .items;
-        let mut alive = 0usize;
-        let mut running = Vec::new();
-        for e in &executors {
-            let phase = e
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_default();
-            match phase.as_str() {
-                "Failed" | "Succeeded" => {
-                    // Spark removes lost executors and replaces them with new ids.
-                    let name = e.metadata.name.clone().unwrap_or_default();
-                    let _ = pods.delete(&name, &DeleteParams::default()).await;
-                }
-                "Running" => {
-                    alive += 1;
-                    running.push(e.clone());
-                }
-                _ => alive += 1,
-            }
+        let views: Vec<ExecutorView> = executors
+            .iter()
+            .map(|e| ExecutorView {
+                name: e.metadata.name.clone().unwrap_or_default(),
+                phase: ExecutorPhase::of(e.status.as_ref().and_then(|s| s.phase.as_deref())),
+            })
+            .collect();
+        let round = allocator.round(started.elapsed(), &views);
+        for name in &round.delete {
+            // Spark removes lost executors and replaces them with new ids.
+            let _ = pods.delete(name, &DeleteParams::default()).await;
         }
-        let elapsed = started.elapsed();
-        kills.retain(|(at, count)| {
-            if *at > elapsed {
-                return true;
-            }
-            for e in running.iter().take(*count as usize) {
-                let client = client.clone();
-                let e = e.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = set_phase(&client, &e, Phase::Failed(137)).await {
-                        warn!(error = %err, "cannot kill executor");
-                    }
-                });
-            }
-            false
-        });
-        scales.retain(|(at, to)| {
-            if *at > elapsed {
-                return true;
-            }
-            target = (*to as usize).min(demand.demand.max_executors as usize);
-            false
-        });
-        if running.len() >= demand.demand.min_executors as usize && gang_since.is_none() {
-            gang_since = Some(Instant::now());
+        for name in &round.kill {
+            let Some(e) = executors
+                .iter()
+                .find(|e| e.metadata.name.as_deref() == Some(name.as_str()))
+            else {
+                continue;
+            };
+            let (client, e) = (client.clone(), e.clone());
+            tokio::spawn(async move {
+                if let Err(err) = set_phase(&client, &e, Phase::Failed(137)).await {
+                    warn!(error = %err, "cannot kill executor");
+                }
+            });
         }
-        if gang_since.is_some_and(|t| t.elapsed() >= script.runtime) {
+        if round.finished {
             break;
         }
-        let missing = target.saturating_sub(alive);
-        for _ in 0..missing.min(batch) {
-            let pod = executor_pod(&driver, &demand, next_id, &prefix);
-            next_id += 1;
+        for id in round.create {
+            let pod = executor_pod(&driver, &demand, id, &prefix);
             match pods.create(&PostParams::default(), &pod).await {
-                Ok(_) => debug!(
-                    executor = next_id - 1,
-                    app = app_id.as_str(),
-                    "executor created"
-                ),
+                Ok(_) => debug!(executor = id, app = app_id.as_str(), "executor created"),
                 Err(e) => warn!(error = %e, app = app_id.as_str(), "cannot create executor"),
             }
         }
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(allocator.delay()).await;
     }
     // The application ends: Spark deletes its executors, the driver succeeds.
     let _ = pods

@@ -1,0 +1,317 @@
+//! kube-scheduler's loop for one profile as pure steps over a snapshot: which pods to try, in
+//! which order, the in-tree filters, what the extender's answer means, and the backoff. The
+//! real-time shell ([`super::run`]) and the virtual clock drive the same core; time is passed
+//! in as an offset from the start of the run.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use sparkgang_common::affinity::{
+    is_cordoned, is_ready, required_node_match, tolerates_node_taints,
+};
+use sparkgang_common::api::extender::ExtenderFilterResult;
+use sparkgang_common::pods::{is_finished, node_name, scheduler_name};
+use sparkgang_common::resources::{GpuResourceNames, Resources, node_allocatable, pod_requests};
+
+use super::Attempt;
+
+/// What the core needs of the scheduler's configuration.
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    pub scheduler_name: String,
+    pub gpus: GpuResourceNames,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Backoff {
+    attempts: u32,
+    until: Option<Duration>,
+}
+
+/// What a round knows of a node: parsed once per round, not once per pod and node.
+struct NodeInfo {
+    node: Arc<Node>,
+    name: String,
+    allocatable: Resources,
+    /// Why no pod may go there whatever it asks (not ready, cordoned).
+    unusable: Option<&'static str>,
+}
+
+impl NodeInfo {
+    fn new(node: &Arc<Node>, gpus: &GpuResourceNames) -> NodeInfo {
+        NodeInfo {
+            node: node.clone(),
+            name: node.metadata.name.clone().unwrap_or_default(),
+            allocatable: node_allocatable(node, gpus).unwrap_or_default(),
+            unusable: if !is_ready(node) {
+                Some("node(s) were not ready")
+            } else if is_cordoned(node) {
+                Some("node(s) were unschedulable")
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// The scheduler's own bookkeeping between rounds.
+pub struct SchedulerCore {
+    settings: CoreSettings,
+    backoff: HashMap<String, Backoff>,
+    /// Bindings made but not yet seen in a snapshot: pod uid → (node, requests). Like
+    /// kube-scheduler's assumed pods, an entry ends when a snapshot shows the pod bound, or
+    /// when the pod is gone or finished.
+    assumed: HashMap<String, (String, Resources)>,
+    /// Each pod's effective requests by uid (a pod's requests never change).
+    requests: HashMap<String, Resources>,
+}
+
+/// One round: the nodes as parsed, what is used on them, and the pods to try in order.
+pub struct Round {
+    nodes: Vec<NodeInfo>,
+    used: HashMap<String, Resources>,
+    pub queue: Vec<Arc<Pod>>,
+}
+
+/// A pod through the in-tree filters.
+pub struct Filtered {
+    pub requests: Resources,
+    /// Nodes that passed, and their names (what the extender is asked about).
+    pub feasible: Vec<Arc<Node>>,
+    pub candidates: Vec<String>,
+    reasons: BTreeMap<String, usize>,
+}
+
+/// `namespace/name`.
+pub fn pod_key(p: &Pod) -> String {
+    format!(
+        "{}/{}",
+        p.metadata.namespace.as_deref().unwrap_or(""),
+        p.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+impl SchedulerCore {
+    pub fn new(settings: CoreSettings) -> SchedulerCore {
+        SchedulerCore {
+            settings,
+            backoff: HashMap::new(),
+            assumed: HashMap::new(),
+            requests: HashMap::new(),
+        }
+    }
+
+    fn requests_of(&mut self, pod: &Pod) -> Resources {
+        let gpus = &self.settings.gpus;
+        let compute = || {
+            pod.spec
+                .as_ref()
+                .and_then(|s| pod_requests(s, gpus).ok())
+                .unwrap_or_default()
+        };
+        match &pod.metadata.uid {
+            Some(uid) => *self.requests.entry(uid.clone()).or_insert_with(compute),
+            None => compute(),
+        }
+    }
+
+    /// Starts a round over a snapshot at `now`: usage per node (bound, unfinished pods and
+    /// assumed bindings) and the queue — ours, unbound, not gated, not backing off — by
+    /// priority, then creation time, then name.
+    pub fn begin(&mut self, pods: &[Arc<Pod>], nodes: &[Arc<Node>], now: Duration) -> Round {
+        let nodes: Vec<NodeInfo> = nodes
+            .iter()
+            .map(|n| NodeInfo::new(n, &self.settings.gpus))
+            .collect();
+        let mut used: HashMap<String, Resources> = HashMap::new();
+        let mut live = HashSet::new();
+        for p in pods {
+            let Some(uid) = &p.metadata.uid else { continue };
+            if node_name(p).is_some() || is_finished(p) {
+                self.assumed.remove(uid);
+            } else {
+                live.insert(uid.clone());
+            }
+            if let Some(n) = node_name(p)
+                && !is_finished(p)
+            {
+                let r = self.requests_of(p);
+                *used.entry(n.to_owned()).or_default() += r;
+            }
+        }
+        self.assumed.retain(|uid, _| live.contains(uid));
+        let present: HashSet<&str> = pods
+            .iter()
+            .filter_map(|p| p.metadata.uid.as_deref())
+            .collect();
+        self.requests
+            .retain(|uid, _| present.contains(uid.as_str()));
+        for (node, r) in self.assumed.values() {
+            *used.entry(node.clone()).or_default() += *r;
+        }
+        let mut queue: Vec<Arc<Pod>> = pods
+            .iter()
+            .filter(|p| {
+                scheduler_name(p) == self.settings.scheduler_name
+                    && node_name(p).is_none()
+                    && p.metadata.deletion_timestamp.is_none()
+                    && !is_finished(p)
+                    && p.spec
+                        .as_ref()
+                        .and_then(|s| s.scheduling_gates.as_ref())
+                        .is_none_or(|g| g.is_empty())
+                    && p.metadata
+                        .uid
+                        .as_ref()
+                        .is_some_and(|u| !self.assumed.contains_key(u))
+            })
+            .filter(|p| {
+                self.backoff
+                    .get(&pod_key(p))
+                    .and_then(|b| b.until)
+                    .is_none_or(|until| until <= now)
+            })
+            .cloned()
+            .collect();
+        queue.sort_by_key(|p| {
+            (
+                std::cmp::Reverse(p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)),
+                p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                pod_key(p),
+            )
+        });
+        Round { nodes, used, queue }
+    }
+
+    /// The in-tree filters for one pod of the round: readiness and cordons, node selector and
+    /// required affinity, taints, resources.
+    pub fn filter(&mut self, round: &Round, pod: &Pod) -> Result<Filtered, String> {
+        let requests = self.requests_of(pod);
+        let spec = pod.spec.as_ref().ok_or("pod has no spec")?;
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        let mut feasible = Vec::new();
+        for n in &round.nodes {
+            let reason = if let Some(r) = n.unusable {
+                Some(r)
+            } else if !required_node_match(spec, &n.node) {
+                Some("node(s) didn't match Pod's node affinity/selector")
+            } else if !tolerates_node_taints(spec, &n.node) {
+                Some("node(s) had untolerated taint")
+            } else {
+                let free = n.allocatable - round.used.get(&n.name).copied().unwrap_or_default();
+                insufficient(&requests, &free)
+            };
+            match reason {
+                Some(r) => *reasons.entry(r.to_owned()).or_default() += 1,
+                None => feasible.push(n.node.clone()),
+            }
+        }
+        let candidates = feasible
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        Ok(Filtered {
+            requests,
+            feasible,
+            candidates,
+            reasons,
+        })
+    }
+
+    /// The node to bind to after the extender's answer (`None`: no extender), or why none.
+    pub fn choose(
+        &self,
+        round: &Round,
+        filtered: Filtered,
+        extender: Option<Result<ExtenderFilterResult, String>>,
+    ) -> Result<String, String> {
+        let Filtered {
+            mut candidates,
+            mut reasons,
+            ..
+        } = filtered;
+        match extender {
+            None => {}
+            Some(Err(e)) => return Err(e),
+            Some(Ok(result)) => {
+                let failed = result
+                    .failed_nodes
+                    .iter()
+                    .flatten()
+                    .chain(result.failed_and_unresolvable_nodes.iter().flatten())
+                    .map(|(_, m)| m);
+                for m in failed {
+                    *reasons.entry(m.clone()).or_default() += 1;
+                }
+                let chosen = result.node_names.unwrap_or_default();
+                if let Some(bad) = chosen.iter().find(|n| !candidates.contains(n)) {
+                    return Err(format!(
+                        "extender claims a filtered node {bad} which is not found in the input node list"
+                    ));
+                }
+                candidates = chosen;
+            }
+        }
+        candidates.into_iter().min().ok_or_else(|| {
+            let parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            format!(
+                "0/{} nodes are available: {}.",
+                round.nodes.len(),
+                parts.join(", ")
+            )
+        })
+    }
+
+    /// Records an attempt's outcome at `now`: a binding is assumed and uses its node for the
+    /// rest of the round; a failure backs off (initial doubling to max).
+    pub fn record(
+        &mut self,
+        round: &mut Round,
+        pod: &Pod,
+        requests: Resources,
+        attempt: &Attempt,
+        now: Duration,
+    ) {
+        let key = pod_key(pod);
+        match attempt {
+            Attempt::Bound(node) => {
+                self.backoff.remove(&key);
+                *round.used.entry(node.clone()).or_default() += requests;
+                if let Some(uid) = &pod.metadata.uid {
+                    self.assumed.insert(uid.clone(), (node.clone(), requests));
+                }
+            }
+            Attempt::Unschedulable(_) => {
+                let b = self.backoff.entry(key).or_default();
+                b.attempts += 1;
+                let delay = self
+                    .settings
+                    .initial_backoff
+                    .saturating_mul(1 << (b.attempts - 1).min(16))
+                    .min(self.settings.max_backoff);
+                b.until = Some(now + delay);
+            }
+        }
+    }
+
+    /// When the next pod comes out of backoff, if any waits.
+    pub fn next_backoff_end(&self) -> Option<Duration> {
+        self.backoff.values().filter_map(|b| b.until).min()
+    }
+}
+
+fn insufficient(requests: &Resources, free: &Resources) -> Option<&'static str> {
+    if requests.cpu_milli > free.cpu_milli {
+        Some("Insufficient cpu")
+    } else if requests.memory_bytes > free.memory_bytes {
+        Some("Insufficient memory")
+    } else if requests.gpus > free.gpus {
+        Some("Insufficient nvidia.com/gpu")
+    } else {
+        None
+    }
+}
