@@ -128,7 +128,11 @@ async fn filter(State(ext): State<Arc<Extender>>, request: Request) -> Response 
                 outcome = decision.outcome.as_str(),
                 "placed"
             );
-            ExtenderFilterResult::nodes(vec![node.clone()])
+            if request.as_nodes {
+                ExtenderFilterResult::node_objects(vec![node.clone()])
+            } else {
+                ExtenderFilterResult::nodes(vec![node.clone()])
+            }
         }
         None => {
             debug!(
@@ -178,6 +182,9 @@ struct FilterArgs<'a> {
 struct FilterRequest<'a> {
     pod: Pod,
     candidates: Vec<Name<'a>>,
+    /// The candidates came as `Nodes` (the extender is not `nodeCacheCapable`): kube-scheduler
+    /// then reads the answer's `Nodes` and ignores its `NodeNames`.
+    as_nodes: bool,
 }
 
 impl<'a> FilterArgs<'a> {
@@ -189,6 +196,7 @@ impl<'a> FilterArgs<'a> {
             ))
         })?;
         input::require_pod(args.pod.as_ref(), "ExtenderArgs")?;
+        let as_nodes = args.node_names.is_none();
         let candidates = match (args.node_names, args.nodes) {
             (Some(names), _) | (None, Some(names)) => names,
             (None, None) => {
@@ -201,6 +209,7 @@ impl<'a> FilterArgs<'a> {
         Ok(FilterRequest {
             pod: args.pod.unwrap_or_default(),
             candidates,
+            as_nodes,
         })
     }
 

@@ -190,7 +190,16 @@ async fn predicates_alias_and_nodes_list_without_node_cache() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let result: ExtenderFilterResult = serde_json::from_str(&body).unwrap();
-    assert_eq!(result.node_names, Some(vec!["node-a".to_owned()]));
+    // kube-scheduler reads `NodeNames` only from a nodeCacheCapable extender; asked with
+    // `Nodes`, the answer must be `Nodes` too, or every node counts as filtered out.
+    let names: Option<Vec<String>> = result.nodes.map(|l| {
+        l.items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect()
+    });
+    assert_eq!(names, Some(vec!["node-a".to_owned()]));
+    assert_eq!(result.node_names, None);
 }
 
 #[tokio::test]

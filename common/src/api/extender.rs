@@ -9,6 +9,7 @@ use std::fmt;
 
 use k8s_openapi::List;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -171,6 +172,27 @@ impl ExtenderFilterResult {
     pub fn nodes(names: Vec<String>) -> Self {
         ExtenderFilterResult {
             node_names: Some(names),
+            ..Default::default()
+        }
+    }
+
+    /// Success for an extender that is not `nodeCacheCapable`: kube-scheduler reads `Nodes`
+    /// then, and finds each of its nodes by name (only `metadata.name` is sent).
+    pub fn node_objects(names: Vec<String>) -> Self {
+        ExtenderFilterResult {
+            nodes: Some(List {
+                items: names
+                    .into_iter()
+                    .map(|name| Node {
+                        metadata: ObjectMeta {
+                            name: Some(name),
+                            ..ObjectMeta::default()
+                        },
+                        ..Node::default()
+                    })
+                    .collect(),
+                ..List::default()
+            }),
             ..Default::default()
         }
     }

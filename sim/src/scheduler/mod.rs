@@ -143,7 +143,11 @@ async fn schedule_round(
                     }
                     _ => None,
                 };
-                let attempt = match core.choose(&round, filtered, answer) {
+                let cache_capable = settings
+                    .extender
+                    .as_ref()
+                    .is_some_and(|e| e.node_cache_capable);
+                let attempt = match core.choose(&round, filtered, answer, cache_capable) {
                     Ok(node) => bind(client, &pod, node).await,
                     Err(message) => Attempt::Unschedulable(message),
                 };

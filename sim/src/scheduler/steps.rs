@@ -223,11 +223,14 @@ impl SchedulerCore {
     }
 
     /// The node to bind to after the extender's answer (`None`: no extender), or why none.
+    /// As kube-scheduler, the answer's `NodeNames` count only for a `nodeCacheCapable`
+    /// extender; otherwise its `Nodes` do.
     pub fn choose(
         &self,
         round: &Round,
         filtered: Filtered,
         extender: Option<Result<ExtenderFilterResult, String>>,
+        node_cache_capable: bool,
     ) -> Result<String, String> {
         let Filtered {
             mut candidates,
@@ -247,7 +250,15 @@ impl SchedulerCore {
                 for m in failed {
                     *reasons.entry(m.clone()).or_default() += 1;
                 }
-                let chosen = result.node_names.unwrap_or_default();
+                let chosen = match (node_cache_capable, result.node_names, result.nodes) {
+                    (true, Some(names), _) => names,
+                    (_, _, Some(nodes)) => nodes
+                        .items
+                        .into_iter()
+                        .filter_map(|n| n.metadata.name)
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 if let Some(bad) = chosen.iter().find(|n| !candidates.contains(n)) {
                     return Err(format!(
                         "extender claims a filtered node {bad} which is not found in the input node list"
@@ -313,5 +324,89 @@ fn insufficient(requests: &Resources, free: &Resources) -> Option<&'static str> 
         Some("Insufficient nvidia.com/gpu")
     } else {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(name: &str) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "status": {"allocatable": {"cpu": "8", "memory": "32Gi"},
+                           "conditions": [{"type": "Ready", "status": "True"}]}
+            }))
+            .expect("a node"),
+        )
+    }
+
+    fn pod() -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+                "spec": {"schedulerName": "s", "containers": [{"name": "c",
+                    "resources": {"requests": {"cpu": "1"}}}]}
+            }))
+            .expect("a pod"),
+        )
+    }
+
+    fn core() -> SchedulerCore {
+        SchedulerCore::new(CoreSettings {
+            scheduler_name: "s".into(),
+            gpus: GpuResourceNames::default(),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+        })
+    }
+
+    #[test]
+    fn node_names_count_only_from_a_node_cache_capable_extender() {
+        let mut c = core();
+        let nodes = [node("a"), node("b")];
+        let round = c.begin(&[pod()], &nodes, Duration::ZERO);
+        let answer = || {
+            Some(Ok(ExtenderFilterResult {
+                node_names: Some(vec!["b".into()]),
+                ..Default::default()
+            }))
+        };
+        let filtered = c.filter(&round, &pod()).expect("filtered");
+        assert_eq!(c.choose(&round, filtered, answer(), true), Ok("b".into()));
+        let filtered = c.filter(&round, &pod()).expect("filtered");
+        let refused = c.choose(&round, filtered, answer(), false);
+        assert!(refused.is_err(), "{refused:?}");
+        let filtered = c.filter(&round, &pod()).expect("filtered");
+        let objects = Some(Ok(ExtenderFilterResult::node_objects(vec!["a".into()])));
+        assert_eq!(c.choose(&round, filtered, objects, false), Ok("a".into()));
+    }
+
+    #[test]
+    fn failures_back_off_doubling_to_the_maximum() {
+        let mut c = core();
+        let nodes = [node("a")];
+        let p = pod();
+        for (attempt, wait) in [(1u64, 1u64), (2, 2), (3, 4), (4, 8), (5, 10), (6, 10)] {
+            let now = Duration::from_secs(100 * attempt);
+            let mut round = c.begin(std::slice::from_ref(&p), &nodes, now);
+            assert_eq!(round.queue.len(), 1, "attempt {attempt} is due");
+            c.record(
+                &mut round,
+                &p,
+                Resources::default(),
+                &Attempt::Unschedulable("no".into()),
+                now,
+            );
+            assert_eq!(c.next_backoff_end(), Some(now + Duration::from_secs(wait)));
+            let early = c.begin(
+                std::slice::from_ref(&p),
+                &nodes,
+                now + Duration::from_millis(500),
+            );
+            assert!(early.queue.is_empty(), "backing off");
+        }
     }
 }
