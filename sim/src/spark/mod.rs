@@ -76,9 +76,22 @@ pub fn identities(name: &str, seed: u64) -> (String, String, String) {
     )
 }
 
-/// Creates the driver pod, then its ConfigMap, as spark-submit does. Returns the created
-/// driver (as admitted: the webhook may have changed it) or the API's error (a denial).
-pub async fn submit(client: &Client, s: &Submission, seed: u64) -> Result<Pod, kube::Error> {
+/// What spark-submit creates for one application, before the API server has seen it: the
+/// driver pod and its `spark.properties` ConfigMap (owned by the driver once it exists).
+#[derive(Debug, Clone)]
+pub struct SubmittedObjects {
+    pub driver: Pod,
+    pub config_map: ConfigMap,
+}
+
+/// Why spark-submit would refuse a submission before creating anything.
+#[derive(Debug, thiserror::Error)]
+#[error("spark-submit refuses the conf: {0}")]
+pub struct SubmitError(String);
+
+/// The objects spark-submit creates for `s` and a unique `seed`: the same in real and virtual
+/// time.
+pub fn submitted_objects(s: &Submission, seed: u64) -> Result<SubmittedObjects, SubmitError> {
     let (driver_name, app_id, conf_map) = identities(&s.name, seed);
     let mut conf = BTreeMap::from([
         ("spark.app.name".to_owned(), s.name.clone()),
@@ -102,7 +115,7 @@ pub async fn submit(client: &Client, s: &Submission, seed: u64) -> Result<Pod, k
     let spark = SparkConf::from(conf.clone());
     let demand = spark
         .demand(&GpuResourceNames::default())
-        .map_err(|e| kube::Error::Service(e.to_string().into()))?;
+        .map_err(|e| SubmitError(e.to_string()))?;
     let mut labels = BTreeMap::from([
         ("spark-app-selector".to_owned(), app_id.clone()),
         ("spark-app-name".to_owned(), s.name.clone()),
@@ -114,7 +127,7 @@ pub async fn submit(client: &Client, s: &Submission, seed: u64) -> Result<Pod, k
     annotations.extend(s.annotations.clone());
     let d = &demand.demand.driver;
     let limits = limits(d);
-    let pod: Pod = serde_json::from_value(json!({
+    let driver: Pod = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": driver_name, "namespace": s.namespace, "labels": labels,
                       "annotations": annotations},
@@ -134,14 +147,11 @@ pub async fn submit(client: &Client, s: &Submission, seed: u64) -> Result<Pod, k
                 "items": [{"key": "spark.properties", "path": "spark.properties", "mode": 420}]}}]
         }
     }))
-    .map_err(|e| kube::Error::Service(e.to_string().into()))?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &s.namespace);
-    let created = pods.create(&PostParams::default(), &pod).await?;
-    let cm = ConfigMap {
+    .map_err(|e| SubmitError(e.to_string()))?;
+    let config_map = ConfigMap {
         metadata: ObjectMeta {
             name: Some(conf_map),
             namespace: Some(s.namespace.clone()),
-            owner_references: Some(vec![owner(&created)]),
             ..ObjectMeta::default()
         },
         data: Some(BTreeMap::from([(
@@ -151,8 +161,22 @@ pub async fn submit(client: &Client, s: &Submission, seed: u64) -> Result<Pod, k
         immutable: Some(true),
         ..ConfigMap::default()
     };
+    Ok(SubmittedObjects { driver, config_map })
+}
+
+/// Creates the driver pod, then its ConfigMap (owned by the driver), as spark-submit does.
+/// Returns the created driver (as admitted: the webhook may have changed it) or the API's
+/// error (a denial).
+pub async fn submit(client: &Client, s: &Submission, seed: u64) -> Result<Pod, kube::Error> {
+    let SubmittedObjects {
+        driver,
+        mut config_map,
+    } = submitted_objects(s, seed).map_err(|e| kube::Error::Service(e.to_string().into()))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &s.namespace);
+    let created = pods.create(&PostParams::default(), &driver).await?;
+    config_map.metadata.owner_references = Some(vec![owner(&created)]);
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), &s.namespace);
-    maps.create(&PostParams::default(), &cm).await?;
+    maps.create(&PostParams::default(), &config_map).await?;
     Ok(created)
 }
 
@@ -359,5 +383,53 @@ pub async fn run_drivers(client: Client, scripts: Scripts) {
                 warn!(driver = key.as_str(), error = %e, "driver simulation failed");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn submitted_objects_are_what_spark_submit_makes() {
+        let s = Submission {
+            namespace: "spark".into(),
+            name: "pi".into(),
+            conf: BTreeMap::from([
+                ("spark.driver.memory".to_owned(), "2g".to_owned()),
+                ("spark.driver.cores".to_owned(), "2".to_owned()),
+            ]),
+            annotations: BTreeMap::new(),
+        };
+        let objects = submitted_objects(&s, 7).expect("a valid conf");
+        let (driver_name, app_id, conf_map) = identities("pi", 7);
+        assert_eq!(
+            objects.driver.metadata.name.as_deref(),
+            Some(driver_name.as_str())
+        );
+        let requests = objects
+            .driver
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers[0].resources.as_ref())
+            .and_then(|r| r.requests.clone())
+            .unwrap_or_default();
+        // 2 GiB plus Spark's overhead: max(384 MiB, 10 % of 2048 MiB) = 384 MiB.
+        assert_eq!(requests["memory"].0, "2432Mi");
+        assert_eq!(requests["cpu"].0, "2");
+        assert_eq!(objects.config_map.metadata.name, Some(conf_map));
+        let properties = &objects.config_map.data.unwrap_or_default()["spark.properties"];
+        assert!(
+            properties.contains(&format!("spark.app.id={app_id}")),
+            "{properties}"
+        );
+        let refused = submitted_objects(
+            &Submission {
+                conf: BTreeMap::from([("spark.driver.memory".to_owned(), "lots".to_owned())]),
+                ..s
+            },
+            8,
+        );
+        assert!(refused.is_err());
     }
 }
