@@ -37,69 +37,73 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct CaArgs {
-    /// Directory to write ca.crt and ca.key into (created if missing).
+    /// Directory to write ca.crt and ca.key into (created if missing), outside any git
+    /// repository, e.g. --out-dir ~/.config/sparkgang/pki/ca.
     #[arg(long)]
     out_dir: PathBuf,
-    /// Subject common name of the CA.
+    /// Subject common name of the CA, e.g. --common-name my-org-sparkgang-ca.
     #[arg(long, default_value = DEFAULT_CA_COMMON_NAME)]
     common_name: String,
-    /// Days the CA is valid.
+    /// Days the CA is valid, e.g. --days 3650.
     #[arg(long, default_value_t = DEFAULT_CA_DAYS, value_parser = days_parser())]
     days: u32,
-    /// Replace an existing CA in --out-dir (every certificate it signed stops verifying).
+    /// Replace an existing CA in --out-dir (every certificate it signed stops verifying), e.g.
+    /// --force.
     #[arg(long)]
     force: bool,
 }
 
 #[derive(Debug, Args)]
 struct ServingArgs {
-    /// Directory holding the CA (ca.crt, ca.key).
+    /// Directory holding the CA (ca.crt, ca.key), e.g. --ca-dir ~/.config/sparkgang/pki/ca.
     #[arg(long)]
     ca_dir: PathBuf,
-    /// Name of the Kubernetes Service the certificate is for.
+    /// Name of the Kubernetes Service the certificate is for, e.g. --service sparkgang-webhook.
     #[arg(long)]
     service: String,
-    /// Namespace of the Service.
+    /// Namespace of the Service, e.g. --namespace sparkgang-system.
     #[arg(long)]
     namespace: String,
-    /// Extra DNS name to include (repeatable).
+    /// Extra DNS name to include (repeatable), e.g. --dns localhost.
     #[arg(long = "dns", value_name = "NAME")]
     dns_names: Vec<String>,
-    /// Extra IP address to include (repeatable).
+    /// Extra IP address to include (repeatable), e.g. --ip 127.0.0.1.
     #[arg(long = "ip", value_name = "IP")]
     ip_addresses: Vec<IpAddr>,
-    /// Days the certificate is valid.
+    /// Days the certificate is valid, e.g. --days 90.
     #[arg(long, default_value_t = DEFAULT_SERVING_DAYS, value_parser = days_parser())]
     days: u32,
-    /// Directory to write tls.crt, tls.key and ca.crt into (created if missing; files replaced).
+    /// Directory to write tls.crt, tls.key and ca.crt into (created if missing; files replaced),
+    /// e.g. --out-dir ~/.config/sparkgang/pki/webhook.
     #[arg(long)]
     out_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
 struct SecretArgs {
-    /// Directory holding the CA (ca.crt, ca.key).
+    /// Directory holding the CA (ca.crt, ca.key), e.g. --ca-dir ~/.config/sparkgang/pki/ca.
     #[arg(long)]
     ca_dir: PathBuf,
-    /// Print only the base64 caBundle (the CA certificate) for a webhook configuration.
+    /// Print only the base64 caBundle (the CA certificate) for a webhook configuration, e.g.
+    /// --ca-bundle.
     #[arg(long, conflicts_with_all = ["service", "namespace", "secret_name", "dns_names", "ip_addresses", "days"])]
     ca_bundle: bool,
-    /// Name of the Kubernetes Service the certificate is for.
+    /// Name of the Kubernetes Service the certificate is for, e.g. --service sparkgang-webhook.
     #[arg(long, required_unless_present = "ca_bundle")]
     service: Option<String>,
-    /// Namespace of the Service and of the Secret.
+    /// Namespace of the Service and of the Secret, e.g. --namespace sparkgang-system.
     #[arg(long, required_unless_present = "ca_bundle")]
     namespace: Option<String>,
-    /// Name of the Secret.
+    /// Name of the Secret, e.g. --secret-name sparkgang-webhook-tls.
     #[arg(long, required_unless_present = "ca_bundle")]
     secret_name: Option<String>,
-    /// Extra DNS name to include (repeatable).
+    /// Extra DNS name to include (repeatable), e.g. --dns localhost.
     #[arg(long = "dns", value_name = "NAME")]
     dns_names: Vec<String>,
-    /// Extra IP address to include (repeatable).
+    /// Extra IP address to include (repeatable), e.g. --ip 127.0.0.1.
     #[arg(long = "ip", value_name = "IP")]
     ip_addresses: Vec<IpAddr>,
-    /// Days the certificate is valid.
+    /// Days the certificate is valid, e.g. --days 90.
     #[arg(long, default_value_t = DEFAULT_SERVING_DAYS, value_parser = days_parser())]
     days: u32,
 }

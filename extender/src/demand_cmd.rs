@@ -19,14 +19,16 @@ use sparkgang_common::sparkconf::{ConfDemand, SparkConf};
 #[derive(Debug, Args)]
 pub struct DemandArgs {
     /// The application's spark.properties (the `spark.properties` key of its
-    /// `spark-drv-…-conf-map` ConfigMap).
+    /// `spark-drv-…-conf-map` ConfigMap), e.g. `--spark-properties spark.properties`.
     #[arg(long, value_name = "FILE")]
     pub spark_properties: PathBuf,
     /// The driver pod (JSON or YAML): its requests are a floor for the driver and its palantir
-    /// annotations override the conf.
+    /// annotations override the conf, e.g. `--driver-pod driver.yaml` (from
+    /// `kubectl get pod NAME -o yaml`).
     #[arg(long, value_name = "FILE")]
     pub driver_pod: Option<PathBuf>,
-    /// An extended resource counted as GPUs; repeat for several (default: nvidia.com/gpu).
+    /// An extended resource counted as GPUs; repeat for several (default: nvidia.com/gpu),
+    /// e.g. `--gpu-resource amd.com/gpu`.
     #[arg(long = "gpu-resource", value_name = "NAME")]
     pub gpu_resources: Vec<String>,
 }

@@ -15,43 +15,78 @@ use sparkgang_extender::config::ExtenderConfig;
 #[command(
     name = "sparkgang-extender",
     version,
-    about = "Gang scheduling for Spark on Kubernetes: the scheduler extender"
+    about = "Gang scheduling for Spark on Kubernetes: the scheduler extender",
+    after_help = "Examples:\n  sparkgang-extender serve --config extender-config.yaml\n  \
+                  sparkgang-extender --config extender-config.yaml   (the same)\n  \
+                  sparkgang-extender demand --spark-properties spark.properties\n  \
+                  sparkgang-extender crds --out-dir deploy/crds\n\n\
+                  A complete config: key extender-config.yaml of deploy/base/scheduler/config.yaml; \
+                  every key: docs/extender.md.",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 struct Cli {
+    /// YAML config of the extender, e.g. --config extender-config.yaml: the same as `serve
+    /// --config PATH`.
+    #[arg(long, value_name = "PATH", required = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the extender: kube-scheduler calls POST /filter.
+    /// Run the extender: kube-scheduler calls POST /filter (and /preempt when its extender
+    /// entry sets preemptVerb); the same shape as `sparkgang-admission serve`.
     Serve {
-        /// The YAML config (docs/extender.md); unknown keys are errors.
-        #[arg(long)]
+        /// YAML config, e.g. the extender-config.yaml key of deploy/base/scheduler/config.yaml
+        /// (keys: docs/extender.md; unknown keys are errors).
+        #[arg(long, value_name = "PATH")]
         config: PathBuf,
     },
     /// Print the gang demand of a Spark application (from its spark.properties) as JSON.
     Demand(demand_cmd::DemandArgs),
     /// Write the CRD manifests (ResourceReservation, Demand) as YAML files into a directory.
     Crds {
-        #[arg(long, default_value = "deploy/crds")]
+        /// Directory to write the manifests into (created if missing), e.g. `--out-dir deploy/crds`.
+        #[arg(long, value_name = "DIR", default_value = "deploy/crds")]
         out_dir: PathBuf,
     },
 }
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
-        Command::Serve { config } => serve(&config),
-        Command::Demand(args) => demand_cmd::run(&args),
-        Command::Crds { out_dir } => write_crds(&out_dir),
+    let cli = Cli::parse();
+    let result = match (cli.command, cli.config) {
+        (Some(Command::Serve { config }), _) | (None, Some(config)) => serve(&config),
+        (Some(Command::Demand(args)), _) => demand_cmd::run(&args),
+        (Some(Command::Crds { out_dir }), _) => write_crds(&out_dir),
+        (None, None) => Err(anyhow::anyhow!(
+            "no command: pass serve --config PATH, --config PATH, demand or crds (see --help)"
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, leaving out a cause whose text the message before already holds
+/// (config errors name their source in their own message).
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 fn write_crds(dir: &Path) -> anyhow::Result<()> {

@@ -6,7 +6,8 @@
 //! creations to the real webhook, [`scheduler`] is kube-scheduler's loop calling the real
 //! extender, [`kubelet`] starts bound pods, [`spark`] behaves like spark-submit and a Spark
 //! driver. [`harness`] starts them all. [`scenario`] runs a workload through them and records
-//! a [`history`] that the [`oracle`]s judge.
+//! a [`history`] that the [`oracle`]s judge. [`playground`] keeps a cluster up to `spark-submit`
+//! against.
 
 pub mod admission;
 pub mod apiserver;
@@ -15,6 +16,7 @@ pub mod harness;
 pub mod history;
 pub mod kubelet;
 pub mod oracle;
+pub mod playground;
 pub mod scenario;
 pub mod scheduler;
 pub mod spark;

@@ -6,13 +6,20 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sparkgang_sim::scenario::{self, Mode, Report, Scenario};
+use sparkgang_sim::history::History;
+use sparkgang_sim::playground::{self, Playground};
+use sparkgang_sim::scenario::summary::{Outcome, side_by_side};
+use sparkgang_sim::scenario::{self, Mode, Report, Scenario, tables};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "sparkgang-sim",
     version,
-    about = "An in-memory Kubernetes cluster running the real sparkgang servers"
+    about = "An in-memory Kubernetes cluster running the real sparkgang servers",
+    after_help = "Examples:\n  sparkgang-sim demo\n  \
+                  sparkgang-sim run sim/scenarios/fifo-blocks-younger.yaml --report report.json\n  \
+                  sparkgang-sim judge history.json\n  sparkgang-sim up --nodes 4\n\n\
+                  Scenarios: sim/scenarios/ (format: docs/scenarios.md)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -21,17 +28,39 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// A mixed Spark workload with sparkgang, then with the default scheduler alone.
+    /// A mixed Spark workload with sparkgang, then with the default scheduler alone, and the
+    /// two side by side (about a minute).
     Demo,
-    /// Run a scenario file; exits non-zero when an expectation or invariant fails.
+    /// Run a scenario file (a cluster, a workload, expectations) and print one row an
+    /// application; exits non-zero when an expectation or invariant fails.
     Run {
+        /// The scenario, e.g. sim/scenarios/fifo-blocks-younger.yaml (every file in
+        /// sim/scenarios/ is one; the format is docs/scenarios.md).
+        #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Write the JSON report here.
-        #[arg(long)]
+        /// Write the JSON report (applications, nodes, violations) here, e.g. --report report.json.
+        #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
-        /// Run without the webhook and extender (kube-scheduler alone).
+        /// Write the recorded history (every pod and reservation over time) here, for
+        /// `judge`, e.g. --history history.json.
+        #[arg(long, value_name = "FILE")]
+        history: Option<PathBuf>,
+        /// Run without the webhook and extender (kube-scheduler alone), to compare.
         #[arg(long)]
         default_scheduler: bool,
+    },
+    /// Print and judge a recorded run again (a --history file of `run`), without running it.
+    Judge {
+        /// The history, e.g. history.json from `run FILE --history history.json`.
+        #[arg(value_name = "FILE")]
+        history: PathBuf,
+    },
+    /// The playground: a simulated cluster that stays up until Ctrl-C and prints its API
+    /// server's address, to spark-submit against (namespace `spark` is opted in).
+    Up {
+        /// How many nodes of 8 cores and 32Gi (instance group batch), e.g. --nodes 4.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        nodes: u16,
     },
 }
 
@@ -63,8 +92,11 @@ fn main() -> ExitCode {
             Command::Run {
                 file,
                 report,
+                history,
                 default_scheduler,
-            } => run_file(&file, report, default_scheduler).await,
+            } => run_file(&file, report, history, default_scheduler).await,
+            Command::Judge { history } => judge(&history),
+            Command::Up { nodes } => up(usize::from(nodes)).await,
         }
     });
     match result {
@@ -80,6 +112,7 @@ fn main() -> ExitCode {
 async fn run_file(
     file: &PathBuf,
     report: Option<PathBuf>,
+    history: Option<PathBuf>,
     default_scheduler: bool,
 ) -> anyhow::Result<bool> {
     let text =
@@ -97,7 +130,58 @@ async fn run_file(
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("report: {}", path.display());
     }
+    if let Some(path) = history {
+        std::fs::write(&path, serde_json::to_string(&r.history)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("history: {} (sparkgang-sim judge {0})", path.display());
+    }
     Ok(r.passed())
+}
+
+fn judge(path: &PathBuf) -> anyhow::Result<bool> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let history: History = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a history written by `sparkgang-sim run FILE --history {0}`",
+            path.display()
+        )
+    })?;
+    let r = Report::from_history(path.display().to_string(), history);
+    println!("== {} ({})", r.scenario, r.mode);
+    print_summary(&r);
+    println!("{}", tables::LEGEND);
+    let o = Outcome::of(&r.history);
+    println!(
+        "\n{} of {} applications completed; {} drivers starved of executors at the end",
+        o.completed, o.applications, o.starved_drivers
+    );
+    Ok(r.passed())
+}
+
+async fn up(nodes: usize) -> anyhow::Result<bool> {
+    let p = Playground::start(nodes).await?;
+    println!(
+        "sparkgang playground: {nodes} nodes of {} cores and {} (instance group batch), namespace \
+         spark opted in, the real webhook and extender.\nAPI server: {}\n\nSubmit (tested with PyPI pyspark \
+         4.3.0 and Java 17):\n  spark-submit --master {} --deploy-mode cluster --name pi \\\n      \
+         --conf spark.kubernetes.namespace=spark \\\n      \
+         --conf spark.kubernetes.container.image=apache/spark:4.0.0 \\\n      \
+         --conf spark.kubernetes.submission.waitAppCompletion=false \\\n      \
+         --conf spark.executor.instances=8 --conf spark.executor.cores=2 --conf spark.executor.memory=4g \\\n      \
+         --class org.apache.spark.examples.SparkPi local:///opt/spark/examples/jars/spark-examples.jar 1000\n\n\
+         Pods and reservations: curl -s {2}/api/v1/namespaces/spark/pods, \
+         {2}/apis/sparkgang.io/v1/namespaces/spark/resourcereservations\nCtrl-C stops it.",
+        playground::NODE_CPU,
+        playground::NODE_MEMORY,
+        p.cluster.api.url(),
+        p.spark_master(),
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    p.cluster.stop().await;
+    Ok(true)
 }
 
 async fn demo() -> anyhow::Result<bool> {
@@ -113,81 +197,29 @@ async fn demo() -> anyhow::Result<bool> {
     println!("== with sparkgang (gang scheduling, FIFO)");
     let with = scenario::run(&s, Mode::Sparkgang).await?;
     print_summary(&with);
+    println!("\n{}", tables::LEGEND);
     println!("\n== with the default scheduler alone");
     let mut baseline = s.clone();
     baseline.timeout = Some("30s".to_owned());
     let without = scenario::run(&baseline, Mode::DefaultScheduler).await?;
     print_summary(&without);
-    let done = |r: &Report| {
-        r.apps
-            .iter()
-            .filter(|a| a.final_state == "completed")
-            .count()
-    };
-    let starved = |r: &Report| {
-        r.apps
-            .iter()
-            .filter(|a| {
-                a.final_state == "running" && a.peak_running_executors < a.min_executors as usize
-            })
-            .count()
-    };
+    println!("\n{}", tables::LEGEND);
+    let o_with = Outcome::of(&with.history);
+    let o_without = Outcome::of(&without.history);
+    println!("\n== side by side: the same workload, the same cluster\n");
+    print!(
+        "{}",
+        side_by_side(("sparkgang", &o_with), ("default scheduler", &o_without))
+    );
     println!(
-        "\nsparkgang: {}/{} applications completed in {:.0}s, {} running drivers starved of executors. Default scheduler: {}/{} completed in {:.0}s, {} running drivers starved of executors.",
-        done(&with),
-        with.apps.len(),
-        with.duration_seconds,
-        starved(&with),
-        done(&without),
-        without.apps.len(),
-        without.duration_seconds,
-        starved(&without),
+        "\nWith the default scheduler every driver is placed as soon as it alone fits: the drivers \
+         fill the nodes\nand wait for executors that no longer fit. sparkgang places a driver only \
+         when its executors fit too.\n\n{}",
+        tables::WHERE_NEXT
     );
     Ok(with.passed())
 }
 
 fn print_summary(r: &Report) {
-    println!(
-        "{:<12} {:<10} {:>8} {:>10} {:>10} {:<12}",
-        "app", "state", "wait", "executors", "completed", "driver node"
-    );
-    for a in &r.apps {
-        let wait = a
-            .driver_scheduled_at
-            .map_or("-".to_owned(), |t| format!("{:.1}s", t - a.submitted_at));
-        let placed = a.executors.iter().filter(|e| e.node.is_some()).count();
-        let done = a
-            .completed_at
-            .map_or("-".to_owned(), |t| format!("{t:.1}s"));
-        println!(
-            "{:<12} {:<10} {:>8} {:>10} {:>10} {:<12}",
-            a.name,
-            a.final_state,
-            wait,
-            format!("{placed}/{}", a.min_executors.max(placed as u32)),
-            done,
-            a.driver_node.as_deref().unwrap_or("-")
-        );
-    }
-    let (cpu, alloc): (i64, i64) = r.nodes.iter().fold((0, 0), |(c, a), n| {
-        (c + n.peak_cpu_milli, a + n.allocatable_cpu_milli)
-    });
-    if alloc > 0 {
-        println!(
-            "peak cpu held (pods + reservations): {:.0}% of the cluster",
-            100.0 * cpu as f64 / alloc as f64
-        );
-    }
-    if let Some(f) = &r.filter {
-        println!(
-            "extender: {} filter calls ({:.1}/s over the run), mean {:.2} ms, p50 <= {} ms, p99 <= {} ms",
-            f.calls, f.calls_per_second, f.mean_ms, f.p50_at_most_ms, f.p99_at_most_ms
-        );
-    }
-    for v in &r.violations {
-        println!("VIOLATION: {v}");
-    }
-    for f in &r.expectation_failures {
-        println!("EXPECTATION FAILED: {f}");
-    }
+    print!("{}", tables::run_table(r));
 }

@@ -5,6 +5,8 @@
 mod report;
 mod run;
 mod sampler;
+pub mod summary;
+pub mod tables;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

@@ -116,6 +116,34 @@ pub fn filter_stats(metrics: &str, seconds: f64) -> Option<FilterStats> {
 }
 
 impl Report {
+    /// A report rebuilt from a recorded history (`sparkgang-sim judge`): the applications and
+    /// nodes, and the invariants judged again. A history with reservations is judged as a
+    /// sparkgang run. Expectations, pending reasons and filter figures are not recorded in a
+    /// history, so there are none.
+    pub fn from_history(scenario: String, history: History) -> Report {
+        let with_reservations = history
+            .changes
+            .iter()
+            .any(|c| !c.reservations.is_empty() || !c.held.is_empty());
+        let (apps, nodes) = summarise(&history, &HashMap::new(), &HashMap::new());
+        Report {
+            scenario,
+            mode: if with_reservations {
+                "sparkgang"
+            } else {
+                "default-scheduler"
+            }
+            .to_owned(),
+            duration_seconds: history.end(),
+            apps,
+            nodes,
+            violations: crate::oracle::check(&history, with_reservations),
+            expectation_failures: Vec::new(),
+            filter: None,
+            history,
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.violations.is_empty() && self.expectation_failures.is_empty()
     }
