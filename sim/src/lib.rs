@@ -6,11 +6,13 @@
 //! creations to the real webhook, [`scheduler`] is kube-scheduler's loop calling the real
 //! extender, [`kubelet`] starts bound pods, [`spark`] behaves like spark-submit and a Spark
 //! driver. [`harness`] starts them all. [`scenario`] runs a workload through them and records
-//! a [`history`] that the [`oracle`]s judge.
+//! a [`history`] that the [`oracle`]s judge. [`eventlog`] reads real Spark event logs (a History
+//! Server directory) and `kubectl get nodes -o json` for replays.
 
 pub mod admission;
 pub mod apiserver;
 pub mod deploy_config;
+pub mod eventlog;
 pub mod harness;
 pub mod history;
 pub mod kubelet;
