@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use sparkgang_common::Resources;
+use sparkgang_sim::eventlog::nodes::{parse_nodes, read_nodes};
 use sparkgang_sim::eventlog::{AppTrace, Codec, Layout, TraceState, read_dir};
 
 const MIB: i64 = 1 << 20;
@@ -320,4 +321,46 @@ fn killed_fixtures_say_how_their_logs_end() {
     .filter(|w| *w == [0x28, 0xB5, 0x2F, 0xFD])
     .count();
     assert!(frames > 1, "{frames} zstd frame magic(s)");
+}
+
+#[test]
+fn nodes_fixture_reads_allocatable_labels_and_taints() {
+    let nodes = read_nodes(&dir().join("nodes.json")).unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["batch-1", "batch-2", "gpu-1"]);
+    assert_eq!(
+        nodes[0].allocatable,
+        Resources::new(7910, 28_631_040 * 1024, 0)
+    );
+    assert_eq!(nodes[2].allocatable.gpus, 4);
+    assert_eq!(nodes[0].labels["instance-group"], "batch");
+    assert_eq!(nodes[2].taints.len(), 1);
+    assert_eq!(nodes[2].taints[0].key, "nvidia.com/gpu");
+    assert!(nodes[1].unschedulable);
+}
+
+#[test]
+fn malformed_nodes_are_named() {
+    let gpus = sparkgang_common::GpuResourceNames::default();
+    let p = Path::new("NODES.json");
+    let err = |text: &str| {
+        parse_nodes(text.as_bytes(), p, &gpus)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err("[").contains("NODES.json is not JSON"));
+    assert!(err(r#"{"kind":"PodList","items":[]}"#).contains("kind `PodList`"));
+    let bad_cpu = r#"{"kind":"List","items":[
+        {"kind":"Node","metadata":{"name":"a"},"status":{"allocatable":{"cpu":"4"}}},
+        {"kind":"Node","metadata":{"name":"b"},"status":{"allocatable":{"cpu":"four"}}}]}"#;
+    let e = err(bad_cpu);
+    assert!(e.starts_with("NODES.json item 1 (b): allocatable"), "{e}");
+    let dup = r#"{"kind":"List","items":[
+        {"kind":"Node","metadata":{"name":"a"},"status":{"allocatable":{"cpu":"4"}}},
+        {"kind":"Node","metadata":{"name":"a"},"status":{"allocatable":{"cpu":"4"}}}]}"#;
+    assert!(err(dup).contains("item 1 (a): same name as item 0"));
+    let no_alloc = r#"{"kind":"List","items":[{"kind":"Node","metadata":{"name":"z"}}]}"#;
+    assert!(err(no_alloc).contains("item 0 (z): no status.allocatable"));
+    let not_node = r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p"}}]}"#;
+    assert!(err(not_node).contains("item 0 (p): kind `Pod`, not Node"));
 }

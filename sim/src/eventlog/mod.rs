@@ -4,13 +4,15 @@
 //! snappy, lzf), reads it line by line ([`extract`]) and returns one [`AppTrace`] per application
 //! plus a [`Skipped`] entry, with its reason, for everything it could not use. Broken input never
 //! aborts the read: a log that is partly readable becomes a trace whose `fallbacks` say what was
-//! missing or cut; a log with nothing usable becomes a `Skipped`. The formats and rules are described in `docs/eventlogs.md`.
+//! missing or cut; a log with nothing usable becomes a `Skipped`. [`nodes`] reads
+//! `kubectl get nodes -o json`. The formats and rules are described in `docs/eventlogs.md`.
 
 pub mod codec;
 pub mod discover;
 pub mod extract;
 mod lz4java;
 mod lzf;
+pub mod nodes;
 mod snappyjava;
 mod zstd;
 
