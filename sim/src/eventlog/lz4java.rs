@@ -12,7 +12,7 @@ use std::io::{self, Read};
 
 use twox_hash::XxHash32;
 
-use super::codec::{corrupt, read_full, serve, truncated};
+use super::stream::{corrupt, read_full, serve, truncated};
 
 const MAGIC: &[u8; 8] = b"LZ4Block";
 const HEADER_LEN: usize = 8 + 1 + 4 + 4 + 4;

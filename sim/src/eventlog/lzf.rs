@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 
-use super::codec::{corrupt, read_full, serve, truncated};
+use super::stream::{corrupt, read_full, serve, truncated};
 
 /// Decompresses one LZF block (liblzf's `lzf_decompress`) into `out`, which must end up exactly
 /// `expected` bytes long.

@@ -14,6 +14,7 @@ mod lz4java;
 mod lzf;
 pub mod nodes;
 mod snappyjava;
+mod stream;
 mod zstd;
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 
 use std::io::{self, Read};
 
-use super::codec::{corrupt, read_full, serve, truncated};
+use super::stream::{corrupt, read_full, serve, truncated};
 
 const MAGIC: &[u8; 8] = b"\x82SNAPPY\0";
 const HEADER_LEN: usize = 16;

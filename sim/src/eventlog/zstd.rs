@@ -15,7 +15,7 @@ use std::io::{self, Read};
 use ruzstd::decoding::errors::FrameDecoderError;
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
-use super::codec::{corrupt, serve, truncated};
+use super::stream::{corrupt, serve, truncated};
 
 const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 /// A raw block of size 0 with the last-block bit.
