@@ -6,6 +6,7 @@
 //! is not an event is skipped and counted; when the first line of a log is not an event the log
 //! is not a Spark event log and is skipped whole.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -133,7 +134,7 @@ impl Facts {
             return;
         };
         self.events += 1;
-        let parse_err = match kind.as_str() {
+        let parse_err = match &*kind {
             "SparkListenerLogStart" => {
                 parse(line).map(|e: LogStart| self.spark_version = e.version)
             }
@@ -224,17 +225,18 @@ fn stringify(map: BTreeMap<String, Value>) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The `Event` of a line: from Spark's `{"Event":"…"` prefix, else by parsing the line.
-fn event_name(line: &[u8]) -> Option<String> {
+/// The `Event` of a line: from Spark's `{"Event":"…"` prefix (no allocation), else by parsing
+/// the line.
+fn event_name(line: &[u8]) -> Option<Cow<'_, str>> {
     const PREFIX: &[u8] = b"{\"Event\":\"";
     if let Some(rest) = line.strip_prefix(PREFIX)
         && let Some(end) = rest.iter().take(200).position(|&b| b == b'"')
         && line.last() == Some(&b'}')
     {
-        return std::str::from_utf8(&rest[..end]).ok().map(str::to_owned);
+        return std::str::from_utf8(&rest[..end]).ok().map(Cow::Borrowed);
     }
     match serde_json::from_slice::<Value>(line).ok()? {
-        Value::Object(m) => m.get("Event")?.as_str().map(str::to_owned),
+        Value::Object(m) => m.get("Event")?.as_str().map(|s| Cow::Owned(s.to_owned())),
         _ => None,
     }
 }
