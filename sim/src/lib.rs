@@ -7,11 +7,13 @@
 //! extender, [`kubelet`] starts bound pods, [`spark`] behaves like spark-submit and a Spark
 //! driver. [`harness`] starts them all. [`scenario`] runs a workload through them and records
 //! a [`history`] that the [`oracle`]s judge. [`playground`] keeps a cluster up to `spark-submit`
-//! against.
+//! against. [`eventlog`] reads real Spark event logs (a History Server directory) and
+//! `kubectl get nodes -o json` for replays.
 
 pub mod admission;
 pub mod apiserver;
 pub mod deploy_config;
+pub mod eventlog;
 pub mod harness;
 pub mod history;
 pub mod kubelet;
