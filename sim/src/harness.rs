@@ -318,7 +318,7 @@ fn rand_suffix() -> u64 {
 }
 
 /// The admission config of `deploy/` (ConfigMap `sparkgang-admission-config`).
-fn load_admission_config(deploy: &std::path::Path) -> Result<AdmissionConfig, SimError> {
+pub(crate) fn load_admission_config(deploy: &std::path::Path) -> Result<AdmissionConfig, SimError> {
     let path = deploy.join("base/webhook/config.yaml");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| SimError::Webhook(format!("{}: {e}", path.display())))?;

@@ -22,3 +22,4 @@ pub mod playground;
 pub mod scenario;
 pub mod scheduler;
 pub mod spark;
+pub mod virtual_clock;

@@ -1,0 +1,465 @@
+//! The simulated cluster in one process, for virtual time: the API server's store on a manual
+//! clock, and each component's decision code called directly — the webhook's `review`, the
+//! gate's `plan_ungate`, the extender's `Feed` and `filter` with its effects written at once,
+//! kube-scheduler's `SchedulerCore`, a kubelet that starts bound pods, Spark's `Allocator`.
+//! No HTTP, TLS or watches: every change is seen at once. Each method is one thing a component
+//! does; the event loop decides when.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Value, json};
+use sparkgang_admission::MutationConfig;
+use sparkgang_admission::review::review;
+use sparkgang_admission::review_client::{decode_response, pod_create_review};
+use sparkgang_common::api::extender::ExtenderFilterResult;
+use sparkgang_common::api::reservation::ResourceReservation;
+use sparkgang_common::cluster::{AppKey, ClusterState, Effect, Feed, WatchEvent};
+use sparkgang_common::demand_decision::DemandRules;
+use sparkgang_common::gate::{self, GatePlan, GateRules};
+use sparkgang_common::{GangDemand, GpuResourceNames};
+
+use crate::admission::selector_matches;
+use crate::apiserver::{
+    Clock, DeleteOptions, ManualClock, ResourceDef, ResourceTable, ServerConfig, Store,
+    StoreConfig, Stored, Subresource, WriteOptions,
+};
+use crate::deploy_config::{SchedulerDeployment, load_webhook_configuration};
+use crate::harness::{SimError, extender_config, load_admission_config};
+use crate::scheduler::{Attempt, CoreSettings, SchedulerCore, pod_key};
+use crate::spark::{Submission, submitted_objects};
+
+/// The extender's side: its state, the feed that keeps it, the gate's rules.
+struct ExtenderSide {
+    state: ClusterState,
+    feed: Feed,
+    gate_timeout: Duration,
+    gpus: GpuResourceNames,
+    default_demand: Option<GangDemand>,
+}
+
+/// The cluster and its components, in one process.
+pub struct World {
+    clock: Arc<ManualClock>,
+    origin: Timestamp,
+    pub store: Store,
+    pods: Arc<ResourceDef>,
+    nodes: Arc<ResourceDef>,
+    config_maps: Arc<ResourceDef>,
+    namespaces: Arc<ResourceDef>,
+    reservations: Arc<ResourceDef>,
+    /// The webhook's configuration and the namespaces its registration selects.
+    webhook: Option<(MutationConfig, Option<LabelSelector>)>,
+    extender: Option<ExtenderSide>,
+    scheduler: SchedulerCore,
+    uids: u64,
+}
+
+fn api(e: impl std::fmt::Display) -> SimError {
+    SimError::Client(e.to_string())
+}
+
+impl World {
+    /// The cluster of `deploy`, with the extender's config overridden as a scenario does;
+    /// without webhook and extender when `sparkgang` is false (kube-scheduler alone).
+    pub fn new(
+        deploy: &std::path::Path,
+        overrides: Option<&serde_yaml::Value>,
+        sparkgang: bool,
+    ) -> Result<World, SimError> {
+        let start = Timestamp::from_second(1_800_000_000).map_err(api)?;
+        let clock = Arc::new(ManualClock::new(start));
+        let crds = ServerConfig::default()
+            .with_crd_dir(deploy.join("crds"))
+            .map_err(SimError::ApiServer)?
+            .crds;
+        let mut table = ResourceTable::builtin();
+        for crd in &crds {
+            table.add_crd(crd).map_err(SimError::Client)?;
+        }
+        let store = Store::new(table, clock.clone(), StoreConfig::default());
+        let def = |g: &str, v: &str, r: &str| {
+            store
+                .resource(g, v, r)
+                .ok_or_else(|| SimError::Client(format!("no resource {g}/{v}/{r}")))
+        };
+        let deployment = SchedulerDeployment::load(deploy)?;
+        let (webhook, extender) = if sparkgang {
+            let admission = load_admission_config(deploy)?;
+            let registration: MutatingWebhookConfiguration = load_webhook_configuration(deploy)?;
+            let selector = registration
+                .webhooks
+                .as_ref()
+                .and_then(|w| w.first())
+                .and_then(|w| w.namespace_selector.clone());
+            let config = extender_config(&deployment, overrides).map_err(SimError::Extender)?;
+            let scheduler = config
+                .scheduler_config()
+                .map_err(|(k, m)| SimError::Extender(format!("{k}: {m}")))?;
+            let mut side = ExtenderSide {
+                gpus: scheduler.gpus.clone(),
+                default_demand: scheduler.default_demand,
+                state: ClusterState::new(scheduler),
+                feed: Feed::default(),
+                gate_timeout: config.gate_timeout,
+            };
+            // Empty relists: the caches are synced before anything exists.
+            let ExtenderSide { state, feed, .. } = &mut side;
+            feed.node(state, WatchEvent::RelistBegin);
+            feed.node(state, WatchEvent::RelistDone);
+            feed.pod(state, WatchEvent::RelistBegin);
+            feed.pod(state, WatchEvent::RelistDone);
+            feed.reservation(state, WatchEvent::RelistBegin);
+            feed.reservation(state, WatchEvent::RelistDone);
+            (
+                Some((MutationConfig::from(&admission), selector)),
+                Some(side),
+            )
+        } else {
+            (None, None)
+        };
+        let scheduler_name = if sparkgang {
+            deployment.scheduler_name().to_owned()
+        } else {
+            "default-scheduler".to_owned()
+        };
+        Ok(World {
+            pods: def("", "v1", "pods")?,
+            nodes: def("", "v1", "nodes")?,
+            config_maps: def("", "v1", "configmaps")?,
+            namespaces: def("", "v1", "namespaces")?,
+            reservations: def("sparkgang.io", "v1", "resourcereservations")?,
+            clock,
+            origin: start,
+            store,
+            webhook,
+            extender,
+            scheduler: SchedulerCore::new(CoreSettings {
+                scheduler_name,
+                gpus: GpuResourceNames::default(),
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(10),
+            }),
+            uids: 0,
+        })
+    }
+
+    /// Time since the start.
+    pub fn now(&self) -> Duration {
+        Duration::try_from(self.clock.now().duration_since(self.origin)).unwrap_or_default()
+    }
+
+    fn timestamp(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Moves the clock to `at` (never backwards).
+    pub fn advance_to(&self, at: Duration) {
+        if at > self.now() {
+            self.clock.advance(at - self.now());
+        }
+    }
+
+    pub fn create_namespace(
+        &mut self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), SimError> {
+        self.store
+            .create(
+                &self.namespaces,
+                "",
+                json!({"metadata": {"name": name, "labels": labels}}),
+            )
+            .map_err(api)?;
+        Ok(())
+    }
+
+    pub fn create_node(&mut self, node: &Node) -> Result<(), SimError> {
+        let stored = self
+            .store
+            .create(&self.nodes, "", serde_json::to_value(node).map_err(api)?)
+            .map_err(api)?;
+        if let (Some(ext), Ok(node)) = (
+            self.extender.as_mut(),
+            serde_json::from_value::<Node>(stored.value.clone()),
+        ) {
+            let fed = ext.feed.node(&mut ext.state, WatchEvent::Apply(node));
+            let effects = fed.effects;
+            self.apply_effects(effects);
+        }
+        Ok(())
+    }
+
+    /// What the webhook does to a pod created in `namespace`: its JSON patch applied, or the
+    /// denial's message.
+    fn admit(&mut self, namespace: &str, pod: Value) -> Result<Value, String> {
+        let Some((config, selector)) = &self.webhook else {
+            return Ok(pod);
+        };
+        let labels: BTreeMap<String, String> = self
+            .store
+            .get(&self.namespaces, "", namespace)
+            .and_then(|n| serde_json::from_value(n.value["metadata"]["labels"].clone()).ok())
+            .unwrap_or_default();
+        let mut with_name = labels;
+        with_name.insert("kubernetes.io/metadata.name".into(), namespace.into());
+        if !selector_matches(selector.as_ref(), &with_name) {
+            return Ok(pod);
+        }
+        self.uids += 1;
+        let request = pod_create_review(namespace, &format!("review-{}", self.uids), &pod, false);
+        let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+        let answer = review(config, &body).map_err(|e| e.to_string())?;
+        let response = decode_response(&answer.body)?;
+        if !response.allowed {
+            return Err(response.status.map(|(_, m)| m).unwrap_or_default());
+        }
+        let mut pod = pod;
+        if let Some(patch) = response.patch {
+            let patch: json_patch::Patch =
+                serde_json::from_value(patch).map_err(|e| e.to_string())?;
+            json_patch::patch(&mut pod, &patch).map_err(|e| e.to_string())?;
+        }
+        Ok(pod)
+    }
+
+    /// Creates a pod as a client would: through the webhook, then into the store.
+    pub fn create_pod(&mut self, namespace: &str, pod: Value) -> Result<Arc<Stored>, String> {
+        let pod = self.admit(namespace, pod)?;
+        let stored = self
+            .store
+            .create(&self.pods, namespace, pod)
+            .map_err(|e| e.to_string())?;
+        self.pod_changed(&stored);
+        Ok(stored)
+    }
+
+    /// spark-submit: the driver pod, then its ConfigMap owned by it.
+    pub fn submit(&mut self, s: &Submission, seed: u64) -> Result<(), String> {
+        let objects = submitted_objects(s, seed).map_err(|e| e.to_string())?;
+        let driver = serde_json::to_value(&objects.driver).map_err(|e| e.to_string())?;
+        let created = self.create_pod(&s.namespace, driver)?;
+        let mut map = serde_json::to_value(&objects.config_map).map_err(|e| e.to_string())?;
+        map["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "Pod",
+            "name": created.name(), "uid": created.uid(), "controller": true}]);
+        self.store
+            .create(&self.config_maps, &s.namespace, map)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// The extender sees a pod change (as its watch would deliver it).
+    fn pod_changed(&mut self, stored: &Stored) {
+        let Some(ext) = self.extender.as_mut() else {
+            return;
+        };
+        let Ok(pod) = serde_json::from_value::<Pod>(stored.value.clone()) else {
+            return;
+        };
+        let fed = ext.feed.pod(&mut ext.state, WatchEvent::Apply(pod));
+        self.apply_effects(fed.effects);
+    }
+
+    /// The extender's effects, carried out at once: reservations written (and their writes
+    /// fed back, as the watch would); `Demand` objects and capacity reports are not simulated.
+    fn apply_effects(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            if let Effect::SyncReservation(app) = effect {
+                self.sync_reservation(&app);
+            }
+        }
+    }
+
+    fn sync_reservation(&mut self, app: &AppKey) {
+        let Some(ext) = self.extender.as_mut() else {
+            return;
+        };
+        let (object, desired) = ext.state.reservation_object(app);
+        let name = app.reservation_name();
+        let existing = self.store.get(&self.reservations, &app.namespace, &name);
+        let written = match (object, existing) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                let _ = self.store.delete(
+                    &self.reservations,
+                    &app.namespace,
+                    &name,
+                    &DeleteOptions::default(),
+                );
+                None
+            }
+            (Some(o), Some(_)) => {
+                let value = serde_json::to_value(&o).unwrap_or_default();
+                self.store
+                    .modify(&self.reservations, None, &app.namespace, &name, |v| {
+                        v["spec"] = value["spec"].clone();
+                        v["status"] = value["status"].clone();
+                    })
+                    .ok()
+            }
+            (Some(o), None) => {
+                let mut value = serde_json::to_value(&o).unwrap_or_default();
+                if let Some(m) = value["metadata"].as_object_mut() {
+                    m.remove("resourceVersion");
+                }
+                self.store
+                    .create(&self.reservations, &app.namespace, value)
+                    .ok()
+            }
+        };
+        let rv = written.as_ref().map(|s| s.resource_version().to_string());
+        ext.state.reservation_written(app, desired, rv);
+        if let Some(rr) = written
+            .and_then(|s| serde_json::from_value::<ResourceReservation>(s.value.clone()).ok())
+        {
+            let fed = ext.feed.reservation(&mut ext.state, WatchEvent::Apply(rr));
+            let more = fed.effects;
+            self.apply_effects(more);
+        }
+    }
+
+    /// The gate controller for one driver: released now, or when to look again.
+    pub fn gate(&mut self, namespace: &str, name: &str) -> Option<Duration> {
+        let ext = self.extender.as_ref()?;
+        let stored = self.store.get(&self.pods, namespace, name)?;
+        let pod: Pod = serde_json::from_value(stored.value.clone()).ok()?;
+        let properties = gate::conf_map_of(&pod).and_then(|map| {
+            self.store
+                .get(&self.config_maps, namespace, &map)
+                .and_then(|cm| {
+                    cm.value["data"]["spark.properties"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+        });
+        let rules = GateRules {
+            timeout: ext.gate_timeout,
+            demand: DemandRules {
+                gpus: &ext.gpus,
+                default: ext.default_demand,
+            },
+        };
+        match gate::plan_ungate(&pod, properties.as_deref(), self.timestamp(), &rules) {
+            GatePlan::Nothing => None,
+            GatePlan::LookAgainIn(after) => Some(after),
+            GatePlan::Ungate(plan) => {
+                let patch: Result<json_patch::Patch, _> =
+                    serde_json::from_value(Value::Array(plan.patch));
+                if let Ok(patch) = patch
+                    && let Ok(updated) = self.store.modify(&self.pods, None, namespace, name, |v| {
+                        let _ = json_patch::patch(v, &patch);
+                    })
+                {
+                    self.pod_changed(&updated);
+                }
+                None
+            }
+        }
+    }
+
+    /// One kube-scheduler round: every pod due is filtered, asked of the extender in process,
+    /// bound and started (the kubelet). Returns the attempts, for reports.
+    pub fn schedule_round(&mut self) -> Vec<(String, Attempt)> {
+        let pods: Vec<Arc<Pod>> = self.all(&self.pods.clone());
+        let nodes: Vec<Arc<Node>> = self.all(&self.nodes.clone());
+        let now = self.now();
+        let mut round = self.scheduler.begin(&pods, &nodes, now);
+        let queue = std::mem::take(&mut round.queue);
+        let mut out = Vec::new();
+        for pod in queue {
+            let (requests, attempt) = match self.scheduler.filter(&round, &pod) {
+                Err(message) => (Default::default(), Attempt::Unschedulable(message)),
+                Ok(filtered) => {
+                    let requests = filtered.requests;
+                    let answer = match (&mut self.extender, filtered.candidates.is_empty()) {
+                        (Some(ext), false) => {
+                            let decision =
+                                ext.state
+                                    .filter(&pod, &filtered.candidates, self.clock.now());
+                            let effects = decision.effects.clone();
+                            let result = match &decision.node {
+                                Some(node) => ExtenderFilterResult::nodes(vec![node.clone()]),
+                                None => ExtenderFilterResult::all_failed(
+                                    &filtered.candidates,
+                                    &decision.message,
+                                ),
+                            };
+                            self.apply_effects(effects);
+                            Some(Ok(result))
+                        }
+                        _ => None,
+                    };
+                    let attempt = match self.scheduler.choose(&round, filtered, answer, true) {
+                        Ok(node) => self.bind(&pod, node),
+                        Err(message) => Attempt::Unschedulable(message),
+                    };
+                    (requests, attempt)
+                }
+            };
+            self.scheduler
+                .record(&mut round, &pod, requests, &attempt, now);
+            out.push((pod_key(&pod), attempt));
+        }
+        out
+    }
+
+    /// Binds, and the kubelet starts the pod at once.
+    fn bind(&mut self, pod: &Pod, node: String) -> Attempt {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if let Err(e) = self
+            .store
+            .bind(&namespace, &name, &node, None, &WriteOptions::default())
+        {
+            return Attempt::Unschedulable(format!("binding rejected: {e}"));
+        }
+        match self.store.modify(
+            &self.pods,
+            Some(Subresource::Status),
+            &namespace,
+            &name,
+            |v| {
+                v["status"]["phase"] = json!("Running");
+            },
+        ) {
+            Ok(running) => self.pod_changed(&running),
+            Err(e) => tracing::warn!(error = %e, "cannot start the pod"),
+        }
+        Attempt::Bound(node)
+    }
+
+    /// When the next scheduling attempt is due after a backoff, if one waits.
+    pub fn next_backoff_end(&self) -> Option<Duration> {
+        self.scheduler.next_backoff_end()
+    }
+
+    fn all<K: serde::de::DeserializeOwned>(&self, def: &ResourceDef) -> Vec<Arc<K>> {
+        self.store
+            .list(def, None, &Default::default(), None, None)
+            .map(|l| {
+                l.items
+                    .iter()
+                    .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
+                    .map(Arc::new)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The reservation of `app_id` in `namespace`, as stored.
+    pub fn reservation(&self, namespace: &str, app_id: &str) -> Option<ResourceReservation> {
+        let app = AppKey {
+            namespace: namespace.to_owned(),
+            app_id: app_id.to_owned(),
+        };
+        self.store
+            .get(&self.reservations, namespace, &app.reservation_name())
+            .and_then(|s| serde_json::from_value(s.value.clone()).ok())
+    }
+}
