@@ -12,7 +12,7 @@ use std::io::{self, Read};
 
 use twox_hash::XxHash32;
 
-use super::stream::{corrupt, read_full, serve, truncated};
+use super::stream::{BlockDecoder, corrupt, read_blocks, read_full, truncated};
 
 const MAGIC: &[u8; 8] = b"LZ4Block";
 const HEADER_LEN: usize = 8 + 1 + 4 + 4 + 4;
@@ -149,26 +149,18 @@ impl<R: Read> Lz4BlockReader<R> {
     }
 }
 
+impl<R: Read> BlockDecoder for Lz4BlockReader<R> {
+    fn next_block(&mut self) -> io::Result<bool> {
+        Lz4BlockReader::next_block(self)
+    }
+
+    fn served(&mut self) -> (&mut Vec<u8>, &mut usize, &mut bool) {
+        (&mut self.out, &mut self.pos, &mut self.done)
+    }
+}
+
 impl<R: Read> Read for Lz4BlockReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.pos == self.out.len() {
-            if self.done {
-                return Ok(0);
-            }
-            match self.next_block() {
-                Ok(true) => {}
-                Ok(false) => self.done = true,
-                Err(e) => {
-                    self.done = true;
-                    self.out.clear();
-                    self.pos = 0;
-                    return Err(e);
-                }
-            }
-        }
-        Ok(serve(&self.out, &mut self.pos, buf))
+        read_blocks(self, buf)
     }
 }

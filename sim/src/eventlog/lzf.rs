@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 
-use super::stream::{corrupt, read_full, serve, truncated};
+use super::stream::{BlockDecoder, corrupt, read_blocks, read_full, truncated};
 
 /// Decompresses one LZF block (liblzf's `lzf_decompress`) into `out`, which must end up exactly
 /// `expected` bytes long.
@@ -146,26 +146,18 @@ impl<R: Read> LzfReader<R> {
     }
 }
 
+impl<R: Read> BlockDecoder for LzfReader<R> {
+    fn next_block(&mut self) -> io::Result<bool> {
+        LzfReader::next_chunk(self)
+    }
+
+    fn served(&mut self) -> (&mut Vec<u8>, &mut usize, &mut bool) {
+        (&mut self.out, &mut self.pos, &mut self.done)
+    }
+}
+
 impl<R: Read> Read for LzfReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.pos == self.out.len() {
-            if self.done {
-                return Ok(0);
-            }
-            match self.next_chunk() {
-                Ok(true) => {}
-                Ok(false) => self.done = true,
-                Err(e) => {
-                    self.done = true;
-                    self.out.clear();
-                    self.pos = 0;
-                    return Err(e);
-                }
-            }
-        }
-        Ok(serve(&self.out, &mut self.pos, buf))
+        read_blocks(self, buf)
     }
 }

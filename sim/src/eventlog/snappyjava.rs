@@ -8,7 +8,7 @@
 
 use std::io::{self, Read};
 
-use super::stream::{corrupt, read_full, serve, truncated};
+use super::stream::{BlockDecoder, corrupt, read_blocks, read_full, truncated};
 
 const MAGIC: &[u8; 8] = b"\x82SNAPPY\0";
 const HEADER_LEN: usize = 16;
@@ -143,26 +143,18 @@ impl<R: Read> SnappyStreamReader<R> {
     }
 }
 
+impl<R: Read> BlockDecoder for SnappyStreamReader<R> {
+    fn next_block(&mut self) -> io::Result<bool> {
+        SnappyStreamReader::next_chunk(self)
+    }
+
+    fn served(&mut self) -> (&mut Vec<u8>, &mut usize, &mut bool) {
+        (&mut self.out, &mut self.pos, &mut self.done)
+    }
+}
+
 impl<R: Read> Read for SnappyStreamReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.pos == self.out.len() {
-            if self.done {
-                return Ok(0);
-            }
-            match self.next_chunk() {
-                Ok(true) => {}
-                Ok(false) => self.done = true,
-                Err(e) => {
-                    self.done = true;
-                    self.out.clear();
-                    self.pos = 0;
-                    return Err(e);
-                }
-            }
-        }
-        Ok(serve(&self.out, &mut self.pos, buf))
+        read_blocks(self, buf)
     }
 }
