@@ -4,8 +4,9 @@
 # README's test command; .ci/run calls it after fmt and clippy. Extra arguments go to the first
 # (debug) `cargo test`.
 #
-# Tiers: (1) every test target in a debug build; (2) the real-time scenario at scale
-# (1,000 applications), which needs a release build to keep up; (3) doc tests.
+# Tiers: (1) every test target in a debug build; (2) the scenario at scale (1,000
+# applications) in real time, which needs a release build to keep up, and its determinism on
+# the virtual clock; (3) doc tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,8 @@ step() {
 step "tests (debug)" cargo test --workspace --all-targets --locked --no-fail-fast "$@"
 step "scenario at scale (release)" \
   cargo test --release --locked -p sparkgang-tests --test scenarios --no-fail-fast -- scale_
+step "virtual clock at scale (release)" \
+  cargo test --release --locked -p sparkgang-sim --test virtual_clock --no-fail-fast -- scale
 step "doc tests" cargo test --workspace --doc --locked --no-fail-fast
 
 if [ ${#failed[@]} -eq 0 ]; then

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
+use sparkgang_common::api::reservation::ResourceReservation;
+use sparkgang_common::cluster::ClusterState;
 use sparkgang_common::resources::Resources;
 
 /// A recorded run.
@@ -19,6 +22,14 @@ pub struct History {
     /// API server faults injected towards the extender (seconds from the start).
     #[serde(default)]
     pub outages: Vec<Outage>,
+    /// The clock the run was on: `real` or `virtual` (histories from before it say nothing:
+    /// real).
+    #[serde(default = "real_clock")]
+    pub clock: String,
+}
+
+fn real_clock() -> String {
+    "real".to_owned()
 }
 
 /// A window in which the API server misbehaved towards the extender.
@@ -100,6 +111,25 @@ pub struct PodRecord {
 }
 
 impl PodRecord {
+    /// A pod as recorded, with its effective requests (computed once by the caller).
+    pub fn of(p: &Pod, requests: Resources) -> PodRecord {
+        let labels = p.metadata.labels.as_ref();
+        let label = |k: &str| labels.and_then(|l| l.get(k).cloned()).unwrap_or_default();
+        PodRecord {
+            namespace: p.metadata.namespace.clone().unwrap_or_default(),
+            name: p.metadata.name.clone().unwrap_or_default(),
+            role: label("spark-role"),
+            app_id: label("spark-app-selector"),
+            node: p.spec.as_ref().and_then(|sp| sp.node_name.clone()),
+            phase: p
+                .status
+                .as_ref()
+                .and_then(|st| st.phase.clone())
+                .unwrap_or_default(),
+            requests,
+        }
+    }
+
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
@@ -126,6 +156,24 @@ pub struct ReservationRecord {
 }
 
 impl ReservationRecord {
+    pub fn of(rr: &ResourceReservation) -> ReservationRecord {
+        ReservationRecord {
+            namespace: rr.metadata.namespace.clone().unwrap_or_default(),
+            app_id: rr.spec.app_id.clone(),
+            slots: rr
+                .spec
+                .reservations
+                .iter()
+                .map(|(slot, r)| (slot.clone(), r.node.clone()))
+                .collect(),
+            pods: rr
+                .status
+                .as_ref()
+                .map(|s| s.pods.clone())
+                .unwrap_or_default(),
+        }
+    }
+
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.app_id)
     }
@@ -133,6 +181,20 @@ impl ReservationRecord {
     pub fn executor_slots(&self) -> usize {
         self.slots.keys().filter(|s| s.as_str() != "driver").count()
     }
+}
+
+/// Per node, what the extender holds there: slots, soft reservations and pods no slot covers.
+/// Its memory is ahead of its API objects, whose writes follow.
+pub fn held_by_node(state: &ClusterState) -> BTreeMap<String, Resources> {
+    state
+        .nodes()
+        .map(|n| {
+            (
+                n.name.clone(),
+                n.usage.reserved + n.usage.soft + n.usage.pods,
+            )
+        })
+        .collect()
 }
 
 /// What changed at one sample time.

@@ -49,12 +49,22 @@ pub enum Phase {
 pub async fn set_phase(client: &Client, pod: &Pod, phase: Phase) -> Result<(), kube::Error> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let name = pod.metadata.name.as_deref().unwrap_or("");
+    let patch = status_patch(pod, phase, Timestamp::now());
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
+/// The merge patch of a pod's status that moves it to `phase` at `now`: the same in real and
+/// virtual time.
+pub fn status_patch(pod: &Pod, phase: Phase, now: Timestamp) -> serde_json::Value {
     let containers: Vec<String> = pod
         .spec
         .as_ref()
         .map(|s| s.containers.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default();
-    let now = Timestamp::now().to_string();
+    let now = now.to_string();
     let (phase_text, state, ready) = match phase {
         Phase::Running => ("Running", json!({"running": {"startedAt": now}}), true),
         Phase::Succeeded => (
@@ -75,15 +85,11 @@ pub async fn set_phase(client: &Client, pod: &Pod, phase: Phase) -> Result<(), k
                    "restartCount": 0, "started": ready, "state": state})
         })
         .collect();
-    let patch = json!({"status": {
+    json!({"status": {
         "phase": phase_text,
         "podIP": "10.0.0.1",
         "startTime": now,
         "containerStatuses": statuses,
         "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }, "lastTransitionTime": now}],
-    }});
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map(|_| ())
+    }})
 }

@@ -18,6 +18,7 @@ use sparkgang_sim::scenario::{self, Mode, Report, Scenario, tables};
     about = "An in-memory Kubernetes cluster running the real sparkgang servers",
     after_help = "Examples:\n  sparkgang-sim demo\n  \
                   sparkgang-sim run sim/scenarios/fifo-blocks-younger.yaml --report report.json\n  \
+                  sparkgang-sim run sim/scenarios/scale-1000-apps.yaml --clock virtual\n  \
                   sparkgang-sim judge history.json\n  sparkgang-sim up --nodes 4\n\n\
                   Scenarios: sim/scenarios/ (format: docs/scenarios.md)."
 )]
@@ -48,6 +49,11 @@ enum Command {
         /// Run without the webhook and extender (kube-scheduler alone), to compare.
         #[arg(long)]
         default_scheduler: bool,
+        /// `real`: the servers over HTTPS in wall-clock time. `virtual`: the same decision
+        /// code in one process on a discrete-event clock, in a fraction of the time
+        /// (docs/virtual-time.md).
+        #[arg(long, value_name = "CLOCK", default_value = "real", value_parser = ["real", "virtual"])]
+        clock: String,
     },
     /// Print and judge a recorded run again (a --history file of `run`), without running it.
     Judge {
@@ -94,7 +100,17 @@ fn main() -> ExitCode {
                 report,
                 history,
                 default_scheduler,
-            } => run_file(&file, report, history, default_scheduler).await,
+                clock,
+            } => {
+                run_file(
+                    &file,
+                    report,
+                    history,
+                    default_scheduler,
+                    clock == "virtual",
+                )
+                .await
+            }
             Command::Judge { history } => judge(&history),
             Command::Up { nodes } => up(usize::from(nodes)).await,
         }
@@ -114,6 +130,7 @@ async fn run_file(
     report: Option<PathBuf>,
     history: Option<PathBuf>,
     default_scheduler: bool,
+    virtual_clock: bool,
 ) -> anyhow::Result<bool> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -123,7 +140,24 @@ async fn run_file(
     } else {
         Mode::Sparkgang
     };
-    let r = scenario::run(&s, mode).await?;
+    let r = if virtual_clock {
+        if !s.faults.is_empty() {
+            eprintln!(
+                "note: API faults are not simulated in virtual time (no API calls are made); \
+                 the scenario runs without them"
+            );
+        }
+        let wall = std::time::Instant::now();
+        let r = scenario::run_virtual(&s, mode)?;
+        println!(
+            "virtual clock: {:.1} s of cluster time in {:.2} s",
+            r.duration_seconds,
+            wall.elapsed().as_secs_f64()
+        );
+        r
+    } else {
+        scenario::run(&s, mode).await?
+    };
     print_summary(&r);
     if let Some(path) = report {
         std::fs::write(&path, serde_json::to_string_pretty(&r)?)

@@ -1,8 +1,10 @@
 //! Every scenario under `sim/scenarios/` runs with the real webhook and extender: its
-//! expectations and the invariants (`sparkgang_sim::oracle`) must hold.
+//! expectations and the invariants (`sparkgang_sim::oracle`) must hold, in real time and on
+//! the virtual clock, and both clocks must end with every application in the same state (the
+//! agreement test of docs/virtual-time.md).
 
 use sparkgang_sim::scenario::Mode;
-use sparkgang_tests::scenarios::{load, run, run_and_check};
+use sparkgang_tests::scenarios::{assert_same_final_states, load, run, run_and_check, run_virtual};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo() {
@@ -39,17 +41,22 @@ async fn default_scheduler_alone_starves_the_demo() {
     let mut s = load("demo.yaml");
     s.timeout = Some("20s".into());
     let report = run(&s, Mode::DefaultScheduler).await;
-    let starved = report
-        .apps
-        .iter()
-        .filter(|a| {
-            a.final_state == "running" && a.peak_running_executors < a.min_executors as usize
-        })
-        .count();
-    assert!(
-        starved > 0,
-        "expected drivers starved of executors without sparkgang"
-    );
+    let virtual_run = run_virtual(&s, Mode::DefaultScheduler);
+    for r in [&report, &virtual_run] {
+        let starved = r
+            .apps
+            .iter()
+            .filter(|a| {
+                a.final_state == "running" && a.peak_running_executors < a.min_executors as usize
+            })
+            .count();
+        assert!(
+            starved > 0,
+            "expected drivers starved of executors without sparkgang ({} clock)",
+            r.clock
+        );
+    }
+    assert_same_final_states(&report, &virtual_run);
 }
 
 /// 1,000 applications in real time need an optimised build: a debug build of the whole
@@ -93,4 +100,24 @@ async fn fault_api_409() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_drop_watches() {
     run_and_check("fault-drop-watches.yaml").await;
+}
+
+/// The agreement test covers every scenario: each file under `sim/scenarios/` has a test above.
+#[test]
+fn every_scenario_file_has_a_test() {
+    let this = include_str!("scenarios.rs");
+    let dir = sparkgang_tests::repo_root().join("sim/scenarios");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    let missing: Vec<&String> = files
+        .iter()
+        .filter(|f| !this.contains(&format!("\"{f}\"")))
+        .collect();
+    assert!(!files.is_empty(), "no scenarios under {}", dir.display());
+    assert!(missing.is_empty(), "scenarios without a test: {missing:?}");
 }

@@ -21,10 +21,14 @@ pub fn fifo_order(history: &History) -> Vec<Violation> {
         return Vec::new();
     };
     let mut placed: BTreeMap<&str, f64> = BTreeMap::new();
+    let drivers: Vec<(&AppRecord, String)> = history
+        .apps
+        .iter()
+        .map(|a| (a, format!("{}/{}", a.namespace, a.driver)))
+        .collect();
     history.replay(|state| {
-        for a in &history.apps {
-            let key = format!("{}/{}", a.namespace, a.driver);
-            if state.pods.get(&key).is_some_and(|p| p.node.is_some()) {
+        for (a, key) in &drivers {
+            if state.pods.get(key).is_some_and(|p| p.node.is_some()) {
                 placed.entry(a.name.as_str()).or_insert(state.at);
             }
         }

@@ -21,12 +21,25 @@ pub fn gang_reserved_before_driver(history: &History) -> Vec<Violation> {
     // in time.
     let mut bound: BTreeMap<String, (f64, String)> = BTreeMap::new();
     let mut complete: BTreeSet<String> = BTreeSet::new();
-    let apps: Vec<&AppRecord> = history.apps.iter().filter(|a| !a.rejected).collect();
+    // Each app with the keys of its driver pod and its reservation.
+    let apps: Vec<(&AppRecord, String, String)> = history
+        .apps
+        .iter()
+        .filter(|a| !a.rejected)
+        .map(|a| {
+            (
+                a,
+                format!("{}/{}", a.namespace, a.driver),
+                format!("{}/{}", a.namespace, a.app_id),
+            )
+        })
+        .collect();
     history.replay(|state| {
-        for a in &apps {
-            let key = format!("{}/{}", a.namespace, a.driver);
-            if let Some(node) = state.pods.get(&key).and_then(|p| p.node.clone()) {
-                bound.entry(a.name.clone()).or_insert((state.at, node));
+        for (a, driver, reservation) in &apps {
+            if !bound.contains_key(&a.name)
+                && let Some(node) = state.pods.get(driver).and_then(|p| p.node.clone())
+            {
+                bound.insert(a.name.clone(), (state.at, node));
             }
             let Some((since, node)) = bound.get(&a.name) else {
                 continue;
@@ -34,8 +47,7 @@ pub fn gang_reserved_before_driver(history: &History) -> Vec<Violation> {
             if state.at > since + RESERVATION_WRITE_GRACE || complete.contains(&a.name) {
                 continue;
             }
-            let key = format!("{}/{}", a.namespace, a.app_id);
-            if state.reservations.get(&key).is_some_and(|r| {
+            if state.reservations.get(reservation).is_some_and(|r| {
                 r.slots.get("driver") == Some(node)
                     && r.executor_slots() >= a.gang.min_executors as usize
             }) {
@@ -60,6 +72,18 @@ pub fn gang_reserved_before_driver(history: &History) -> Vec<Violation> {
 /// No running driver stays below its minimum running executors for more than
 /// [`STARVATION_LIMIT`] of the run's clock while its reservation exists.
 pub fn no_starved_gang(history: &History) -> Vec<Violation> {
+    let apps: Vec<(&AppRecord, String, String)> = history
+        .apps
+        .iter()
+        .filter(|a| !a.rejected)
+        .map(|a| {
+            (
+                a,
+                format!("{}/{}", a.namespace, a.driver),
+                format!("{}/{}", a.namespace, a.app_id),
+            )
+        })
+        .collect();
     let mut since: BTreeMap<&str, f64> = BTreeMap::new();
     let mut reported: BTreeSet<&str> = BTreeSet::new();
     let mut out = Vec::new();
@@ -70,14 +94,9 @@ pub fn no_starved_gang(history: &History) -> Vec<Violation> {
                 *running.entry(p.app_id.as_str()).or_default() += 1;
             }
         }
-        for a in history.apps.iter().filter(|a| !a.rejected) {
-            let driver_running = state
-                .pods
-                .get(&format!("{}/{}", a.namespace, a.driver))
-                .is_some_and(|p| p.phase == "Running");
-            let reserved = state
-                .reservations
-                .contains_key(&format!("{}/{}", a.namespace, a.app_id));
+        for (a, driver, reservation) in &apps {
+            let driver_running = state.pods.get(driver).is_some_and(|p| p.phase == "Running");
+            let reserved = state.reservations.contains_key(reservation);
             let have = running.get(a.app_id.as_str()).copied().unwrap_or(0);
             let min = a.gang.min_executors as usize;
             if !(driver_running && reserved && have < min) {

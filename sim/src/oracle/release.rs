@@ -17,18 +17,28 @@ pub fn reservations_released(history: &History) -> Vec<Violation> {
     let mut reported: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();
     let end = history.end();
+    let apps: Vec<(&crate::history::AppRecord, String, String)> = history
+        .apps
+        .iter()
+        .filter(|a| !a.rejected)
+        .map(|a| {
+            (
+                a,
+                format!("{}/{}", a.namespace, a.driver),
+                format!("{}/{}", a.namespace, a.app_id),
+            )
+        })
+        .collect();
     history.replay(|state| {
-        for a in history.apps.iter().filter(|a| !a.rejected) {
-            let driver = state.pods.get(&format!("{}/{}", a.namespace, a.driver));
-            if driver.is_some_and(|p| p.is_finished()) {
-                finished.entry(a.name.clone()).or_insert(state.at);
+        for (a, driver, reservation) in &apps {
+            let driver = state.pods.get(driver);
+            if driver.is_some_and(|p| p.is_finished()) && !finished.contains_key(&a.name) {
+                finished.insert(a.name.clone(), state.at);
             }
             let Some(done) = finished.get(&a.name) else {
                 continue;
             };
-            let held = state
-                .reservations
-                .contains_key(&format!("{}/{}", a.namespace, a.app_id));
+            let held = state.reservations.contains_key(reservation);
             let late = state.at > history.due_after(*done, RELEASE_GRACE) || state.at >= end;
             if held && late && reported.insert(a.name.clone()) {
                 out.push(Violation {

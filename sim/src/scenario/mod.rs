@@ -4,6 +4,7 @@
 
 mod report;
 mod run;
+mod run_virtual;
 mod sampler;
 pub mod summary;
 pub mod tables;
@@ -20,6 +21,7 @@ use crate::spark::{DriverScript, Submission};
 
 pub use report::{AppReport, ExecutorReport, FilterStats, NodeReport, Report, filter_stats};
 pub use run::run;
+pub use run_virtual::run_virtual;
 
 /// A scenario file.
 #[derive(Debug, Clone, Deserialize)]
@@ -224,6 +226,16 @@ impl Scenario {
 pub enum Mode {
     Sparkgang,
     DefaultScheduler,
+}
+
+impl Mode {
+    /// As reports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sparkgang => "sparkgang",
+            Mode::DefaultScheduler => "default-scheduler",
+        }
+    }
 }
 
 /// An app instance to submit.

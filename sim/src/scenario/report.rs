@@ -51,6 +51,8 @@ pub struct NodeReport {
 pub struct Report {
     pub scenario: String,
     pub mode: String,
+    /// `real` or `virtual` (`--clock`); a virtual run's durations are virtual seconds.
+    pub clock: String,
     pub duration_seconds: f64,
     pub apps: Vec<AppReport>,
     pub nodes: Vec<NodeReport>,
@@ -127,6 +129,7 @@ impl Report {
             .any(|c| !c.reservations.is_empty() || !c.held.is_empty());
         let (apps, nodes) = summarise(&history, &HashMap::new(), &HashMap::new());
         Report {
+            clock: history.clock.clone(),
             scenario,
             mode: if with_reservations {
                 "sparkgang"
@@ -205,12 +208,20 @@ pub(crate) fn summarise(
         let mut running: HashMap<&str, usize> = HashMap::new();
         let mut used: BTreeMap<&str, Resources> = BTreeMap::new();
         for (key, p) in &state.pods {
-            let seen = pods.entry(key.clone()).or_insert_with(|| Seen {
-                name: p.name.clone(),
-                app_id: p.app_id.clone(),
-                role: p.role.clone(),
-                ..Seen::default()
-            });
+            if !pods.contains_key(key) {
+                pods.insert(
+                    key.clone(),
+                    Seen {
+                        name: p.name.clone(),
+                        app_id: p.app_id.clone(),
+                        role: p.role.clone(),
+                        ..Seen::default()
+                    },
+                );
+            }
+            let Some(seen) = pods.get_mut(key) else {
+                continue;
+            };
             if let (None, Some(n)) = (&seen.bound, &p.node) {
                 seen.bound = Some((state.at, n.clone()));
             }
@@ -235,15 +246,20 @@ pub(crate) fn summarise(
             *peak = peak.max(&pods.max(&held));
         }
     });
+    let mut executors_of: HashMap<&str, Vec<&Seen>> = HashMap::new();
+    for s in pods.values().filter(|s| s.role == "executor") {
+        executors_of.entry(s.app_id.as_str()).or_default().push(s);
+    }
     let apps = history
         .apps
         .iter()
         .map(|a| {
             let key = format!("{}/{}", a.namespace, a.driver);
             let driver = pods.get(&key);
-            let executors = pods
-                .values()
-                .filter(|s| s.app_id == a.app_id && s.role == "executor")
+            let executors = executors_of
+                .get(a.app_id.as_str())
+                .into_iter()
+                .flatten()
                 .map(|s| ExecutorReport {
                     name: s.name.clone(),
                     node: s.bound.as_ref().map(|(_, n)| n.clone()),

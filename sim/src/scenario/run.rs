@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::report::{self, Report, filter_stats};
 use super::sampler::Sampler;
-use super::{Mode, Scenario, ScenarioError, check_expectations, duration, expand};
+use super::{Mode, Planned, Scenario, ScenarioError, check_expectations, duration, expand};
 use crate::harness::{SimCluster, SimOptions};
 use crate::history::{
     AppRecord, FifoRule, GangRecord, History, NodeRecord, Outage, PodRecord, State,
@@ -28,19 +28,7 @@ use crate::spark::{self, Scripts, Submission};
 /// Runs a scenario and returns its report.
 pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioError> {
     let plan = expand(scenario)?;
-    let last = plan.iter().map(|p| p.at).max().unwrap_or_default();
-    let timeout = match &scenario.timeout {
-        Some(t) => duration("timeout", t)?,
-        None => {
-            let faults_over = scenario
-                .planned_faults()?
-                .iter()
-                .map(|f| f.at + f.lasts)
-                .max()
-                .unwrap_or_default();
-            last.max(faults_over) + Duration::from_secs(60)
-        }
-    };
+    let timeout = run_timeout(scenario, &plan)?;
     let reasons: Arc<Mutex<HashMap<String, String>>> = Arc::default();
     let sink = reasons.clone();
     let observer: AttemptObserver = Arc::new(move |pod: &Pod, attempt: &Attempt| {
@@ -72,14 +60,8 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
     let scripts = Scripts::default();
     let drivers_task = tokio::spawn(spark::run_drivers(client.clone(), scripts.clone()));
     let mut sampler = Sampler::start(&cluster).await;
-    let mut namespaces: Vec<String> = plan
-        .iter()
-        .map(|p| p.submission.namespace.clone())
-        .collect();
-    namespaces.sort();
-    namespaces.dedup();
     let ns_api: Api<Namespace> = Api::all(client.clone());
-    for ns in &namespaces {
+    for ns in namespaces(&plan) {
         let object: Namespace = serde_json::from_value(json!({"metadata": {"name": ns,
             "labels": {"sparkgang.io/enabled": "true"}}}))
         .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
@@ -87,30 +69,9 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
     }
     let node_api: Api<Node> = Api::all(client.clone());
     let mut node_records = Vec::new();
-    for g in &scenario.nodes {
-        let names: Vec<String> = match g.count {
-            Some(n) => (0..n).map(|i| format!("{}-{i}", g.name)).collect(),
-            None => vec![g.name.clone()],
-        };
-        for name in names {
-            let mut allocatable = json!({"cpu": g.cpu, "memory": g.memory, "pods": "110"});
-            if g.gpu > 0 {
-                allocatable["nvidia.com/gpu"] = json!(g.gpu.to_string());
-            }
-            let node: Node = serde_json::from_value(json!({
-                "metadata": {"name": name, "labels": g.labels},
-                "status": {"allocatable": allocatable,
-                           "conditions": [{"type": "Ready", "status": "True"}]}
-            }))
-            .map_err(|e| ScenarioError::Invalid(format!("node {name}: {e}")))?;
-            node_records.push(NodeRecord {
-                name: name.clone(),
-                allocatable: node_allocatable(&node, &GpuResourceNames::default())
-                    .unwrap_or_default(),
-                labels: g.labels.clone(),
-            });
-            node_api.create(&PostParams::default(), &node).await?;
-        }
+    for (node, record) in nodes(scenario)? {
+        node_api.create(&PostParams::default(), &node).await?;
+        node_records.push(record);
     }
 
     let start = Instant::now();
@@ -144,6 +105,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
                 .collect(),
             Mode::DefaultScheduler => Vec::new(),
         },
+        clock: "real".to_owned(),
     };
     let mut rejections: HashMap<String, String> = HashMap::new();
     let mut last_state = State::default();
@@ -215,11 +177,8 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
     cluster.stop().await;
     Ok(Report {
         scenario: scenario.name.clone(),
-        mode: match mode {
-            Mode::Sparkgang => "sparkgang",
-            Mode::DefaultScheduler => "default-scheduler",
-        }
-        .to_owned(),
+        mode: mode.as_str().to_owned(),
+        clock: "real".to_owned(),
         duration_seconds: elapsed,
         apps,
         nodes,
@@ -228,6 +187,69 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
         filter,
         history,
     })
+}
+
+/// How long the run may take: the scenario's `timeout`, or a minute after the last
+/// submission and the last fault.
+pub(super) fn run_timeout(
+    scenario: &Scenario,
+    plan: &[Planned],
+) -> Result<Duration, ScenarioError> {
+    let last = plan.iter().map(|p| p.at).max().unwrap_or_default();
+    Ok(match &scenario.timeout {
+        Some(t) => duration("timeout", t)?,
+        None => {
+            let faults_over = scenario
+                .planned_faults()?
+                .iter()
+                .map(|f| f.at + f.lasts)
+                .max()
+                .unwrap_or_default();
+            last.max(faults_over) + Duration::from_secs(60)
+        }
+    })
+}
+
+/// The namespaces the plan submits to, each once, in order.
+pub(super) fn namespaces(plan: &[Planned]) -> Vec<String> {
+    let mut out: Vec<String> = plan
+        .iter()
+        .map(|p| p.submission.namespace.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The scenario's nodes, and each as the history records it.
+pub(super) fn nodes(scenario: &Scenario) -> Result<Vec<(Node, NodeRecord)>, ScenarioError> {
+    let mut out = Vec::new();
+    for g in &scenario.nodes {
+        let names: Vec<String> = match g.count {
+            Some(n) => (0..n).map(|i| format!("{}-{i}", g.name)).collect(),
+            None => vec![g.name.clone()],
+        };
+        for name in names {
+            let mut allocatable = json!({"cpu": g.cpu, "memory": g.memory, "pods": "110"});
+            if g.gpu > 0 {
+                allocatable["nvidia.com/gpu"] = json!(g.gpu.to_string());
+            }
+            let node: Node = serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": g.labels},
+                "status": {"allocatable": allocatable,
+                           "conditions": [{"type": "Ready", "status": "True"}]}
+            }))
+            .map_err(|e| ScenarioError::Invalid(format!("node {name}: {e}")))?;
+            let record = NodeRecord {
+                name: name.clone(),
+                allocatable: node_allocatable(&node, &GpuResourceNames::default())
+                    .unwrap_or_default(),
+                labels: g.labels.clone(),
+            };
+            out.push((node, record));
+        }
+    }
+    Ok(out)
 }
 
 /// Whether every submitted driver has finished (or was refused).
@@ -242,7 +264,7 @@ fn all_finished(history: &History, state: &State) -> bool {
 }
 
 /// FIFO as the scenario configures it (`fifo: true`, or `fifo: {enabled, enforceAfter}`).
-fn fifo_rule(s: &Scenario) -> Option<FifoRule> {
+pub(super) fn fifo_rule(s: &Scenario) -> Option<FifoRule> {
     let enforce_after = |m: &serde_yaml::Mapping| {
         m.get("enforceAfter")
             .and_then(serde_yaml::Value::as_str)
@@ -263,7 +285,7 @@ fn fifo_rule(s: &Scenario) -> Option<FifoRule> {
 }
 
 /// The gang the submission asks for, from its Spark conf as spark-submit would write it.
-fn gang_record(s: &Submission) -> GangRecord {
+pub(super) fn gang_record(s: &Submission) -> GangRecord {
     let conf = SparkConf::from(s.conf.clone());
     match conf.demand(&GpuResourceNames::default()) {
         Ok(d) => GangRecord {

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::harness::SimCluster;
-use crate::history::{PodRecord, ReservationRecord, State};
+use crate::history::{PodRecord, ReservationRecord, State, held_by_node};
 
 /// Pods and reservations as the watches deliver them, and the extender's own usage per node.
 pub struct Sampler {
@@ -78,58 +78,18 @@ impl Sampler {
                     .unwrap_or_default()
             });
             present.insert(uid);
-            let labels = p.metadata.labels.as_ref();
-            let label = |k: &str| labels.and_then(|l| l.get(k).cloned()).unwrap_or_default();
-            let record = PodRecord {
-                namespace: p.metadata.namespace.clone().unwrap_or_default(),
-                name: p.metadata.name.clone().unwrap_or_default(),
-                role: label("spark-role"),
-                app_id: label("spark-app-selector"),
-                node: p.spec.as_ref().and_then(|sp| sp.node_name.clone()),
-                phase: p
-                    .status
-                    .as_ref()
-                    .and_then(|st| st.phase.clone())
-                    .unwrap_or_default(),
-                requests,
-            };
+            let record = PodRecord::of(&p, requests);
             state.pods.insert(record.key(), record);
         }
         self.requests.retain(|uid, _| present.contains(uid));
         for rr in self.reservations.iter().flat_map(|s| s.state()) {
-            let record = ReservationRecord {
-                namespace: rr.metadata.namespace.clone().unwrap_or_default(),
-                app_id: rr.spec.app_id.clone(),
-                slots: rr
-                    .spec
-                    .reservations
-                    .iter()
-                    .map(|(slot, r)| (slot.clone(), r.node.clone()))
-                    .collect(),
-                pods: rr
-                    .status
-                    .as_ref()
-                    .map(|s| s.pods.clone())
-                    .unwrap_or_default(),
-            };
+            let record = ReservationRecord::of(&rr);
             state.reservations.insert(record.key(), record);
         }
-        // The extender's memory is ahead of its API objects, whose writes follow.
         state.held = self
             .extender
             .as_ref()
-            .and_then(|e| {
-                e.with_state(|st| {
-                    st.nodes()
-                        .map(|n| {
-                            (
-                                n.name.clone(),
-                                n.usage.reserved + n.usage.soft + n.usage.pods,
-                            )
-                        })
-                        .collect()
-                })
-            })
+            .and_then(|e| e.with_state(|st| held_by_node(st)))
             .unwrap_or_default();
         state
     }

@@ -32,7 +32,7 @@ struct Backoff {
     until: Option<Duration>,
 }
 
-/// What a round knows of a node: parsed once per round, not once per pod and node.
+/// What a round knows of a node: parsed once per version of the node, not once per pod.
 struct NodeInfo {
     node: Arc<Node>,
     name: String,
@@ -68,11 +68,13 @@ pub struct SchedulerCore {
     assumed: HashMap<String, (String, Resources)>,
     /// Each pod's effective requests by uid (a pod's requests never change).
     requests: HashMap<String, Resources>,
+    /// Nodes as parsed, by name, with the resourceVersion parsed.
+    node_infos: HashMap<String, (Option<String>, Arc<NodeInfo>)>,
 }
 
 /// One round: the nodes as parsed, what is used on them, and the pods to try in order.
 pub struct Round {
-    nodes: Vec<NodeInfo>,
+    nodes: Vec<Arc<NodeInfo>>,
     used: HashMap<String, Resources>,
     pub queue: Vec<Arc<Pod>>,
 }
@@ -102,6 +104,7 @@ impl SchedulerCore {
             backoff: HashMap::new(),
             assumed: HashMap::new(),
             requests: HashMap::new(),
+            node_infos: HashMap::new(),
         }
     }
 
@@ -123,33 +126,70 @@ impl SchedulerCore {
     /// assumed bindings) and the queue — ours, unbound, not gated, not backing off — by
     /// priority, then creation time, then name.
     pub fn begin(&mut self, pods: &[Arc<Pod>], nodes: &[Arc<Node>], now: Duration) -> Round {
-        let nodes: Vec<NodeInfo> = nodes
+        let gpus = &self.settings.gpus;
+        let cache = &mut self.node_infos;
+        if cache.len() > nodes.len() {
+            cache.clear();
+        }
+        let nodes: Vec<Arc<NodeInfo>> = nodes
             .iter()
-            .map(|n| NodeInfo::new(n, &self.settings.gpus))
+            .map(|n| {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                let version = &n.metadata.resource_version;
+                match cache.get(&name) {
+                    Some((v, info)) if v == version && version.is_some() => info.clone(),
+                    _ => {
+                        let info = Arc::new(NodeInfo::new(n, gpus));
+                        cache.insert(name, (version.clone(), info.clone()));
+                        info
+                    }
+                }
+            })
             .collect();
         let mut used: HashMap<String, Resources> = HashMap::new();
-        let mut live = HashSet::new();
+        // Pods not bound and not finished, by uid: the only ones an assumption or a backoff
+        // may still be about.
+        let mut waiting: HashSet<&str> = HashSet::new();
         for p in pods {
             let Some(uid) = &p.metadata.uid else { continue };
-            if node_name(p).is_some() || is_finished(p) {
-                self.assumed.remove(uid);
-            } else {
-                live.insert(uid.clone());
+            if is_finished(p) {
+                continue;
             }
-            if let Some(n) = node_name(p)
-                && !is_finished(p)
-            {
-                let r = self.requests_of(p);
-                *used.entry(n.to_owned()).or_default() += r;
+            match node_name(p) {
+                Some(n) => {
+                    let r = self.requests_of(p);
+                    *used.entry(n.to_owned()).or_default() += r;
+                }
+                None => {
+                    waiting.insert(uid);
+                }
             }
         }
-        self.assumed.retain(|uid, _| live.contains(uid));
-        let present: HashSet<&str> = pods
-            .iter()
-            .filter_map(|p| p.metadata.uid.as_deref())
-            .collect();
-        self.requests
-            .retain(|uid, _| present.contains(uid.as_str()));
+        // An assumption ends when a snapshot shows the pod bound, finished or gone.
+        self.assumed.retain(|uid, _| waiting.contains(uid.as_str()));
+        // A pod bound, finished or gone leaves the queue, and its backoff with it.
+        if !self.backoff.is_empty() {
+            let keys: HashSet<String> = pods
+                .iter()
+                .filter(|p| {
+                    p.metadata
+                        .uid
+                        .as_deref()
+                        .is_some_and(|u| waiting.contains(u))
+                })
+                .map(|p| pod_key(p))
+                .collect();
+            self.backoff.retain(|key, _| keys.contains(key));
+        }
+        // Forget the requests of pods gone, once there are more entries than pods.
+        if self.requests.len() > pods.len() {
+            let present: HashSet<&str> = pods
+                .iter()
+                .filter_map(|p| p.metadata.uid.as_deref())
+                .collect();
+            self.requests
+                .retain(|uid, _| present.contains(uid.as_str()));
+        }
         for (node, r) in self.assumed.values() {
             *used.entry(node.clone()).or_default() += *r;
         }
@@ -309,9 +349,21 @@ impl SchedulerCore {
         }
     }
 
-    /// When the next pod comes out of backoff, if any waits.
-    pub fn next_backoff_end(&self) -> Option<Duration> {
-        self.backoff.values().filter_map(|b| b.until).min()
+    /// Whether the pod `namespace/name` is out of backoff at `now` (or never failed).
+    pub fn is_due(&self, key: &str, now: Duration) -> bool {
+        self.backoff
+            .get(key)
+            .and_then(|b| b.until)
+            .is_none_or(|until| until <= now)
+    }
+
+    /// When the next pod comes out of backoff after `now`, if any waits.
+    pub fn next_backoff_end(&self, now: Duration) -> Option<Duration> {
+        self.backoff
+            .values()
+            .filter_map(|b| b.until)
+            .filter(|until| *until > now)
+            .min()
     }
 }
 
@@ -400,7 +452,9 @@ mod tests {
                 &Attempt::Unschedulable("no".into()),
                 now,
             );
-            assert_eq!(c.next_backoff_end(), Some(now + Duration::from_secs(wait)));
+            let end = now + Duration::from_secs(wait);
+            assert_eq!(c.next_backoff_end(now), Some(end));
+            assert_eq!(c.next_backoff_end(end), None, "nothing waits past its end");
             let early = c.begin(
                 std::slice::from_ref(&p),
                 &nodes,

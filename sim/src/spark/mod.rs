@@ -230,6 +230,30 @@ pub fn executor_pod(driver: &Pod, demand: &ConfDemand, id: u64, prefix: &str) ->
     pod
 }
 
+/// What the driver reads of its `spark.properties`: its demand, as Spark sizes its pods.
+pub fn driver_demand(properties: &str) -> Result<ConfDemand, String> {
+    SparkConf::parse(properties)
+        .map_err(|e| e.to_string())?
+        .demand(&GpuResourceNames::default())
+        .map_err(|e| e.to_string())
+}
+
+/// Spark names executors `<app name>-<random per application>-exec-<id>`: the prefix, stable
+/// per application.
+pub fn executor_prefix(demand: &ConfDemand, app_id: &str) -> String {
+    let per_app = app_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!(
+        "{}-{}",
+        demand
+            .app_name
+            .clone()
+            .unwrap_or_else(|| "spark".to_owned()),
+        hex(per_app, 16)
+    )
+}
+
 /// Runs a driver (already `Running`) to completion: allocates executors like Spark, follows
 /// the script, then deletes its executors and succeeds.
 pub async fn run_driver(
@@ -267,23 +291,9 @@ pub async fn run_driver(
         .data
         .and_then(|d| d.get("spark.properties").cloned())
         .unwrap_or_default();
-    let demand = SparkConf::parse(&text)
-        .map_err(|e| kube::Error::Service(e.to_string().into()))?
-        .demand(&GpuResourceNames::default())
-        .map_err(|e| kube::Error::Service(e.to_string().into()))?;
+    let demand = driver_demand(&text).map_err(|e| kube::Error::Service(e.to_string().into()))?;
     let app_id = app_id(&driver).unwrap_or_default().to_owned();
-    // Spark names executors `<app name>-<random per application>-exec-<id>`.
-    let per_app = app_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    let prefix = format!(
-        "{}-{}",
-        demand
-            .app_name
-            .clone()
-            .unwrap_or_else(|| "spark".to_owned()),
-        hex(per_app, 16)
-    );
+    let prefix = executor_prefix(&demand, &app_id);
     let selector = format!("spark-app-selector={app_id},spark-role=executor");
     let mut allocator = Allocator::new(&demand, &script);
     let started = Instant::now();

@@ -1,10 +1,11 @@
-//! Virtual time (issue 14, in progress): the simulated cluster run in one process on a
-//! discrete-event clock, by the same decision code as the real-time cluster. [`World`] is the
-//! cluster and its components; the event loop that drives scenarios through it comes next
-//! (docs/virtual-time.md).
+//! Virtual time: the simulated cluster run in one process on a discrete-event clock, by the
+//! same decision code as the real-time cluster (docs/virtual-time.md). [`World`] is the cluster
+//! and its components, [`Agenda`] the events waiting for their time.
 
+mod agenda;
 mod world;
 
+pub use agenda::Agenda;
 pub use world::World;
 
 #[cfg(test)]

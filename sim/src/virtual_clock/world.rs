@@ -5,7 +5,7 @@
 //! No HTTP, TLS or watches: every change is seen at once. Each method is one thing a component
 //! does; the event loop decides when.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ use crate::apiserver::{
 };
 use crate::deploy_config::{SchedulerDeployment, load_webhook_configuration};
 use crate::harness::{SimError, extender_config, load_admission_config};
+use crate::history::{Change, PodRecord, ReservationRecord, State, held_by_node};
+use crate::kubelet::{Phase, status_patch};
 use crate::scheduler::{Attempt, CoreSettings, SchedulerCore, pod_key};
 use crate::spark::{Submission, submitted_objects};
 
@@ -58,6 +60,19 @@ pub struct World {
     extender: Option<ExtenderSide>,
     scheduler: SchedulerCore,
     uids: u64,
+    /// Pods and nodes as a watch cache holds them, parsed once per change.
+    pod_cache: BTreeMap<String, Arc<Pod>>,
+    node_cache: Vec<Arc<Node>>,
+    /// Pods the scheduler may have to place: not bound, not finished.
+    unbound: BTreeSet<String>,
+    /// Executor pod keys by `namespace/app-id` (what a driver lists by label).
+    executors: BTreeMap<String, BTreeSet<String>>,
+    /// Reservations as stored, as recorded.
+    reservation_records: BTreeMap<String, ReservationRecord>,
+    /// What changed since the last sample, and what that sample held.
+    touched_pods: BTreeSet<String>,
+    touched_reservations: BTreeSet<String>,
+    recorded: State,
 }
 
 fn api(e: impl std::fmt::Display) -> SimError {
@@ -82,7 +97,8 @@ impl World {
         for crd in &crds {
             table.add_crd(crd).map_err(SimError::Client)?;
         }
-        let store = Store::new(table, clock.clone(), StoreConfig::default());
+        // Nothing watches in virtual time: no event history to keep for resuming watches.
+        let store = Store::new(table, clock.clone(), StoreConfig { history: 1 });
         let def = |g: &str, v: &str, r: &str| {
             store
                 .resource(g, v, r)
@@ -146,6 +162,14 @@ impl World {
                 max_backoff: Duration::from_secs(10),
             }),
             uids: 0,
+            pod_cache: BTreeMap::new(),
+            node_cache: Vec::new(),
+            executors: BTreeMap::new(),
+            unbound: BTreeSet::new(),
+            reservation_records: BTreeMap::new(),
+            touched_pods: BTreeSet::new(),
+            touched_reservations: BTreeSet::new(),
+            recorded: State::default(),
         })
     }
 
@@ -185,10 +209,9 @@ impl World {
             .store
             .create(&self.nodes, "", serde_json::to_value(node).map_err(api)?)
             .map_err(api)?;
-        if let (Some(ext), Ok(node)) = (
-            self.extender.as_mut(),
-            serde_json::from_value::<Node>(stored.value.clone()),
-        ) {
+        let node: Node = serde_json::from_value(stored.value.clone()).map_err(api)?;
+        self.node_cache.push(Arc::new(node.clone()));
+        if let Some(ext) = self.extender.as_mut() {
             let fed = ext.feed.node(&mut ext.state, WatchEvent::Apply(node));
             let effects = fed.effects;
             self.apply_effects(effects);
@@ -254,16 +277,164 @@ impl World {
         Ok(())
     }
 
-    /// The extender sees a pod change (as its watch would deliver it).
+    /// A pod changed: the caches and the extender see it (as their watches would deliver it).
     fn pod_changed(&mut self, stored: &Stored) {
-        let Some(ext) = self.extender.as_mut() else {
+        let Ok(pod) = serde_json::from_value::<Pod>(stored.value.clone()) else {
             return;
         };
-        let Ok(pod) = serde_json::from_value::<Pod>(stored.value.clone()) else {
+        let key = format!("{}/{}", stored.namespace(), stored.name());
+        self.touched_pods.insert(key.clone());
+        if let Some(app) = executor_of(&pod) {
+            self.executors.entry(app).or_default().insert(key.clone());
+        }
+        if sparkgang_common::pods::node_name(&pod).is_none()
+            && !sparkgang_common::pods::is_finished(&pod)
+        {
+            self.unbound.insert(key.clone());
+        } else {
+            self.unbound.remove(&key);
+        }
+        self.pod_cache.insert(key, Arc::new(pod.clone()));
+        let Some(ext) = self.extender.as_mut() else {
             return;
         };
         let fed = ext.feed.pod(&mut ext.state, WatchEvent::Apply(pod));
         self.apply_effects(fed.effects);
+    }
+
+    /// Deletes a pod (at once: the simulated kubelet has nothing to stop).
+    pub fn delete_pod(&mut self, namespace: &str, name: &str) {
+        let key = format!("{namespace}/{name}");
+        if self
+            .store
+            .delete(&self.pods, namespace, name, &DeleteOptions::default())
+            .is_err()
+        {
+            return;
+        }
+        self.touched_pods.insert(key.clone());
+        self.unbound.remove(&key);
+        let Some(pod) = self.pod_cache.remove(&key) else {
+            return;
+        };
+        if let Some(app) = executor_of(&pod)
+            && let Some(keys) = self.executors.get_mut(&app)
+        {
+            keys.remove(&key);
+            if keys.is_empty() {
+                self.executors.remove(&app);
+            }
+        }
+        if let Some(ext) = self.extender.as_mut() {
+            let fed = ext
+                .feed
+                .pod(&mut ext.state, WatchEvent::Delete(Pod::clone(&pod)));
+            self.apply_effects(fed.effects);
+        }
+    }
+
+    /// The kubelet moves a pod to `phase` (the status real time's kubelet writes).
+    pub fn set_phase(&mut self, namespace: &str, name: &str, phase: Phase) {
+        let Some(pod) = self.pod_cache.get(&format!("{namespace}/{name}")).cloned() else {
+            return;
+        };
+        let patch = status_patch(&pod, phase, self.timestamp());
+        match self.store.modify(
+            &self.pods,
+            Some(Subresource::Status),
+            namespace,
+            name,
+            |v| json_patch::merge(v, &patch),
+        ) {
+            Ok(updated) => self.pod_changed(&updated),
+            Err(e) => tracing::warn!(error = %e, pod = name, "cannot set the pod's phase"),
+        }
+    }
+
+    /// A pod as the caches hold it.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        self.pod_cache.get(&format!("{namespace}/{name}")).cloned()
+    }
+
+    /// The executor pods of `app_id` in `namespace` (what the driver lists by label).
+    pub fn executors_of(&self, namespace: &str, app_id: &str) -> Vec<Arc<Pod>> {
+        self.executors
+            .get(&format!("{namespace}/{app_id}"))
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.pod_cache.get(k).cloned())
+            .collect()
+    }
+
+    /// The `spark.properties` of a ConfigMap, if it exists.
+    pub fn spark_properties(&self, namespace: &str, config_map: &str) -> Option<String> {
+        self.store
+            .get(&self.config_maps, namespace, config_map)
+            .and_then(|cm| {
+                cm.value["data"]["spark.properties"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+    }
+
+    /// What changed since the last call, as a history sample at `at` seconds; `None` when
+    /// nothing did.
+    pub fn sample(&mut self, at: f64) -> Option<Change> {
+        let gpus = GpuResourceNames::default();
+        let mut next = State {
+            at,
+            pods: BTreeMap::new(),
+            reservations: BTreeMap::new(),
+            held: self
+                .extender
+                .as_ref()
+                .map(|e| held_by_node(&e.state))
+                .unwrap_or_default(),
+        };
+        let mut change = Change {
+            at,
+            ..Change::default()
+        };
+        for key in std::mem::take(&mut self.touched_pods) {
+            match self.pod_cache.get(&key) {
+                Some(p) => {
+                    let requests = p
+                        .spec
+                        .as_ref()
+                        .and_then(|sp| sparkgang_common::resources::pod_requests(sp, &gpus).ok())
+                        .unwrap_or_default();
+                    let record = PodRecord::of(p, requests);
+                    if self.recorded.pods.get(&key) != Some(&record) {
+                        change.pods.push(record);
+                    }
+                }
+                None if self.recorded.pods.contains_key(&key) => change.pods_gone.push(key),
+                None => {}
+            }
+        }
+        for key in std::mem::take(&mut self.touched_reservations) {
+            match self.reservation_records.get(&key) {
+                Some(r) if self.recorded.reservations.get(&key) != Some(r) => {
+                    change.reservations.push(r.clone())
+                }
+                Some(_) => {}
+                None if self.recorded.reservations.contains_key(&key) => {
+                    change.reservations_gone.push(key)
+                }
+                None => {}
+            }
+        }
+        change.held = std::mem::take(&mut next.held)
+            .into_iter()
+            .filter(|(n, r)| self.recorded.held.get(n) != Some(r))
+            .collect();
+        let empty = change.pods.is_empty()
+            && change.pods_gone.is_empty()
+            && change.reservations.is_empty()
+            && change.reservations_gone.is_empty()
+            && change.held.is_empty();
+        self.recorded.apply(&change);
+        (!empty).then_some(change)
     }
 
     /// The extender's effects, carried out at once: reservations written (and their writes
@@ -292,6 +463,9 @@ impl World {
                     &name,
                     &DeleteOptions::default(),
                 );
+                let key = format!("{}/{}", app.namespace, app.app_id);
+                self.reservation_records.remove(&key);
+                self.touched_reservations.insert(key);
                 None
             }
             (Some(o), Some(_)) => {
@@ -318,6 +492,9 @@ impl World {
         if let Some(rr) = written
             .and_then(|s| serde_json::from_value::<ResourceReservation>(s.value.clone()).ok())
         {
+            let record = ReservationRecord::of(&rr);
+            self.touched_reservations.insert(record.key());
+            self.reservation_records.insert(record.key(), record);
             let fed = ext.feed.reservation(&mut ext.state, WatchEvent::Apply(rr));
             let more = fed.effects;
             self.apply_effects(more);
@@ -329,15 +506,8 @@ impl World {
         let ext = self.extender.as_ref()?;
         let stored = self.store.get(&self.pods, namespace, name)?;
         let pod: Pod = serde_json::from_value(stored.value.clone()).ok()?;
-        let properties = gate::conf_map_of(&pod).and_then(|map| {
-            self.store
-                .get(&self.config_maps, namespace, &map)
-                .and_then(|cm| {
-                    cm.value["data"]["spark.properties"]
-                        .as_str()
-                        .map(str::to_owned)
-                })
-        });
+        let properties =
+            gate::conf_map_of(&pod).and_then(|map| self.spark_properties(namespace, &map));
         let rules = GateRules {
             timeout: ext.gate_timeout,
             demand: DemandRules {
@@ -366,8 +536,14 @@ impl World {
     /// One kube-scheduler round: every pod due is filtered, asked of the extender in process,
     /// bound and started (the kubelet). Returns the attempts, for reports.
     pub fn schedule_round(&mut self) -> Vec<(String, Attempt)> {
-        let pods: Vec<Arc<Pod>> = self.all(&self.pods.clone());
-        let nodes: Vec<Arc<Node>> = self.all(&self.nodes.clone());
+        // Finished pods take no room and wait for nothing: the core would skip them.
+        let pods: Vec<Arc<Pod>> = self
+            .pod_cache
+            .values()
+            .filter(|p| !sparkgang_common::pods::is_finished(p))
+            .cloned()
+            .collect();
+        let nodes = self.node_cache.clone();
         let now = self.now();
         let mut round = self.scheduler.begin(&pods, &nodes, now);
         let queue = std::mem::take(&mut round.queue);
@@ -419,37 +595,22 @@ impl World {
         {
             return Attempt::Unschedulable(format!("binding rejected: {e}"));
         }
-        match self.store.modify(
-            &self.pods,
-            Some(Subresource::Status),
-            &namespace,
-            &name,
-            |v| {
-                v["status"]["phase"] = json!("Running");
-            },
-        ) {
-            Ok(running) => self.pod_changed(&running),
-            Err(e) => tracing::warn!(error = %e, "cannot start the pod"),
+        if let Some(bound) = self.store.get(&self.pods, &namespace, &name) {
+            self.pod_changed(&bound);
         }
+        self.set_phase(&namespace, &name, Phase::Running);
         Attempt::Bound(node)
+    }
+
+    /// Whether a scheduling round now would try a pod: one is unbound and not backing off.
+    pub fn has_pods_to_schedule(&self) -> bool {
+        let now = self.now();
+        self.unbound.iter().any(|k| self.scheduler.is_due(k, now))
     }
 
     /// When the next scheduling attempt is due after a backoff, if one waits.
     pub fn next_backoff_end(&self) -> Option<Duration> {
-        self.scheduler.next_backoff_end()
-    }
-
-    fn all<K: serde::de::DeserializeOwned>(&self, def: &ResourceDef) -> Vec<Arc<K>> {
-        self.store
-            .list(def, None, &Default::default(), None, None)
-            .map(|l| {
-                l.items
-                    .iter()
-                    .filter_map(|s| serde_json::from_value(s.value.clone()).ok())
-                    .map(Arc::new)
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.scheduler.next_backoff_end(self.now())
     }
 
     /// The reservation of `app_id` in `namespace`, as stored.
@@ -462,4 +623,17 @@ impl World {
             .get(&self.reservations, namespace, &app.reservation_name())
             .and_then(|s| serde_json::from_value(s.value.clone()).ok())
     }
+}
+
+/// `namespace/app-id` of an executor pod (by its labels `spark-role` and `spark-app-selector`).
+fn executor_of(pod: &Pod) -> Option<String> {
+    let labels = pod.metadata.labels.as_ref()?;
+    if labels.get("spark-role").map(String::as_str) != Some("executor") {
+        return None;
+    }
+    let app = labels.get("spark-app-selector")?;
+    Some(format!(
+        "{}/{app}",
+        pod.metadata.namespace.as_deref().unwrap_or("")
+    ))
 }
