@@ -198,10 +198,10 @@ impl ExtenderFilterResult {
     }
 
     /// Failure: every candidate fails with the same message.
-    pub fn all_failed(candidates: &[String], message: &str) -> Self {
+    pub fn all_failed<S: AsRef<str>>(candidates: &[S], message: &str) -> Self {
         let failed = candidates
             .iter()
-            .map(|n| (n.clone(), message.to_owned()))
+            .map(|n| (n.as_ref().to_owned(), message.to_owned()))
             .collect();
         ExtenderFilterResult {
             failed_nodes: Some(failed),

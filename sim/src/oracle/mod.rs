@@ -41,15 +41,28 @@ impl std::fmt::Display for Violation {
 /// Every invariant, in a fixed order. `with_reservations` is false for runs without the
 /// extender (the default scheduler alone), where only capacity applies.
 pub fn check(history: &History, with_reservations: bool) -> Vec<Violation> {
-    let mut out = no_over_commit(history);
-    if with_reservations {
-        out.extend(no_double_booked_slot(history));
-        out.extend(gang_reserved_before_driver(history));
-        out.extend(no_starved_gang(history));
-        out.extend(reservations_released(history));
-        out.extend(fifo_order(history));
-    }
-    out
+    type Oracle = fn(&History) -> Vec<Violation>;
+    let oracles: &[Oracle] = if with_reservations {
+        &[
+            no_over_commit,
+            no_double_booked_slot,
+            gang_reserved_before_driver,
+            no_starved_gang,
+            reservations_released,
+            fifo_order,
+        ]
+    } else {
+        &[no_over_commit]
+    };
+    // Each oracle is a pure function of the history: judge them side by side, and keep
+    // their findings in the fixed order.
+    std::thread::scope(|s| {
+        let judging: Vec<_> = oracles.iter().map(|o| s.spawn(|| o(history))).collect();
+        judging
+            .into_iter()
+            .flat_map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// Builders of small histories for the oracles' own tests.

@@ -206,7 +206,7 @@ async fn call_extender(
     ext: &SchedulerExtender,
     pod: &Pod,
     feasible: &[&Node],
-    names: &[String],
+    names: &[Arc<str>],
 ) -> Result<ExtenderFilterResult, String> {
     let args = ExtenderArgs {
         pod: Some(pod.clone()),
@@ -214,7 +214,9 @@ async fn call_extender(
             items: feasible.iter().map(|n| (*n).clone()).collect(),
             ..Default::default()
         }),
-        node_names: ext.node_cache_capable.then(|| names.to_vec()),
+        node_names: ext
+            .node_cache_capable
+            .then(|| names.iter().map(|n| n.to_string()).collect()),
     };
     let body = serde_json::to_vec(&args).map_err(|e| e.to_string())?;
     let url = format!(

@@ -35,7 +35,7 @@ struct Backoff {
 /// What a round knows of a node: parsed once per version of the node, not once per pod.
 struct NodeInfo {
     node: Arc<Node>,
-    name: String,
+    name: Arc<str>,
     allocatable: Resources,
     /// Why no pod may go there whatever it asks (not ready, cordoned).
     unusable: Option<&'static str>,
@@ -45,7 +45,7 @@ impl NodeInfo {
     fn new(node: &Arc<Node>, gpus: &GpuResourceNames) -> NodeInfo {
         NodeInfo {
             node: node.clone(),
-            name: node.metadata.name.clone().unwrap_or_default(),
+            name: Arc::from(node.metadata.name.as_deref().unwrap_or_default()),
             allocatable: node_allocatable(node, gpus).unwrap_or_default(),
             unusable: if !is_ready(node) {
                 Some("node(s) were not ready")
@@ -84,7 +84,7 @@ pub struct Filtered {
     pub requests: Resources,
     /// Nodes that passed, and their names (what the extender is asked about).
     pub feasible: Vec<Arc<Node>>,
-    pub candidates: Vec<String>,
+    pub candidates: Vec<Arc<str>>,
     reasons: BTreeMap<String, usize>,
 }
 
@@ -232,8 +232,9 @@ impl SchedulerCore {
     pub fn filter(&mut self, round: &Round, pod: &Pod) -> Result<Filtered, String> {
         let requests = self.requests_of(pod);
         let spec = pod.spec.as_ref().ok_or("pod has no spec")?;
-        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        let mut in_tree: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut feasible = Vec::new();
+        let mut candidates = Vec::new();
         for n in &round.nodes {
             let reason = if let Some(r) = n.unusable {
                 Some(r)
@@ -242,17 +243,20 @@ impl SchedulerCore {
             } else if !tolerates_node_taints(spec, &n.node) {
                 Some("node(s) had untolerated taint")
             } else {
-                let free = n.allocatable - round.used.get(&n.name).copied().unwrap_or_default();
+                let free = n.allocatable - round.used.get(&*n.name).copied().unwrap_or_default();
                 insufficient(&requests, &free)
             };
             match reason {
-                Some(r) => *reasons.entry(r.to_owned()).or_default() += 1,
-                None => feasible.push(n.node.clone()),
+                Some(r) => *in_tree.entry(r).or_default() += 1,
+                None => {
+                    feasible.push(n.node.clone());
+                    candidates.push(n.name.clone());
+                }
             }
         }
-        let candidates = feasible
-            .iter()
-            .filter_map(|n| n.metadata.name.clone())
+        let reasons = in_tree
+            .into_iter()
+            .map(|(r, n)| (r.to_owned(), n))
             .collect();
         Ok(Filtered {
             requests,
@@ -299,22 +303,29 @@ impl SchedulerCore {
                         .collect(),
                     _ => Vec::new(),
                 };
-                if let Some(bad) = chosen.iter().find(|n| !candidates.contains(n)) {
+                if let Some(bad) = chosen
+                    .iter()
+                    .find(|n| !candidates.iter().any(|c| **c == ***n))
+                {
                     return Err(format!(
                         "extender claims a filtered node {bad} which is not found in the input node list"
                     ));
                 }
-                candidates = chosen;
+                candidates = chosen.into_iter().map(Arc::from).collect();
             }
         }
-        candidates.into_iter().min().ok_or_else(|| {
-            let parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-            format!(
-                "0/{} nodes are available: {}.",
-                round.nodes.len(),
-                parts.join(", ")
-            )
-        })
+        candidates
+            .into_iter()
+            .min()
+            .map(|n| n.to_string())
+            .ok_or_else(|| {
+                let parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+                format!(
+                    "0/{} nodes are available: {}.",
+                    round.nodes.len(),
+                    parts.join(", ")
+                )
+            })
     }
 
     /// Records an attempt's outcome at `now`: a binding is assumed and uses its node for the

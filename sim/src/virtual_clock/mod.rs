@@ -3,9 +3,13 @@
 //! and its components, [`Agenda`] the events waiting for their time.
 
 mod agenda;
+mod ledger;
+mod simulation;
 mod world;
 
 pub use agenda::Agenda;
+pub use ledger::{Ledger, RoomChange};
+pub use simulation::{Happened, Simulation};
 pub use world::World;
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sparkgang_admission::MutationConfig;
 use sparkgang_admission::review::review;
@@ -22,8 +23,10 @@ use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_common::cluster::{AppKey, ClusterState, Effect, Feed, WatchEvent};
 use sparkgang_common::demand_decision::DemandRules;
 use sparkgang_common::gate::{self, GatePlan, GateRules};
+use sparkgang_common::resources::node_allocatable;
 use sparkgang_common::{GangDemand, GpuResourceNames};
 
+use super::ledger::Ledger;
 use crate::admission::selector_matches;
 use crate::apiserver::{
     Clock, DeleteOptions, ManualClock, ResourceDef, ResourceTable, ServerConfig, Store,
@@ -73,6 +76,7 @@ pub struct World {
     touched_pods: BTreeSet<String>,
     touched_reservations: BTreeSet<String>,
     recorded: State,
+    ledger: Ledger,
 }
 
 fn api(e: impl std::fmt::Display) -> SimError {
@@ -170,6 +174,7 @@ impl World {
             touched_pods: BTreeSet::new(),
             touched_reservations: BTreeSet::new(),
             recorded: State::default(),
+            ledger: Ledger::default(),
         })
     }
 
@@ -209,7 +214,9 @@ impl World {
             .store
             .create(&self.nodes, "", serde_json::to_value(node).map_err(api)?)
             .map_err(api)?;
-        let node: Node = serde_json::from_value(stored.value.clone()).map_err(api)?;
+        let node = Node::deserialize(&stored.value).map_err(api)?;
+        self.ledger
+            .add_node(node_allocatable(&node, &GpuResourceNames::default()).unwrap_or_default());
         self.node_cache.push(Arc::new(node.clone()));
         if let Some(ext) = self.extender.as_mut() {
             let fed = ext.feed.node(&mut ext.state, WatchEvent::Apply(node));
@@ -228,7 +235,7 @@ impl World {
         let labels: BTreeMap<String, String> = self
             .store
             .get(&self.namespaces, "", namespace)
-            .and_then(|n| serde_json::from_value(n.value["metadata"]["labels"].clone()).ok())
+            .and_then(|n| BTreeMap::deserialize(&n.value["metadata"]["labels"]).ok())
             .unwrap_or_default();
         let mut with_name = labels;
         with_name.insert("kubernetes.io/metadata.name".into(), namespace.into());
@@ -279,7 +286,7 @@ impl World {
 
     /// A pod changed: the caches and the extender see it (as their watches would deliver it).
     fn pod_changed(&mut self, stored: &Stored) {
-        let Ok(pod) = serde_json::from_value::<Pod>(stored.value.clone()) else {
+        let Ok(pod) = Pod::deserialize(&stored.value) else {
             return;
         };
         let key = format!("{}/{}", stored.namespace(), stored.name());
@@ -294,7 +301,8 @@ impl World {
         } else {
             self.unbound.remove(&key);
         }
-        self.pod_cache.insert(key, Arc::new(pod.clone()));
+        let old = self.pod_cache.insert(key.clone(), Arc::new(pod.clone()));
+        self.ledger.update(&key, old.as_deref(), Some(&pod));
         let Some(ext) = self.extender.as_mut() else {
             return;
         };
@@ -317,6 +325,7 @@ impl World {
         let Some(pod) = self.pod_cache.remove(&key) else {
             return;
         };
+        self.ledger.update(&key, Some(&pod), None);
         if let Some(app) = executor_of(&pod)
             && let Some(keys) = self.executors.get_mut(&app)
         {
@@ -349,6 +358,11 @@ impl World {
             Ok(updated) => self.pod_changed(&updated),
             Err(e) => tracing::warn!(error = %e, pod = name, "cannot set the pod's phase"),
         }
+    }
+
+    /// The room pods hold, and its changes.
+    pub fn ledger(&mut self) -> &mut Ledger {
+        &mut self.ledger
     }
 
     /// A pod as the caches hold it.
@@ -457,7 +471,7 @@ impl World {
         let written = match (object, existing) {
             (None, None) => None,
             (None, Some(_)) => {
-                let _ = self.store.delete(
+                let deleted = self.store.delete(
                     &self.reservations,
                     &app.namespace,
                     &name,
@@ -466,7 +480,16 @@ impl World {
                 let key = format!("{}/{}", app.namespace, app.app_id);
                 self.reservation_records.remove(&key);
                 self.touched_reservations.insert(key);
-                None
+                ext.state.reservation_written(app, desired, None);
+                // The watch delivers the deletion.
+                if let Some(rr) = deleted
+                    .ok()
+                    .and_then(|s| ResourceReservation::deserialize(&s.value).ok())
+                {
+                    let fed = ext.feed.reservation(&mut ext.state, WatchEvent::Delete(rr));
+                    self.apply_effects(fed.effects);
+                }
+                return;
             }
             (Some(o), Some(_)) => {
                 let value = serde_json::to_value(&o).unwrap_or_default();
@@ -489,9 +512,7 @@ impl World {
         };
         let rv = written.as_ref().map(|s| s.resource_version().to_string());
         ext.state.reservation_written(app, desired, rv);
-        if let Some(rr) = written
-            .and_then(|s| serde_json::from_value::<ResourceReservation>(s.value.clone()).ok())
-        {
+        if let Some(rr) = written.and_then(|s| ResourceReservation::deserialize(&s.value).ok()) {
             let record = ReservationRecord::of(&rr);
             self.touched_reservations.insert(record.key());
             self.reservation_records.insert(record.key(), record);
@@ -505,7 +526,7 @@ impl World {
     pub fn gate(&mut self, namespace: &str, name: &str) -> Option<Duration> {
         let ext = self.extender.as_ref()?;
         let stored = self.store.get(&self.pods, namespace, name)?;
-        let pod: Pod = serde_json::from_value(stored.value.clone()).ok()?;
+        let pod = Pod::deserialize(&stored.value).ok()?;
         let properties =
             gate::conf_map_of(&pod).and_then(|map| self.spark_properties(namespace, &map));
         let rules = GateRules {
@@ -621,7 +642,7 @@ impl World {
         };
         self.store
             .get(&self.reservations, namespace, &app.reservation_name())
-            .and_then(|s| serde_json::from_value(s.value.clone()).ok())
+            .and_then(|s| ResourceReservation::deserialize(&s.value).ok())
     }
 }
 

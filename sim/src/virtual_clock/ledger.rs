@@ -1,0 +1,130 @@
+//! The room pods hold in the virtual cluster, kept as pods change: what is allocated now
+//! against what the nodes have, and each pod's start and end of holding room, for reports
+//! (utilisation over time, executors granted over time) that need no history replay.
+
+use k8s_openapi::api::core::v1::Pod;
+use sparkgang_common::pods::{is_finished, node_name};
+use sparkgang_common::resources::{GpuResourceNames, Resources, pod_requests};
+
+/// A pod started or stopped holding room on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomChange {
+    /// `namespace/name`.
+    pub pod: String,
+    /// `spark-role` (`driver`, `executor`) and `spark-app-selector`.
+    pub role: String,
+    pub app_id: String,
+    /// True: bound and not finished from now on; false: finished or deleted.
+    pub holds: bool,
+    pub requests: Resources,
+}
+
+/// Allocated and allocatable room, and the changes since they were last taken.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    allocated: Resources,
+    capacity: Resources,
+    changes: Vec<RoomChange>,
+}
+
+fn holds_room(pod: &Pod) -> bool {
+    node_name(pod).is_some() && !is_finished(pod)
+}
+
+impl Ledger {
+    /// A node joined with `allocatable`.
+    pub fn add_node(&mut self, allocatable: Resources) {
+        self.capacity += allocatable;
+    }
+
+    /// A pod changed from `old` to `new` (`None`: did not exist / deleted).
+    pub fn update(&mut self, key: &str, old: Option<&Pod>, new: Option<&Pod>) {
+        let before = old.is_some_and(holds_room);
+        let after = new.is_some_and(holds_room);
+        if before == after {
+            return;
+        }
+        let Some(pod) = new.or(old) else { return };
+        let requests = pod
+            .spec
+            .as_ref()
+            .and_then(|s| pod_requests(s, &GpuResourceNames::default()).ok())
+            .unwrap_or_default();
+        if after {
+            self.allocated += requests;
+        } else {
+            self.allocated -= requests;
+        }
+        let label = |k: &str| {
+            pod.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(k).cloned())
+                .unwrap_or_default()
+        };
+        self.changes.push(RoomChange {
+            pod: key.to_owned(),
+            role: label("spark-role"),
+            app_id: label("spark-app-selector"),
+            holds: after,
+            requests,
+        });
+    }
+
+    /// What bound pods that are not finished request, in total.
+    pub fn allocated(&self) -> Resources {
+        self.allocated
+    }
+
+    /// What the nodes have, in total.
+    pub fn capacity(&self) -> Resources {
+        self.capacity
+    }
+
+    /// The changes since the last call, in the order they happened.
+    pub fn take_changes(&mut self) -> Vec<RoomChange> {
+        std::mem::take(&mut self.changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(node: Option<&str>, phase: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "e1", "namespace": "spark",
+                "labels": {"spark-role": "executor", "spark-app-selector": "app-1"}},
+            "spec": {"nodeName": node, "containers": [{"name": "c",
+                "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}}]},
+            "status": {"phase": phase}
+        }))
+        .expect("a pod")
+    }
+
+    #[test]
+    fn room_is_held_from_binding_until_the_pod_finishes_or_goes() {
+        let mut l = Ledger::default();
+        let pending = pod(None, "Pending");
+        let running = pod(Some("n1"), "Running");
+        let failed = pod(Some("n1"), "Failed");
+        l.update("spark/e1", None, Some(&pending));
+        assert_eq!(l.allocated(), Resources::default(), "not bound yet");
+        l.update("spark/e1", Some(&pending), Some(&running));
+        assert_eq!(l.allocated().cpu_milli, 2000);
+        l.update("spark/e1", Some(&running), Some(&running));
+        assert_eq!(l.allocated().cpu_milli, 2000, "no change, counted once");
+        l.update("spark/e1", Some(&running), Some(&failed));
+        assert_eq!(l.allocated(), Resources::default());
+        l.update("spark/e1", Some(&failed), None);
+        let changes = l.take_changes();
+        assert_eq!(
+            changes.iter().map(|c| c.holds).collect::<Vec<_>>(),
+            [true, false]
+        );
+        assert_eq!(changes[0].app_id, "app-1");
+        assert_eq!(changes[0].role, "executor");
+        assert!(l.take_changes().is_empty());
+    }
+}
