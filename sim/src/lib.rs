@@ -19,6 +19,7 @@ pub mod history;
 pub mod kubelet;
 pub mod oracle;
 pub mod playground;
+pub mod replay;
 pub mod scenario;
 pub mod scheduler;
 pub mod spark;

@@ -19,7 +19,10 @@ use sparkgang_sim::scenario::{self, Mode, Report, Scenario, tables};
     after_help = "Examples:\n  sparkgang-sim demo\n  \
                   sparkgang-sim run sim/scenarios/fifo-blocks-younger.yaml --report report.json\n  \
                   sparkgang-sim run sim/scenarios/scale-1000-apps.yaml --clock virtual\n  \
-                  sparkgang-sim judge history.json\n  sparkgang-sim up --nodes 4\n\n\
+                  sparkgang-sim judge history.json\n  sparkgang-sim up --nodes 4\n  \
+                  sparkgang-sim replay --eventlogs fixtures/spark-eventlogs/history \
+                  --nodes fixtures/spark-eventlogs/replay-nodes.json --compare \
+                  binpack=tightly-pack,distribute-evenly --report replay.json --html replay.html\n\n\
                   Scenarios: sim/scenarios/ (format: docs/scenarios.md)."
 )]
 struct Cli {
@@ -55,6 +58,35 @@ enum Command {
         #[arg(long, value_name = "CLOCK", default_value = "real", value_parser = ["real", "virtual"])]
         clock: String,
     },
+    /// What-if replay: the applications of a Spark History Server directory submitted again to
+    /// the nodes of a real cluster, with sparkgang (each compared configuration) and with
+    /// kube-scheduler alone, on the virtual clock (docs/replay.md).
+    Replay {
+        /// The event-log directory (`spark.eventLog.dir`), e.g. fixtures/spark-eventlogs/history.
+        #[arg(long, value_name = "DIR")]
+        eventlogs: PathBuf,
+        /// The cluster's nodes: `kubectl get nodes -o json` output, e.g. nodes.json.
+        #[arg(long, value_name = "NODES.json")]
+        nodes: PathBuf,
+        /// Compare values of one extender config key, e.g.
+        /// --compare binpack=tightly-pack,minimal-fragmentation (dotted keys reach nested ones:
+        /// fifo.enforceAfter=0s,5m).
+        #[arg(long, value_name = "KEY=V1,V2")]
+        compare: Option<String>,
+        /// Extender config keys (docs/extender.md) on top of deploy/'s, e.g. --config extender.yaml.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Longest virtual time each configuration runs, e.g. --horizon 6h (default: the span of
+        /// the submissions, twice the longest application, and ten minutes).
+        #[arg(long, value_name = "DURATION")]
+        horizon: Option<String>,
+        /// Write the JSON report here, e.g. --report replay.json.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Write the self-contained HTML report here, e.g. --html replay.html.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
     /// Print and judge a recorded run again (a --history file of `run`), without running it.
     Judge {
         /// The history, e.g. history.json from `run FILE --history history.json`.
@@ -69,6 +101,9 @@ enum Command {
         nodes: u16,
     },
 }
+
+#[path = "main/replay.rs"]
+mod replay_cli;
 
 const DEMO: &str = include_str!("../scenarios/demo.yaml");
 
@@ -112,6 +147,23 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Judge { history } => judge(&history),
+            Command::Replay {
+                eventlogs,
+                nodes,
+                compare,
+                config,
+                horizon,
+                report,
+                html,
+            } => replay_cli::run(replay_cli::Args {
+                eventlogs,
+                nodes,
+                compare,
+                config,
+                horizon,
+                report,
+                html,
+            }),
             Command::Up { nodes } => up(usize::from(nodes)).await,
         }
     });

@@ -428,7 +428,7 @@ fn build(
             unset.join(", ")
         ));
     }
-    let demand = demand(props, gpus, &mut fallbacks);
+    let (demand, conf) = demand(props, gpus, &mut fallbacks);
     if demand.dynamic_allocation
         && demand.demand.max_executors == sparkgang_common::sparkconf::UNBOUNDED_EXECUTORS
     {
@@ -467,24 +467,42 @@ fn build(
             .max(submitted_at_ms),
         state,
         demand,
+        conf,
         executors,
         events: facts.events,
         fallbacks,
     })
 }
 
+/// The Spark properties that size, count, place or name an application's pods (what
+/// `SparkConf::demand` and Spark's Kubernetes backend read); the rest of a conf is not kept.
+pub const SHAPING_PREFIXES: &[&str] = &[
+    "spark.app.name",
+    "spark.driver.",
+    "spark.executor.",
+    "spark.dynamicAllocation.",
+    "spark.kubernetes.",
+    "spark.memory.",
+    "spark.unsafe.",
+];
+
 /// `SparkConf::demand`; a key Spark would reject is dropped (so Spark's default applies) and
 /// named in `fallbacks`, until the conf is accepted.
+/// Also returns the accepted properties that shape pods ([`SHAPING_PREFIXES`]), to submit the
+/// application again.
 fn demand(
     props: BTreeMap<String, String>,
     gpus: &GpuResourceNames,
     fallbacks: &mut Vec<String>,
-) -> ConfDemand {
+) -> (ConfDemand, BTreeMap<String, String>) {
     let mut props = props;
     loop {
         let conf = SparkConf::from(props.clone());
         match conf.demand(gpus) {
-            Ok(d) => return d,
+            Ok(d) => {
+                props.retain(|k, _| SHAPING_PREFIXES.iter().any(|p| k.starts_with(p)));
+                return (d, props);
+            }
             Err(e) => {
                 let key = e.key().to_owned();
                 fallbacks.push(format!("{e}: {key} ignored, Spark's default used"));

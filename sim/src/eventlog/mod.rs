@@ -98,6 +98,10 @@ pub struct AppTrace {
     /// Driver and executor sizes, executor counts and node selectors, by `SparkConf::demand`
     /// from the `Spark Properties` of `SparkListenerEnvironmentUpdate`.
     pub demand: ConfDemand,
+    /// The accepted Spark properties that shape its pods (`extract::SHAPING_PREFIXES`): what
+    /// a replay submits again.
+    #[serde(skip)]
+    pub conf: BTreeMap<String, String>,
     /// Executors in the order they were added (the local-mode `driver` executor is left out).
     pub executors: Vec<ExecutorSpan>,
     /// Lines read as events.

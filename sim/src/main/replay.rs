@@ -1,0 +1,235 @@
+//! `sparkgang-sim replay`: reads the inputs, builds the configurations to compare, runs them
+//! with a progress bar, prints the summary and writes the JSON and HTML reports.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use sparkgang_common::durations::parse_duration;
+use sparkgang_sim::eventlog;
+use sparkgang_sim::replay::{self, Configuration, ReplayReport};
+
+pub struct Args {
+    pub eventlogs: PathBuf,
+    pub nodes: PathBuf,
+    pub compare: Option<String>,
+    pub config: Option<PathBuf>,
+    pub horizon: Option<String>,
+    pub report: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+}
+
+/// `base` with `key` (dotted for nested keys) set to `value`.
+fn with_key(base: &serde_yaml::Value, key: &str, value: serde_yaml::Value) -> serde_yaml::Value {
+    let mut out = base.clone();
+    let mut at = &mut out;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !at.is_mapping() {
+            *at = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
+        }
+        let serde_yaml::Value::Mapping(m) = at else {
+            break;
+        };
+        let k = serde_yaml::Value::String((*part).to_owned());
+        if i + 1 == parts.len() {
+            m.insert(k, value);
+            break;
+        }
+        at = m
+            .entry(k)
+            .or_insert_with(|| serde_yaml::Value::Mapping(serde_yaml::Mapping::new()));
+    }
+    out
+}
+
+/// The configurations to run: each compared value (or the config as it is), then
+/// kube-scheduler alone.
+pub fn configurations(
+    base: &serde_yaml::Value,
+    compare: Option<&str>,
+) -> anyhow::Result<Vec<Configuration>> {
+    let mut out = Vec::new();
+    match compare {
+        None => out.push(Configuration {
+            name: "sparkgang".to_owned(),
+            overrides: Some(base.clone()),
+        }),
+        Some(spec) => {
+            let Some((key, values)) = spec.split_once('=') else {
+                bail!(
+                    "--compare {spec:?}: expected KEY=V1,V2 (e.g. binpack=tightly-pack,minimal-fragmentation)"
+                );
+            };
+            let key = key.trim();
+            let values: Vec<&str> = values
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            if key.is_empty() || values.is_empty() {
+                bail!(
+                    "--compare {spec:?}: expected a key and at least one value, as in binpack=tightly-pack,minimal-fragmentation"
+                );
+            }
+            for v in values {
+                let value: serde_yaml::Value = serde_yaml::from_str(v)
+                    .unwrap_or_else(|_| serde_yaml::Value::String(v.to_owned()));
+                out.push(Configuration {
+                    name: format!("{key}={v}"),
+                    overrides: Some(with_key(base, key, value)),
+                });
+            }
+        }
+    }
+    out.push(Configuration::kube_scheduler_alone());
+    Ok(out)
+}
+
+pub fn run(args: Args) -> anyhow::Result<bool> {
+    let base = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let v: serde_yaml::Value = serde_yaml::from_str(&text)
+                .with_context(|| format!("{}: not YAML", path.display()))?;
+            if !v.is_mapping() {
+                bail!(
+                    "{}: expected a mapping of extender config keys (docs/extender.md), such as `binpack: tightly-pack`",
+                    path.display()
+                );
+            }
+            v
+        }
+        None => serde_yaml::Value::Mapping(serde_yaml::Mapping::new()),
+    };
+    let configurations = configurations(&base, args.compare.as_deref())?;
+    let horizon = args
+        .horizon
+        .as_deref()
+        .map(|h| parse_duration(h).map_err(|e| anyhow::anyhow!("--horizon {h:?}: {e}")))
+        .transpose()?;
+    let nodes = eventlog::nodes::read_nodes(&args.nodes)?;
+    let read = Instant::now();
+    let logs = eventlog::read_dir(&args.eventlogs)?;
+    println!(
+        "read {} applications ({} logs skipped) from {} in {:.1} s; {} nodes",
+        logs.apps.len(),
+        logs.skipped.len(),
+        args.eventlogs.display(),
+        read.elapsed().as_secs_f64(),
+        nodes.len()
+    );
+    let style =
+        ProgressStyle::with_template("{prefix:>28} [{bar:40}] {pos}/{len} submitted, {elapsed}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let mut bar: Option<(String, ProgressBar, Instant)> = None;
+    let finish = |bar: &mut Option<(String, ProgressBar, Instant)>| {
+        if let Some((name, b, started)) = bar.take() {
+            b.finish_and_clear();
+            println!(
+                "{name}: replayed in {:.1} s of wall time",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    };
+    let source = args.eventlogs.display().to_string();
+    let report = replay::replay(
+        &source,
+        &logs,
+        &nodes,
+        &configurations,
+        horizon,
+        &mut |name, done, total| {
+            if bar.as_ref().is_none_or(|(n, _, _)| n != name) {
+                finish(&mut bar);
+                let b = ProgressBar::new(total as u64).with_style(style.clone());
+                b.set_prefix(name.to_owned());
+                bar = Some((name.to_owned(), b, Instant::now()));
+            }
+            if let Some((_, b, _)) = &bar {
+                b.set_position(done as u64);
+            }
+        },
+    )?;
+    finish(&mut bar);
+    print_summary(&report);
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    if let Some(path) = &args.html {
+        let page = replay::render_html(&report).map_err(|e| anyhow::anyhow!("HTML report: {e}"))?;
+        std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("html: {}", path.display());
+    }
+    Ok(true)
+}
+
+fn print_summary(r: &ReplayReport) {
+    let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+    println!(
+        "\n{:<32} {:>8} {:>9} {:>6} {:>9} {:>9} {:>10} {:>8}",
+        "configuration", "started", "completed", "never", "wait p50", "wait p99", "makespan", "cpu"
+    );
+    for c in &r.configurations {
+        let s = &c.summary;
+        println!(
+            "{:<32} {:>8} {:>9} {:>6} {:>9} {:>9} {:>10.1} {:>7.1}%",
+            c.name,
+            s.started,
+            s.completed,
+            s.never_started,
+            opt(s.wait_seconds.p50),
+            opt(s.wait_seconds.p99),
+            s.makespan_seconds,
+            s.mean_cpu_utilisation * 100.0
+        );
+    }
+    println!(
+        "\n{} of {} applications; {} logs skipped (named in the reports). Times are seconds on \
+         the virtual clock from the first submission; wait is until the driver and its minimum \
+         executors run.",
+        r.applications,
+        r.applications,
+        r.skipped.len()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_makes_one_configuration_a_value_and_the_baseline() {
+        let base: serde_yaml::Value = serde_yaml::from_str("fifo: {enabled: true}").expect("yaml");
+        let c = configurations(&base, Some("binpack=tightly-pack, minimal-fragmentation"))
+            .expect("configurations");
+        let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "binpack=tightly-pack",
+                "binpack=minimal-fragmentation",
+                "kube-scheduler alone"
+            ]
+        );
+        let first = c[0].overrides.as_ref().expect("sparkgang");
+        assert_eq!(first["binpack"], "tightly-pack");
+        assert_eq!(first["fifo"]["enabled"], true, "the base is kept");
+        assert!(c[2].overrides.is_none());
+        let nested = configurations(&base, Some("fifo.enforceAfter=5m")).expect("nested");
+        let o = nested[0].overrides.as_ref().expect("sparkgang");
+        assert_eq!(
+            (&o["fifo"]["enabled"], &o["fifo"]["enforceAfter"]),
+            (&true.into(), &"5m".into())
+        );
+        for bad in ["binpack", "=a", "binpack="] {
+            assert!(configurations(&base, Some(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(configurations(&base, None).expect("plain").len(), 2);
+    }
+}
