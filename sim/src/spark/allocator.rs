@@ -49,6 +49,13 @@ pub struct Round {
     pub create: Vec<u64>,
 }
 
+impl Round {
+    /// Nothing to do: no executor to delete, kill or create, and the application goes on.
+    pub fn is_idle(&self) -> bool {
+        self.delete.is_empty() && self.kill.is_empty() && self.create.is_empty() && !self.finished
+    }
+}
+
 /// One driver's allocation state.
 #[derive(Debug, Clone)]
 pub struct Allocator {
@@ -84,6 +91,24 @@ impl Allocator {
     /// first (the driver's JVM starts its SparkContext first).
     pub fn delay(&self) -> Duration {
         self.delay
+    }
+
+    /// After an idle round over `executors`: when (since the driver started) the script next
+    /// asks for something — a kill, a new target, or the end of the runtime — if until then
+    /// rounds have nothing to do: every executor runs, the target is met and the runtime
+    /// counts. `None`: keep polling every [`Allocator::delay`].
+    pub fn steady_until(&self, executors: &[ExecutorView]) -> Option<Duration> {
+        let all_running = executors.iter().all(|e| e.phase == ExecutorPhase::Running);
+        let since = self.gang_since?;
+        if !all_running || executors.len() < self.target {
+            return None;
+        }
+        let scripted = self.kills.iter().map(|(at, _)| *at);
+        let scaled = self.scales.iter().map(|(at, _)| *at);
+        scripted
+            .chain(scaled)
+            .chain(std::iter::once(since + self.runtime))
+            .min()
     }
 
     /// One round at `elapsed` since the driver started, over the executors it sees.
@@ -232,5 +257,45 @@ mod tests {
         assert_eq!(a.round(t(1), &[]).create, [1]);
         let one = [view("e1", ExecutorPhase::Running)];
         assert_eq!(a.round(t(2), &one).create, [2, 3], "capped at the maximum");
+    }
+
+    #[test]
+    fn a_steady_driver_rests_until_its_scripts_next_step() {
+        let d = demand(&[("spark.executor.instances", "2")]);
+        let script = DriverScript {
+            runtime: Duration::from_secs(30),
+            kill_executors: vec![(Duration::from_secs(10), 1)],
+            ..DriverScript::default()
+        };
+        let mut a = Allocator::new(&d, &script);
+        let t = Duration::from_secs;
+        let waiting = [
+            view("e1", ExecutorPhase::Waiting),
+            view("e2", ExecutorPhase::Waiting),
+        ];
+        assert_eq!(a.round(t(1), &[]).create, [1, 2]);
+        assert!(a.round(t(2), &waiting).is_idle());
+        assert_eq!(
+            a.steady_until(&waiting),
+            None,
+            "executors not running yet: poll"
+        );
+        let running = [
+            view("e1", ExecutorPhase::Running),
+            view("e2", ExecutorPhase::Running),
+        ];
+        assert!(a.round(t(3), &running).is_idle());
+        assert_eq!(
+            a.steady_until(&running),
+            Some(t(10)),
+            "the kill comes first"
+        );
+        assert_eq!(a.steady_until(&running[..1]), None, "below target: poll");
+        assert_eq!(a.round(t(10), &running).kill, ["e1"]);
+        assert_eq!(
+            a.steady_until(&running),
+            Some(t(33)),
+            "then the end: 30 s after the gang ran at 3 s"
+        );
     }
 }

@@ -25,6 +25,8 @@ pub struct Ledger {
     allocated: Resources,
     capacity: Resources,
     changes: Vec<RoomChange>,
+    /// `namespace/app-id` of applications an executor of which stopped holding room.
+    executors_stopped: Vec<String>,
 }
 
 fn holds_room(pod: &Pod) -> bool {
@@ -62,6 +64,11 @@ impl Ledger {
                 .and_then(|l| l.get(k).cloned())
                 .unwrap_or_default()
         };
+        if !after && label("spark-role") == "executor" {
+            let namespace = key.split_once('/').map_or("", |(ns, _)| ns);
+            self.executors_stopped
+                .push(format!("{namespace}/{}", label("spark-app-selector")));
+        }
         self.changes.push(RoomChange {
             pod: key.to_owned(),
             role: label("spark-role"),
@@ -79,6 +86,11 @@ impl Ledger {
     /// What the nodes have, in total.
     pub fn capacity(&self) -> Resources {
         self.capacity
+    }
+
+    /// `namespace/app-id` of the applications that lost an executor since the last call.
+    pub fn take_executors_stopped(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.executors_stopped)
     }
 
     /// The changes since the last call, in the order they happened.

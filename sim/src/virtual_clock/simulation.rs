@@ -40,6 +40,18 @@ struct DriverRun {
     prefix: String,
     allocator: Allocator,
     started: Duration,
+    /// When its next round is due (an agenda entry at another time is stale).
+    wake: Duration,
+}
+
+impl DriverRun {
+    /// The first allocation tick (`started + k × delay`) after `now`.
+    fn next_tick(&self, now: Duration) -> Duration {
+        let delay = self.allocator.delay().max(Duration::from_millis(1));
+        let since = now.saturating_sub(self.started);
+        let k = since.as_nanos() / delay.as_nanos() + 1;
+        self.started + delay * u32::try_from(k).unwrap_or(u32::MAX)
+    }
 }
 
 /// What happened at one instant.
@@ -61,6 +73,8 @@ pub struct Simulation {
     agenda: Agenda<Event>,
     scripts: BTreeMap<String, DriverScript>,
     drivers: BTreeMap<String, DriverRun>,
+    /// Driver key by `namespace/app-id`.
+    by_app: BTreeMap<String, String>,
     retry_at: Option<Duration>,
     seen_version: u64,
 }
@@ -73,6 +87,7 @@ impl Simulation {
             agenda: Agenda::default(),
             scripts: BTreeMap::new(),
             drivers: BTreeMap::new(),
+            by_app: BTreeMap::new(),
             retry_at: None,
         }
     }
@@ -135,9 +150,17 @@ impl Simulation {
                     let Some(run) = self.drivers.get_mut(&key) else {
                         continue;
                     };
+                    if run.wake != now {
+                        continue;
+                    }
                     match driver_round(&mut self.world, run, now) {
-                        Some(delay) => self.agenda.push(now + delay, Event::Driver(key)),
+                        Some(wake) => {
+                            run.wake = wake;
+                            self.agenda.push(wake, Event::Driver(key));
+                        }
                         None => {
+                            let app = format!("{}/{}", run.namespace, run.app_id);
+                            self.by_app.remove(&app);
                             self.drivers.remove(&key);
                             happened.finished.push(key);
                         }
@@ -163,14 +186,30 @@ impl Simulation {
                 if matches!(attempt, Attempt::Bound(_))
                     && let Some(run) = start_driver(&self.world, &pod, &self.scripts, now)
                 {
-                    self.agenda
-                        .push(now + run.allocator.delay(), Event::Driver(pod.clone()));
+                    self.agenda.push(run.wake, Event::Driver(pod.clone()));
+                    self.by_app
+                        .insert(format!("{}/{}", run.namespace, run.app_id), pod.clone());
                     self.drivers.insert(pod.clone(), run);
                 }
                 happened.attempts.push((pod, attempt));
             }
         }
         self.seen_version = self.world.store.resource_version();
+        // A driver resting until its script's next step sees a lost executor at its next tick,
+        // as a polling driver would.
+        for app in self.world.ledger().take_executors_stopped() {
+            let Some(key) = self.by_app.get(&app) else {
+                continue;
+            };
+            let Some(run) = self.drivers.get_mut(key) else {
+                continue;
+            };
+            let tick = run.next_tick(now);
+            if tick < run.wake {
+                run.wake = tick;
+                self.agenda.push(tick, Event::Driver(key.clone()));
+            }
+        }
         if let Some(end) = self.world.next_backoff_end()
             && self.retry_at.is_none_or(|r| r <= now || r > end)
         {
@@ -213,10 +252,12 @@ fn start_driver(
         runtime: Duration::from_secs(1),
         ..DriverScript::default()
     });
+    let allocator = Allocator::new(&demand, &script);
     Some(DriverRun {
         namespace: namespace.to_owned(),
         prefix: executor_prefix(&demand, &app_id),
-        allocator: Allocator::new(&demand, &script),
+        wake: now + allocator.delay(),
+        allocator,
         app_id,
         demand,
         pod,
@@ -225,7 +266,9 @@ fn start_driver(
 }
 
 /// One allocation round of a running driver, carried out at once; when the next is due, or
-/// `None` when the application ended (its executors deleted, its driver succeeded).
+/// `None` when the application ended (its executors deleted, its driver succeeded). Between
+/// rounds with nothing to do, it rests until its script's next step (the tick a polling
+/// driver would act at), unless an executor is lost first.
 fn driver_round(world: &mut World, run: &mut DriverRun, now: Duration) -> Option<Duration> {
     let executors = world.executors_of(&run.namespace, &run.app_id);
     let views: Vec<ExecutorView> = executors
@@ -236,6 +279,13 @@ fn driver_round(world: &mut World, run: &mut DriverRun, now: Duration) -> Option
         })
         .collect();
     let round = run.allocator.round(now.saturating_sub(run.started), &views);
+    if round.is_idle()
+        && let Some(due) = run.allocator.steady_until(&views)
+    {
+        // The first tick at or after the step, never sooner than the next.
+        let step = (run.started + due).saturating_sub(Duration::from_nanos(1));
+        return Some(run.next_tick(step).max(run.next_tick(now)));
+    }
     for name in &round.delete {
         world.delete_pod(&run.namespace, name);
     }
@@ -259,5 +309,5 @@ fn driver_round(world: &mut World, run: &mut DriverRun, now: Duration) -> Option
             tracing::warn!(error = %e, app = run.app_id.as_str(), "cannot create executor");
         }
     }
-    Some(run.allocator.delay())
+    Some(run.next_tick(now))
 }

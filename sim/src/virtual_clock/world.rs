@@ -65,6 +65,9 @@ pub struct World {
     uids: u64,
     /// Pods and nodes as a watch cache holds them, parsed once per change.
     pod_cache: BTreeMap<String, Arc<Pod>>,
+    /// The pods of `pod_cache` not finished: all a scheduling round looks at (finished pods
+    /// take no room and wait for nothing).
+    live: BTreeMap<String, Arc<Pod>>,
     node_cache: Vec<Arc<Node>>,
     /// Pods the scheduler may have to place: not bound, not finished.
     unbound: BTreeSet<String>,
@@ -167,6 +170,7 @@ impl World {
             }),
             uids: 0,
             pod_cache: BTreeMap::new(),
+            live: BTreeMap::new(),
             node_cache: Vec::new(),
             executors: BTreeMap::new(),
             unbound: BTreeSet::new(),
@@ -301,7 +305,13 @@ impl World {
         } else {
             self.unbound.remove(&key);
         }
-        let old = self.pod_cache.insert(key.clone(), Arc::new(pod.clone()));
+        let shared = Arc::new(pod.clone());
+        if sparkgang_common::pods::is_finished(&pod) {
+            self.live.remove(&key);
+        } else {
+            self.live.insert(key.clone(), shared.clone());
+        }
+        let old = self.pod_cache.insert(key.clone(), shared);
         self.ledger.update(&key, old.as_deref(), Some(&pod));
         let Some(ext) = self.extender.as_mut() else {
             return;
@@ -322,6 +332,7 @@ impl World {
         }
         self.touched_pods.insert(key.clone());
         self.unbound.remove(&key);
+        self.live.remove(&key);
         let Some(pod) = self.pod_cache.remove(&key) else {
             return;
         };
@@ -557,13 +568,7 @@ impl World {
     /// One kube-scheduler round: every pod due is filtered, asked of the extender in process,
     /// bound and started (the kubelet). Returns the attempts, for reports.
     pub fn schedule_round(&mut self) -> Vec<(String, Attempt)> {
-        // Finished pods take no room and wait for nothing: the core would skip them.
-        let pods: Vec<Arc<Pod>> = self
-            .pod_cache
-            .values()
-            .filter(|p| !sparkgang_common::pods::is_finished(p))
-            .cloned()
-            .collect();
+        let pods: Vec<Arc<Pod>> = self.live.values().cloned().collect();
         let nodes = self.node_cache.clone();
         let now = self.now();
         let mut round = self.scheduler.begin(&pods, &nodes, now);
