@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use plotters::prelude::*;
 
-use super::report::{ConfigurationReport, ReplayReport};
+use super::report::{ConfigurationReport, ReplayReport, UtilisationPoint};
 
 const WIDTH: u32 = 760;
 const HEIGHT: u32 = 280;
@@ -66,21 +66,25 @@ fn utilisation_chart(c: &ConfigurationReport) -> Result<String, String> {
             .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
             .draw()
             .map_err(|e| e.to_string())?;
+        // Each level holds until the next point: drawn as steps.
+        let steps = |level: fn(&UtilisationPoint) -> f64| {
+            let mut out = Vec::with_capacity(c.utilisation.len() * 2);
+            for (i, p) in c.utilisation.iter().enumerate() {
+                out.push((p.at, level(p)));
+                let until = c.utilisation.get(i + 1).map_or(end, |n| n.at);
+                out.push((until, level(p)));
+            }
+            out
+        };
         let cpu = RGBColor(31, 119, 180);
         let memory = RGBColor(214, 39, 40);
         chart
-            .draw_series(LineSeries::new(
-                c.utilisation.iter().map(|p| (p.at, p.cpu)),
-                cpu.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(steps(|p| p.cpu), cpu.stroke_width(2)))
             .map_err(|e| e.to_string())?
             .label("cpu")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], cpu.stroke_width(2)));
         chart
-            .draw_series(LineSeries::new(
-                c.utilisation.iter().map(|p| (p.at, p.memory)),
-                memory.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(steps(|p| p.memory), memory.stroke_width(2)))
             .map_err(|e| e.to_string())?
             .label("memory")
             .legend(move |(x, y)| {
