@@ -61,32 +61,7 @@ enum Command {
     /// What-if replay: the applications of a Spark History Server directory submitted again to
     /// the nodes of a real cluster, with sparkgang (each compared configuration) and with
     /// kube-scheduler alone, on the virtual clock (docs/replay.md).
-    Replay {
-        /// The event-log directory (`spark.eventLog.dir`), e.g. fixtures/spark-eventlogs/history.
-        #[arg(long, value_name = "DIR")]
-        eventlogs: PathBuf,
-        /// The cluster's nodes: `kubectl get nodes -o json` output, e.g. nodes.json.
-        #[arg(long, value_name = "NODES.json")]
-        nodes: PathBuf,
-        /// Compare values of one extender config key, e.g.
-        /// --compare binpack=tightly-pack,minimal-fragmentation (dotted keys reach nested ones:
-        /// fifo.enforceAfter=0s,5m).
-        #[arg(long, value_name = "KEY=V1,V2")]
-        compare: Option<String>,
-        /// Extender config keys (docs/extender.md) on top of deploy/'s, e.g. --config extender.yaml.
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Longest virtual time each configuration runs, e.g. --horizon 6h (default: the span of
-        /// the submissions, twice the longest application, and ten minutes).
-        #[arg(long, value_name = "DURATION")]
-        horizon: Option<String>,
-        /// Write the JSON report here, e.g. --report replay.json.
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-        /// Write the self-contained HTML report here, e.g. --html replay.html.
-        #[arg(long, value_name = "FILE")]
-        html: Option<PathBuf>,
-    },
+    Replay(replay_cli::Args),
     /// Print and judge a recorded run again (a --history file of `run`), without running it.
     Judge {
         /// The history, e.g. history.json from `run FILE --history history.json`.
@@ -147,23 +122,7 @@ fn main() -> ExitCode {
                 .await
             }
             Command::Judge { history } => judge(&history),
-            Command::Replay {
-                eventlogs,
-                nodes,
-                compare,
-                config,
-                horizon,
-                report,
-                html,
-            } => replay_cli::run(replay_cli::Args {
-                eventlogs,
-                nodes,
-                compare,
-                config,
-                horizon,
-                report,
-                html,
-            }),
+            Command::Replay(args) => replay_cli::run(args),
             Command::Up { nodes } => up(usize::from(nodes)).await,
         }
     });

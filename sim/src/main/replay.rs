@@ -10,13 +10,32 @@ use sparkgang_common::durations::parse_duration;
 use sparkgang_sim::eventlog;
 use sparkgang_sim::replay::{self, Configuration, ReplayReport};
 
+/// The arguments of `sparkgang-sim replay`.
+#[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The event-log directory (`spark.eventLog.dir`), e.g. fixtures/spark-eventlogs/history.
+    #[arg(long, value_name = "DIR")]
     pub eventlogs: PathBuf,
+    /// The cluster's nodes: `kubectl get nodes -o json` output, e.g. nodes.json.
+    #[arg(long, value_name = "NODES.json")]
     pub nodes: PathBuf,
+    /// Compare values of one extender config key, e.g.
+    /// --compare binpack=tightly-pack,minimal-fragmentation (dotted keys reach nested ones:
+    /// fifo.enforceAfter=0s,5m).
+    #[arg(long, value_name = "KEY=V1,V2")]
     pub compare: Option<String>,
+    /// Extender config keys (docs/extender.md) on top of deploy/'s, e.g. --config extender.yaml.
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Longest virtual time each configuration runs, e.g. --horizon 6h (default: the span of
+    /// the submissions, twice the longest application, and ten minutes).
+    #[arg(long, value_name = "DURATION")]
     pub horizon: Option<String>,
+    /// Write the JSON report here, e.g. --report replay.json.
+    #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write the self-contained HTML report here, e.g. --html replay.html.
+    #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::Violation;
-use crate::history::{AppRecord, History};
+use crate::history::History;
 
 /// How long after a driver is seen bound its reservation may take to appear in the API: the
 /// extender decides in memory and writes the object right after, while kube-scheduler binds.
@@ -21,19 +21,7 @@ pub fn gang_reserved_before_driver(history: &History) -> Vec<Violation> {
     // in time.
     let mut bound: BTreeMap<String, (f64, String)> = BTreeMap::new();
     let mut complete: BTreeSet<String> = BTreeSet::new();
-    // Each app with the keys of its driver pod and its reservation.
-    let apps: Vec<(&AppRecord, String, String)> = history
-        .apps
-        .iter()
-        .filter(|a| !a.rejected)
-        .map(|a| {
-            (
-                a,
-                format!("{}/{}", a.namespace, a.driver),
-                format!("{}/{}", a.namespace, a.app_id),
-            )
-        })
-        .collect();
+    let apps = super::accepted_apps(history);
     history.replay(|state| {
         for (a, driver, reservation) in &apps {
             if !bound.contains_key(&a.name)
@@ -72,18 +60,7 @@ pub fn gang_reserved_before_driver(history: &History) -> Vec<Violation> {
 /// No running driver stays below its minimum running executors for more than
 /// [`STARVATION_LIMIT`] of the run's clock while its reservation exists.
 pub fn no_starved_gang(history: &History) -> Vec<Violation> {
-    let apps: Vec<(&AppRecord, String, String)> = history
-        .apps
-        .iter()
-        .filter(|a| !a.rejected)
-        .map(|a| {
-            (
-                a,
-                format!("{}/{}", a.namespace, a.driver),
-                format!("{}/{}", a.namespace, a.app_id),
-            )
-        })
-        .collect();
+    let apps = super::accepted_apps(history);
     let mut since: BTreeMap<&str, f64> = BTreeMap::new();
     let mut reported: BTreeSet<&str> = BTreeSet::new();
     let mut out = Vec::new();

@@ -18,6 +18,23 @@ pub use gang::{gang_reserved_before_driver, no_starved_gang};
 pub use release::{RELEASE_GRACE, reservations_released};
 pub use slots::no_double_booked_slot;
 
+/// The applications the API accepted, each with the keys (`namespace/name`) of its driver pod
+/// and of its reservation in a [`crate::history::State`].
+fn accepted_apps(history: &History) -> Vec<(&crate::history::AppRecord, String, String)> {
+    history
+        .apps
+        .iter()
+        .filter(|a| !a.rejected)
+        .map(|a| {
+            (
+                a,
+                format!("{}/{}", a.namespace, a.driver),
+                format!("{}/{}", a.namespace, a.app_id),
+            )
+        })
+        .collect()
+}
+
 /// One broken invariant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Violation {

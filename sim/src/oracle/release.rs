@@ -17,18 +17,7 @@ pub fn reservations_released(history: &History) -> Vec<Violation> {
     let mut reported: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();
     let end = history.end();
-    let apps: Vec<(&crate::history::AppRecord, String, String)> = history
-        .apps
-        .iter()
-        .filter(|a| !a.rejected)
-        .map(|a| {
-            (
-                a,
-                format!("{}/{}", a.namespace, a.driver),
-                format!("{}/{}", a.namespace, a.app_id),
-            )
-        })
-        .collect();
+    let apps = super::accepted_apps(history);
     history.replay(|state| {
         for (a, driver, reservation) in &apps {
             let driver = state.pods.get(driver);

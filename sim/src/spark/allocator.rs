@@ -25,6 +25,16 @@ pub enum ExecutorPhase {
     Finished,
 }
 
+impl ExecutorView {
+    /// An executor pod as its driver sees it.
+    pub fn of(pod: &k8s_openapi::api::core::v1::Pod) -> ExecutorView {
+        ExecutorView {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            phase: ExecutorPhase::of(pod.status.as_ref().and_then(|s| s.phase.as_deref())),
+        }
+    }
+}
+
 impl ExecutorPhase {
     /// From a pod's `status.phase`.
     pub fn of(phase: Option<&str>) -> ExecutorPhase {

@@ -304,13 +304,7 @@ pub async fn run_driver(
             .list(&ListParams::default().labels(&selector))
             .await?
             .items;
-        let views: Vec<ExecutorView> = executors
-            .iter()
-            .map(|e| ExecutorView {
-                name: e.metadata.name.clone().unwrap_or_default(),
-                phase: ExecutorPhase::of(e.status.as_ref().and_then(|s| s.phase.as_deref())),
-            })
-            .collect();
+        let views: Vec<ExecutorView> = executors.iter().map(ExecutorView::of).collect();
         let round = allocator.round(started.elapsed(), &views);
         for name in &round.delete {
             // Spark removes lost executors and replaces them with new ids.

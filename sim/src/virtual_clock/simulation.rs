@@ -15,8 +15,7 @@ use super::{Agenda, World};
 use crate::kubelet::Phase;
 use crate::scheduler::Attempt;
 use crate::spark::{
-    Allocator, DriverScript, ExecutorPhase, ExecutorView, Submission, driver_demand, executor_pod,
-    executor_prefix,
+    Allocator, DriverScript, ExecutorView, Submission, driver_demand, executor_pod, executor_prefix,
 };
 
 /// What happens at a moment of virtual time.
@@ -271,13 +270,7 @@ fn start_driver(
 /// driver would act at), unless an executor is lost first.
 fn driver_round(world: &mut World, run: &mut DriverRun, now: Duration) -> Option<Duration> {
     let executors = world.executors_of(&run.namespace, &run.app_id);
-    let views: Vec<ExecutorView> = executors
-        .iter()
-        .map(|e| ExecutorView {
-            name: e.metadata.name.clone().unwrap_or_default(),
-            phase: ExecutorPhase::of(e.status.as_ref().and_then(|s| s.phase.as_deref())),
-        })
-        .collect();
+    let views: Vec<ExecutorView> = executors.iter().map(|e| ExecutorView::of(e)).collect();
     let round = run.allocator.round(now.saturating_sub(run.started), &views);
     if round.is_idle()
         && let Some(due) = run.allocator.steady_until(&views)
