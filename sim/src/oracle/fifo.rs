@@ -13,9 +13,15 @@ use crate::history::{AppRecord, GangRecord, History, NodeRecord};
 /// older driver that fits may be tried again only that much later.
 pub const BACKOFF_SLACK: f64 = 11.0;
 
+/// `creationTimestamp` has a resolution of one second, and FIFO can only know a driver's age
+/// from it: of two drivers submitted less than this apart, neither is known to be older (the
+/// extender orders such ties by name, as the API gives it nothing better).
+pub const CREATION_RESOLUTION: f64 = 1.0;
+
 /// When the run enabled FIFO: no younger driver of an instance group (apps with the same node
 /// selector) was placed while an older one that could fit the group, had waited at least
-/// `enforceAfter`, and was not placed within [`BACKOFF_SLACK`] after.
+/// `enforceAfter`, and was not placed within [`BACKOFF_SLACK`] after. Younger means submitted
+/// at least [`CREATION_RESOLUTION`] later.
 pub fn fifo_order(history: &History) -> Vec<Violation> {
     let Some(rule) = history.fifo else {
         return Vec::new();
@@ -47,7 +53,7 @@ pub fn fifo_order(history: &History) -> Vec<Violation> {
             let enforced = old.submitted_at + rule.enforce_after_seconds <= at;
             let same_group = old.gang.node_selector == young.gang.node_selector;
             let old_placed = placed.get(old.name.as_str()).copied();
-            if old.submitted_at >= young.submitted_at
+            if young.submitted_at - old.submitted_at < CREATION_RESOLUTION
                 || !same_group
                 || !enforced
                 || old_placed.is_some_and(|t| t <= at + BACKOFF_SLACK)
@@ -167,6 +173,16 @@ mod tests {
         let v = fifo_order(&h);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].message.contains("the older old"));
+    }
+
+    #[test]
+    fn apps_submitted_within_one_second_are_not_ordered() {
+        // Created in what may be one second of creationTimestamp: no age to go by.
+        let h = fifo(
+            two_apps(app("old", 0.0, 2, 4), app("young", 0.4, 1, 4), None, 3),
+            0.0,
+        );
+        assert_eq!(fifo_order(&h), vec![]);
     }
 
     #[test]
