@@ -70,6 +70,8 @@ pub struct SchedulerCore {
     requests: HashMap<String, Resources>,
     /// Nodes as parsed, by name, with the resourceVersion parsed.
     node_infos: HashMap<String, (Option<String>, Arc<NodeInfo>)>,
+    /// The last round's node list (reused while the nodes are the same objects).
+    node_list: Vec<Arc<NodeInfo>>,
 }
 
 /// One round: the nodes as parsed, what is used on them, and the pods to try in order.
@@ -105,6 +107,7 @@ impl SchedulerCore {
             assumed: HashMap::new(),
             requests: HashMap::new(),
             node_infos: HashMap::new(),
+            node_list: Vec::new(),
         }
     }
 
@@ -126,33 +129,10 @@ impl SchedulerCore {
     /// assumed bindings) and the queue — ours, unbound, not gated, not backing off — by
     /// priority, then creation time, then name.
     pub fn begin(&mut self, pods: &[Arc<Pod>], nodes: &[Arc<Node>], now: Duration) -> Round {
-        let gpus = &self.settings.gpus;
-        let cache = &mut self.node_infos;
-        if cache.len() > nodes.len() {
-            cache.clear();
-        }
-        let nodes: Vec<Arc<NodeInfo>> = nodes
-            .iter()
-            .map(|n| {
-                let name = n.metadata.name.clone().unwrap_or_default();
-                let version = &n.metadata.resource_version;
-                match cache.get(&name) {
-                    Some((v, info)) if v == version && version.is_some() => info.clone(),
-                    _ => {
-                        let info = Arc::new(NodeInfo::new(n, gpus));
-                        cache.insert(name, (version.clone(), info.clone()));
-                        info
-                    }
-                }
-            })
-            .collect();
         let mut used: HashMap<String, Resources> = HashMap::new();
-        // Pods not bound and not finished, by uid: the only ones an assumption or a backoff
-        // may still be about.
-        let mut waiting: HashSet<&str> = HashSet::new();
+        let mut waiting: Vec<Arc<Pod>> = Vec::new();
         for p in pods {
-            let Some(uid) = &p.metadata.uid else { continue };
-            if is_finished(p) {
+            if p.metadata.uid.is_none() || is_finished(p) {
                 continue;
             }
             match node_name(p) {
@@ -160,26 +140,8 @@ impl SchedulerCore {
                     let r = self.requests_of(p);
                     *used.entry(n.to_owned()).or_default() += r;
                 }
-                None => {
-                    waiting.insert(uid);
-                }
+                None => waiting.push(p.clone()),
             }
-        }
-        // An assumption ends when a snapshot shows the pod bound, finished or gone.
-        self.assumed.retain(|uid, _| waiting.contains(uid.as_str()));
-        // A pod bound, finished or gone leaves the queue, and its backoff with it.
-        if !self.backoff.is_empty() {
-            let keys: HashSet<String> = pods
-                .iter()
-                .filter(|p| {
-                    p.metadata
-                        .uid
-                        .as_deref()
-                        .is_some_and(|u| waiting.contains(u))
-                })
-                .map(|p| pod_key(p))
-                .collect();
-            self.backoff.retain(|key, _| keys.contains(key));
         }
         // Forget the requests of pods gone, once there are more entries than pods.
         if self.requests.len() > pods.len() {
@@ -190,9 +152,35 @@ impl SchedulerCore {
             self.requests
                 .retain(|uid, _| present.contains(uid.as_str()));
         }
+        self.begin_with(nodes, used, &waiting, now)
+    }
+
+    /// [`SchedulerCore::begin`] for a caller that keeps the snapshot itself, as
+    /// kube-scheduler's cache does: `used` per node by bound, unfinished pods, and `waiting`,
+    /// every pod that is neither bound nor finished.
+    pub fn begin_with(
+        &mut self,
+        nodes: &[Arc<Node>],
+        mut used: HashMap<String, Resources>,
+        waiting: &[Arc<Pod>],
+        now: Duration,
+    ) -> Round {
+        let nodes = self.node_infos(nodes);
+        let uids: HashSet<&str> = waiting
+            .iter()
+            .filter_map(|p| p.metadata.uid.as_deref())
+            .collect();
+        // An assumption ends when a snapshot shows the pod bound, finished or gone.
+        self.assumed.retain(|uid, _| uids.contains(uid.as_str()));
+        // A pod bound, finished or gone leaves the queue, and its backoff with it.
+        if !self.backoff.is_empty() {
+            let keys: HashSet<String> = waiting.iter().map(|p| pod_key(p)).collect();
+            self.backoff.retain(|key, _| keys.contains(key));
+        }
         for (node, r) in self.assumed.values() {
             *used.entry(node.clone()).or_default() += *r;
         }
+        let pods = waiting;
         let mut queue: Vec<Arc<Pod>> = pods
             .iter()
             .filter(|p| {
@@ -264,6 +252,46 @@ impl SchedulerCore {
             candidates,
             reasons,
         })
+    }
+
+    /// The nodes as parsed, each once per version; the whole list again when it is the same.
+    fn node_infos(&mut self, nodes: &[Arc<Node>]) -> Vec<Arc<NodeInfo>> {
+        let same = self.node_list.len() == nodes.len()
+            && self
+                .node_list
+                .iter()
+                .zip(nodes)
+                .all(|(info, n)| Arc::ptr_eq(&info.node, n));
+        if same {
+            return self.node_list.clone();
+        }
+        let gpus = &self.settings.gpus;
+        let cache = &mut self.node_infos;
+        if cache.len() > nodes.len() {
+            cache.clear();
+        }
+        let list: Vec<Arc<NodeInfo>> = nodes
+            .iter()
+            .map(|n| {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                let version = &n.metadata.resource_version;
+                match cache.get(&name) {
+                    Some((v, info)) if v == version && version.is_some() => info.clone(),
+                    _ => {
+                        let info = Arc::new(NodeInfo::new(n, gpus));
+                        cache.insert(name, (version.clone(), info.clone()));
+                        info
+                    }
+                }
+            })
+            .collect();
+        self.node_list = list.clone();
+        list
+    }
+
+    /// Forgets what the core remembers of a pod that is gone or finished (its requests).
+    pub fn forget(&mut self, uid: &str) {
+        self.requests.remove(uid);
     }
 
     /// The node to bind to after the extender's answer (`None`: no extender), or why none.

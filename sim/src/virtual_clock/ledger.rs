@@ -2,6 +2,8 @@
 //! against what the nodes have, and each pod's start and end of holding room, for reports
 //! (utilisation over time, executors granted over time) that need no history replay.
 
+use std::collections::HashMap;
+
 use k8s_openapi::api::core::v1::Pod;
 use sparkgang_common::pods::{is_finished, node_name};
 use sparkgang_common::resources::{GpuResourceNames, Resources, pod_requests};
@@ -23,6 +25,8 @@ pub struct RoomChange {
 #[derive(Debug, Default)]
 pub struct Ledger {
     allocated: Resources,
+    /// What bound, unfinished pods request, per node.
+    by_node: HashMap<String, Resources>,
     capacity: Resources,
     changes: Vec<RoomChange>,
     /// `namespace/app-id` of applications an executor of which stopped holding room.
@@ -52,10 +56,15 @@ impl Ledger {
             .as_ref()
             .and_then(|s| pod_requests(s, &GpuResourceNames::default()).ok())
             .unwrap_or_default();
+        let node = node_name(pod).unwrap_or_default().to_owned();
         if after {
             self.allocated += requests;
+            *self.by_node.entry(node).or_default() += requests;
         } else {
             self.allocated -= requests;
+            if let Some(used) = self.by_node.get_mut(&node) {
+                *used -= requests;
+            }
         }
         let label = |k: &str| {
             pod.metadata
@@ -81,6 +90,11 @@ impl Ledger {
     /// What bound pods that are not finished request, in total.
     pub fn allocated(&self) -> Resources {
         self.allocated
+    }
+
+    /// What bound, unfinished pods request on each node (kube-scheduler's cache of it).
+    pub fn by_node(&self) -> &HashMap<String, Resources> {
+        &self.by_node
     }
 
     /// What the nodes have, in total.
@@ -125,10 +139,12 @@ mod tests {
         assert_eq!(l.allocated(), Resources::default(), "not bound yet");
         l.update("spark/e1", Some(&pending), Some(&running));
         assert_eq!(l.allocated().cpu_milli, 2000);
+        assert_eq!(l.by_node()["n1"].cpu_milli, 2000);
         l.update("spark/e1", Some(&running), Some(&running));
         assert_eq!(l.allocated().cpu_milli, 2000, "no change, counted once");
         l.update("spark/e1", Some(&running), Some(&failed));
         assert_eq!(l.allocated(), Resources::default());
+        assert_eq!(l.by_node()["n1"], Resources::default());
         l.update("spark/e1", Some(&failed), None);
         let changes = l.take_changes();
         assert_eq!(

@@ -65,9 +65,6 @@ pub struct World {
     uids: u64,
     /// Pods and nodes as a watch cache holds them, parsed once per change.
     pod_cache: BTreeMap<String, Arc<Pod>>,
-    /// The pods of `pod_cache` not finished: all a scheduling round looks at (finished pods
-    /// take no room and wait for nothing).
-    live: BTreeMap<String, Arc<Pod>>,
     node_cache: Vec<Arc<Node>>,
     /// Pods the scheduler may have to place: not bound, not finished.
     unbound: BTreeSet<String>,
@@ -170,7 +167,6 @@ impl World {
             }),
             uids: 0,
             pod_cache: BTreeMap::new(),
-            live: BTreeMap::new(),
             node_cache: Vec::new(),
             executors: BTreeMap::new(),
             unbound: BTreeSet::new(),
@@ -305,13 +301,12 @@ impl World {
         } else {
             self.unbound.remove(&key);
         }
-        let shared = Arc::new(pod.clone());
-        if sparkgang_common::pods::is_finished(&pod) {
-            self.live.remove(&key);
-        } else {
-            self.live.insert(key.clone(), shared.clone());
+        if sparkgang_common::pods::is_finished(&pod)
+            && let Some(uid) = &pod.metadata.uid
+        {
+            self.scheduler.forget(uid);
         }
-        let old = self.pod_cache.insert(key.clone(), shared);
+        let old = self.pod_cache.insert(key.clone(), Arc::new(pod.clone()));
         self.ledger.update(&key, old.as_deref(), Some(&pod));
         let Some(ext) = self.extender.as_mut() else {
             return;
@@ -332,10 +327,12 @@ impl World {
         }
         self.touched_pods.insert(key.clone());
         self.unbound.remove(&key);
-        self.live.remove(&key);
         let Some(pod) = self.pod_cache.remove(&key) else {
             return;
         };
+        if let Some(uid) = &pod.metadata.uid {
+            self.scheduler.forget(uid);
+        }
         self.ledger.update(&key, Some(&pod), None);
         if let Some(app) = executor_of(&pod)
             && let Some(keys) = self.executors.get_mut(&app)
@@ -568,10 +565,16 @@ impl World {
     /// One kube-scheduler round: every pod due is filtered, asked of the extender in process,
     /// bound and started (the kubelet). Returns the attempts, for reports.
     pub fn schedule_round(&mut self) -> Vec<(String, Attempt)> {
-        let pods: Vec<Arc<Pod>> = self.live.values().cloned().collect();
+        // The snapshot kept as pods change, as kube-scheduler's cache keeps it.
+        let waiting: Vec<Arc<Pod>> = self
+            .unbound
+            .iter()
+            .filter_map(|k| self.pod_cache.get(k).cloned())
+            .collect();
         let nodes = self.node_cache.clone();
         let now = self.now();
-        let mut round = self.scheduler.begin(&pods, &nodes, now);
+        let used = self.ledger.by_node().clone();
+        let mut round = self.scheduler.begin_with(&nodes, used, &waiting, now);
         let queue = std::mem::take(&mut round.queue);
         let mut out = Vec::new();
         for pod in queue {
