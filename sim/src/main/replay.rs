@@ -209,11 +209,11 @@ fn print_summary(r: &ReplayReport) {
         );
     }
     println!(
-        "\n{} of {} applications; {} logs skipped (named in the reports). Times are seconds on \
-         the virtual clock from the first submission; wait is until the driver and its minimum \
-         executors run.",
+        "\n{} applications replayed on {} nodes; {} logs skipped (named in the reports). Times \
+         are seconds on the virtual clock from the first submission; wait is until the driver \
+         and its minimum executors run.",
         r.applications,
-        r.applications,
+        r.nodes,
         r.skipped.len()
     );
 }
