@@ -75,6 +75,8 @@ pub struct Simulation {
     /// Driver key by `namespace/app-id`.
     by_app: BTreeMap<String, String>,
     retry_at: Option<Duration>,
+    /// A backoff ended at this instant: the round runs even if nothing changed.
+    retry_due: bool,
     seen_version: u64,
 }
 
@@ -88,6 +90,7 @@ impl Simulation {
             drivers: BTreeMap::new(),
             by_app: BTreeMap::new(),
             retry_at: None,
+            retry_due: false,
         }
     }
 
@@ -135,7 +138,6 @@ impl Simulation {
             at: now,
             ..Happened::default()
         };
-        let mut retry = false;
         while let Some(event) = self.agenda.pop_due(now) {
             match event {
                 Event::Submit(i) => happened.due.push(i),
@@ -165,12 +167,8 @@ impl Simulation {
                         }
                     }
                 }
-                Event::Retry => retry = true,
+                Event::Retry => self.retry_due = true,
             }
-        }
-        if retry {
-            // Forces the round of `settle`.
-            self.seen_version = u64::MAX;
         }
         Some(happened)
     }
@@ -180,7 +178,8 @@ impl Simulation {
     pub fn settle(&mut self, happened: &mut Happened) {
         let now = happened.at;
         let version = self.world.store.resource_version();
-        if version != self.seen_version && self.world.has_pods_to_schedule() {
+        let changed = version != self.seen_version || std::mem::take(&mut self.retry_due);
+        if changed && self.world.has_pods_to_schedule() {
             for (pod, attempt) in self.world.schedule_round() {
                 if matches!(attempt, Attempt::Bound(_))
                     && let Some(run) = start_driver(&self.world, &pod, &self.scripts, now)
