@@ -83,12 +83,13 @@ pub struct PackingView<'a> {
 
 type OrderKey = (i64, i64, Arc<str>, NodeIdx);
 
-/// The names of the last candidate list (concatenated, with where each ends), the mask and
-/// positions of the nodes it named, and how many names the table knew then.
+/// The names of the last candidate list (concatenated, with where each ends) and the node
+/// each named, the mask and positions of those nodes, and how many names the table knew then.
 #[derive(Debug, Default)]
 struct OfferedCache {
     names: String,
     ends: Vec<usize>,
+    index: Vec<Option<NodeIdx>>,
     mask: Vec<bool>,
     /// By node index: its last position in the list (`usize::MAX`: not in it).
     position: Vec<usize>,
@@ -171,31 +172,64 @@ impl NodeTable {
     }
 
     /// Makes `offered` the remembered candidate list (see [`Self::offered_mask`]).
+    ///
+    /// A new list is usually the last one with a few nodes gone or back (kube-scheduler keeps
+    /// its node order and drops the nodes that stop fitting). So it is walked against the last
+    /// one: a name equal to the last list's next name reuses that node's index, and only the
+    /// other names are looked up, which resynchronises the walk past any nodes that dropped out.
     pub fn remember_offered<S: AsRef<str>>(&mut self, offered: &[S]) {
-        let cache = &self.offered;
-        let same = cache.known == self.by_name.len()
-            && cache.ends.len() == offered.len()
-            && offered.iter().enumerate().all(|(i, name)| {
-                let start = i.checked_sub(1).map_or(0, |j| cache.ends[j]);
-                cache.names.get(start..cache.ends[i]) == Some(name.as_ref())
-            });
+        let old = &self.offered;
+        let name_at = |j: usize| {
+            let start = j.checked_sub(1).map_or(0, |k| old.ends[k]);
+            old.names.get(start..old.ends[j])
+        };
+        let same = old.known == self.by_name.len()
+            && old.ends.len() == offered.len()
+            && offered
+                .iter()
+                .enumerate()
+                .all(|(j, name)| name_at(j) == Some(name.as_ref()));
         if same {
             return;
         }
         let mut cache = OfferedCache {
+            names: String::with_capacity(old.names.len()),
+            ends: Vec::with_capacity(offered.len()),
+            index: Vec::with_capacity(offered.len()),
             mask: vec![false; self.candidates.len()],
             position: vec![usize::MAX; self.candidates.len()],
             known: self.by_name.len(),
-            ..OfferedCache::default()
         };
+        let mut next = 0;
         for (p, name) in offered.iter().enumerate() {
             let name = name.as_ref();
-            if let Some(&i) = self.by_name.get(name) {
+            let reused = (next < old.ends.len() && name_at(next) == Some(name))
+                .then(|| old.index[next])
+                .flatten();
+            let index = match reused {
+                Some(i) => {
+                    next += 1;
+                    Some(i)
+                }
+                None => {
+                    let found = self.by_name.get(name).copied();
+                    // Resynchronise after the node's place in the last list, if it was there.
+                    if let Some(q) = found.and_then(|i| old.position.get(i).copied())
+                        && q != usize::MAX
+                        && q >= next
+                    {
+                        next = q + 1;
+                    }
+                    found
+                }
+            };
+            if let Some(i) = index {
                 cache.mask[i] = true;
                 cache.position[i] = p;
             }
             cache.names.push_str(name);
             cache.ends.push(cache.names.len());
+            cache.index.push(index);
         }
         self.offered = cache;
     }
@@ -386,5 +420,65 @@ impl NodeTable {
             .iter()
             .filter_map(|&(i, r)| self.candidates.get(i).map(|c| (i, c.available - r)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAMES: [&str; 7] = ["n0", "n1", "n2", "n3", "n4", "n5", "ghost"];
+
+    /// What `remember_offered` must end with, computed the plain way: the mask of known nodes
+    /// offered, and each known name's last position in the list.
+    fn expected(table: &NodeTable, offered: &[&str]) -> (Vec<bool>, Vec<Option<usize>>) {
+        let mut mask = vec![false; table.candidates().len()];
+        for name in offered {
+            if let Some(i) = table.index_of(name) {
+                mask[i] = true;
+            }
+        }
+        let positions = NAMES
+            .iter()
+            .map(|n| {
+                let known = table.index_of(n).is_some();
+                offered.iter().rposition(|o| o == n).filter(|_| known)
+            })
+            .collect();
+        (mask, positions)
+    }
+
+    #[test]
+    fn a_changed_candidate_list_is_remembered_as_if_read_afresh() {
+        let mut table = NodeTable::default();
+        for i in 0..6 {
+            table.index_or_placeholder(&format!("n{i}"));
+        }
+        let lists: [&[&str]; 9] = [
+            &["n0", "n1", "n2", "n3", "n4", "n5"],
+            &["n0", "n2", "n3", "n5"],
+            &["n0", "n1", "n2", "n3", "n4", "n5"],
+            &["n5", "n4", "n3"],
+            &["ghost", "n4", "n4", "n1"],
+            &["n1", "ghost"],
+            &[],
+            &["n3"],
+            &["n0", "n2", "n3", "n5"],
+        ];
+        for (step, list) in lists.iter().enumerate() {
+            if step == 6 {
+                // A name the table did not know becomes known: the lists must see it.
+                table.index_or_placeholder("ghost");
+            }
+            let mask = table.offered_mask(list);
+            let (want_mask, want_positions) = expected(&table, list);
+            assert_eq!(mask, want_mask, "mask after list {step}: {list:?}");
+            let positions: Vec<Option<usize>> =
+                NAMES.iter().map(|n| table.offered_position(n)).collect();
+            assert_eq!(
+                positions, want_positions,
+                "positions after list {step}: {list:?}"
+            );
+        }
     }
 }

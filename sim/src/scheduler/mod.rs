@@ -24,6 +24,7 @@ use tracing::{debug, warn};
 
 use crate::deploy_config::SchedulerExtender;
 
+mod cache;
 pub mod steps;
 
 pub use steps::{CoreSettings, SchedulerCore, pod_key};
@@ -135,11 +136,10 @@ async fn schedule_round(
             Err(message) => (Resources::default(), Attempt::Unschedulable(message)),
             Ok(filtered) => {
                 let requests = filtered.requests;
-                let answer = match (&settings.extender, filtered.candidates.is_empty()) {
+                let answer = match (&settings.extender, filtered.is_empty()) {
                     (Some(ext), false) => {
-                        let feasible: Vec<&Node> =
-                            filtered.feasible.iter().map(AsRef::as_ref).collect();
-                        Some(call_extender(ext, &pod, &feasible, &filtered.candidates).await)
+                        let (nodes, names) = (filtered.nodes(&round), filtered.names(&round));
+                        Some(call_extender(ext, &pod, &nodes, &names).await)
                     }
                     _ => None,
                 };
@@ -154,7 +154,7 @@ async fn schedule_round(
                 (requests, attempt)
             }
         };
-        core.record(&mut round, &pod, requests, &attempt, origin.elapsed());
+        core.record(&pod, requests, &attempt, origin.elapsed());
         if let Attempt::Unschedulable(message) = &attempt {
             publish_failure(recorder, &pod, message).await;
         }
@@ -206,7 +206,7 @@ async fn call_extender(
     ext: &SchedulerExtender,
     pod: &Pod,
     feasible: &[&Node],
-    names: &[Arc<str>],
+    names: &[&str],
 ) -> Result<ExtenderFilterResult, String> {
     let args = ExtenderArgs {
         pod: Some(pod.clone()),

@@ -8,14 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use sparkgang_common::affinity::{
-    is_cordoned, is_ready, required_node_match, tolerates_node_taints,
-};
 use sparkgang_common::api::extender::ExtenderFilterResult;
 use sparkgang_common::pods::{is_finished, node_name, scheduler_name};
-use sparkgang_common::resources::{GpuResourceNames, Resources, node_allocatable, pod_requests};
+use sparkgang_common::resources::{GpuResourceNames, Resources, pod_requests};
 
 use super::Attempt;
+use super::cache::{Cache, NodeSet};
 
 /// What the core needs of the scheduler's configuration.
 #[derive(Debug, Clone)]
@@ -32,62 +30,53 @@ struct Backoff {
     until: Option<Duration>,
 }
 
-/// What a round knows of a node: parsed once per version of the node, not once per pod.
-struct NodeInfo {
-    node: Arc<Node>,
-    name: Arc<str>,
-    allocatable: Resources,
-    /// Why no pod may go there whatever it asks (not ready, cordoned).
-    unusable: Option<&'static str>,
-}
-
-impl NodeInfo {
-    fn new(node: &Arc<Node>, gpus: &GpuResourceNames) -> NodeInfo {
-        NodeInfo {
-            node: node.clone(),
-            name: Arc::from(node.metadata.name.as_deref().unwrap_or_default()),
-            allocatable: node_allocatable(node, gpus).unwrap_or_default(),
-            unusable: if !is_ready(node) {
-                Some("node(s) were not ready")
-            } else if is_cordoned(node) {
-                Some("node(s) were unschedulable")
-            } else {
-                None
-            },
-        }
-    }
-}
-
 /// The scheduler's own bookkeeping between rounds.
 pub struct SchedulerCore {
     settings: CoreSettings,
     backoff: HashMap<String, Backoff>,
-    /// Bindings made but not yet seen in a snapshot: pod uid → (node, requests). Like
-    /// kube-scheduler's assumed pods, an entry ends when a snapshot shows the pod bound, or
-    /// when the pod is gone or finished.
-    assumed: HashMap<String, (String, Resources)>,
+    /// Pods bound by this scheduler and not yet seen bound in a snapshot, by uid. Like
+    /// kube-scheduler's assumed pods, their requests count on their node (in the cache) until a
+    /// snapshot shows the pod bound, finished or gone.
+    assumed: HashSet<String>,
     /// Each pod's effective requests by uid (a pod's requests never change).
     requests: HashMap<String, Resources>,
-    /// Nodes as parsed, by name, with the resourceVersion parsed.
-    node_infos: HashMap<String, (Option<String>, Arc<NodeInfo>)>,
-    /// The last round's node list (reused while the nodes are the same objects).
-    node_list: Vec<Arc<NodeInfo>>,
+    cache: Cache,
 }
 
-/// One round: the nodes as parsed, what is used on them, and the pods to try in order.
+/// One round: the nodes as parsed and the pods to try in order.
 pub struct Round {
-    nodes: Vec<Arc<NodeInfo>>,
-    used: HashMap<String, Resources>,
+    nodes: Arc<NodeSet>,
     pub queue: Vec<Arc<Pod>>,
 }
 
 /// A pod through the in-tree filters.
 pub struct Filtered {
     pub requests: Resources,
-    /// Nodes that passed, and their names (what the extender is asked about).
-    pub feasible: Vec<Arc<Node>>,
-    pub candidates: Vec<Arc<str>>,
+    /// Positions in the round's nodes of those that passed, in the snapshot's order.
+    candidates: Vec<usize>,
     reasons: BTreeMap<String, usize>,
+}
+
+impl Filtered {
+    pub fn is_empty(&self) -> bool {
+        self.candidates.is_empty()
+    }
+
+    /// The names of the nodes that passed (what a `nodeCacheCapable` extender is asked about).
+    pub fn names<'r>(&self, round: &'r Round) -> Vec<&'r str> {
+        self.candidates
+            .iter()
+            .map(|&i| &*round.nodes.get(i).name)
+            .collect()
+    }
+
+    /// The nodes that passed, as objects (what any other extender is asked about).
+    pub fn nodes<'r>(&self, round: &'r Round) -> Vec<&'r Node> {
+        self.candidates
+            .iter()
+            .map(|&i| &*round.nodes.get(i).node)
+            .collect()
+    }
 }
 
 /// `namespace/name`.
@@ -102,12 +91,11 @@ pub fn pod_key(p: &Pod) -> String {
 impl SchedulerCore {
     pub fn new(settings: CoreSettings) -> SchedulerCore {
         SchedulerCore {
+            cache: Cache::new(settings.gpus.clone()),
             settings,
             backoff: HashMap::new(),
-            assumed: HashMap::new(),
+            assumed: HashSet::new(),
             requests: HashMap::new(),
-            node_infos: HashMap::new(),
-            node_list: Vec::new(),
         }
     }
 
@@ -125,24 +113,35 @@ impl SchedulerCore {
         }
     }
 
-    /// Starts a round over a snapshot at `now`: usage per node (bound, unfinished pods and
+    /// Starts a round over a full snapshot at `now`: usage per node (bound, unfinished pods and
     /// assumed bindings) and the queue — ours, unbound, not gated, not backing off — by
     /// priority, then creation time, then name.
     pub fn begin(&mut self, pods: &[Arc<Pod>], nodes: &[Arc<Node>], now: Duration) -> Round {
-        let mut used: HashMap<String, Resources> = HashMap::new();
         let mut waiting: Vec<Arc<Pod>> = Vec::new();
+        let mut present: HashSet<&str> = HashSet::new();
         for p in pods {
-            if p.metadata.uid.is_none() || is_finished(p) {
+            let Some(uid) = p.metadata.uid.as_deref() else {
+                continue;
+            };
+            if is_finished(p) {
                 continue;
             }
             match node_name(p) {
                 Some(n) => {
                     let r = self.requests_of(p);
-                    *used.entry(n.to_owned()).or_default() += r;
+                    self.cache.hold(uid, n, r);
+                    present.insert(uid);
                 }
-                None => waiting.push(p.clone()),
+                None => {
+                    waiting.push(p.clone());
+                    if self.assumed.contains(uid) {
+                        present.insert(uid);
+                    }
+                }
             }
         }
+        // What holds nothing any more: finished, gone, or an assumption the snapshot ended.
+        self.cache.retain(&present);
         // Forget the requests of pods gone, once there are more entries than pods.
         if self.requests.len() > pods.len() {
             let present: HashSet<&str> = pods
@@ -152,36 +151,47 @@ impl SchedulerCore {
             self.requests
                 .retain(|uid, _| present.contains(uid.as_str()));
         }
-        self.begin_with(nodes, used, &waiting, now)
+        self.begin_with(nodes, &waiting, now)
     }
 
-    /// [`SchedulerCore::begin`] for a caller that keeps the snapshot itself, as
-    /// kube-scheduler's cache does: `used` per node by bound, unfinished pods, and `waiting`,
-    /// every pod that is neither bound nor finished.
+    /// A pod as a watch delivers it, for a caller that keeps the snapshot itself as
+    /// kube-scheduler's cache does: a bound pod holds its requests on its node until it
+    /// finishes or is [forgotten](Self::forget).
+    pub fn observe(&mut self, pod: &Pod) {
+        let Some(uid) = pod.metadata.uid.as_deref() else {
+            return;
+        };
+        if is_finished(pod) {
+            self.forget(uid);
+        } else if let Some(node) = node_name(pod) {
+            let r = self.requests_of(pod);
+            self.cache.hold(uid, node, r);
+        }
+    }
+
+    /// [`SchedulerCore::begin`] for a caller that keeps the snapshot itself and feeds pods to
+    /// [`SchedulerCore::observe`]: `waiting` is every pod that is neither bound nor finished.
     pub fn begin_with(
         &mut self,
         nodes: &[Arc<Node>],
-        mut used: HashMap<String, Resources>,
         waiting: &[Arc<Pod>],
         now: Duration,
     ) -> Round {
-        let nodes = self.node_infos(nodes);
-        let uids: HashSet<&str> = waiting
-            .iter()
-            .filter_map(|p| p.metadata.uid.as_deref())
-            .collect();
+        self.cache.set_nodes(nodes);
         // An assumption ends when a snapshot shows the pod bound, finished or gone.
-        self.assumed.retain(|uid, _| uids.contains(uid.as_str()));
+        if !self.assumed.is_empty() {
+            let uids: HashSet<&str> = waiting
+                .iter()
+                .filter_map(|p| p.metadata.uid.as_deref())
+                .collect();
+            self.assumed.retain(|uid| uids.contains(uid.as_str()));
+        }
         // A pod bound, finished or gone leaves the queue, and its backoff with it.
         if !self.backoff.is_empty() {
             let keys: HashSet<String> = waiting.iter().map(|p| pod_key(p)).collect();
             self.backoff.retain(|key, _| keys.contains(key));
         }
-        for (node, r) in self.assumed.values() {
-            *used.entry(node.clone()).or_default() += *r;
-        }
-        let pods = waiting;
-        let mut queue: Vec<Arc<Pod>> = pods
+        let mut queue: Vec<Arc<Pod>> = waiting
             .iter()
             .filter(|p| {
                 scheduler_name(p) == self.settings.scheduler_name
@@ -195,24 +205,22 @@ impl SchedulerCore {
                     && p.metadata
                         .uid
                         .as_ref()
-                        .is_some_and(|u| !self.assumed.contains_key(u))
+                        .is_some_and(|u| !self.assumed.contains(u))
             })
-            .filter(|p| {
-                self.backoff
-                    .get(&pod_key(p))
-                    .and_then(|b| b.until)
-                    .is_none_or(|until| until <= now)
-            })
+            .filter(|p| self.is_due(&pod_key(p), now))
             .cloned()
             .collect();
-        queue.sort_by_key(|p| {
+        queue.sort_by_cached_key(|p| {
             (
                 std::cmp::Reverse(p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)),
                 p.metadata.creation_timestamp.as_ref().map(|t| t.0),
                 pod_key(p),
             )
         });
-        Round { nodes, used, queue }
+        Round {
+            nodes: self.cache.nodes().clone(),
+            queue,
+        }
     }
 
     /// The in-tree filters for one pod of the round: readiness and cordons, node selector and
@@ -220,78 +228,38 @@ impl SchedulerCore {
     pub fn filter(&mut self, round: &Round, pod: &Pod) -> Result<Filtered, String> {
         let requests = self.requests_of(pod);
         let spec = pod.spec.as_ref().ok_or("pod has no spec")?;
-        let mut in_tree: BTreeMap<&'static str, usize> = BTreeMap::new();
-        let mut feasible = Vec::new();
-        let mut candidates = Vec::new();
-        for n in &round.nodes {
-            let reason = if let Some(r) = n.unusable {
-                Some(r)
-            } else if !required_node_match(spec, &n.node) {
-                Some("node(s) didn't match Pod's node affinity/selector")
-            } else if !tolerates_node_taints(spec, &n.node) {
-                Some("node(s) had untolerated taint")
-            } else {
-                let free = n.allocatable - round.used.get(&*n.name).copied().unwrap_or_default();
-                insufficient(&requests, &free)
-            };
-            match reason {
-                Some(r) => *in_tree.entry(r).or_default() += 1,
-                None => {
-                    feasible.push(n.node.clone());
-                    candidates.push(n.name.clone());
-                }
+        let eligible = self.cache.eligibility(spec);
+        let mut candidates = Vec::with_capacity(eligible.nodes.len());
+        let mut short = [0usize; 3];
+        for &i in &eligible.nodes {
+            let free = round.nodes.get(i).allocatable - self.cache.used(i);
+            match insufficient(&requests, &free) {
+                Some(r) => short[r] += 1,
+                None => candidates.push(i),
             }
         }
-        let reasons = in_tree
-            .into_iter()
-            .map(|(r, n)| (r.to_owned(), n))
+        let mut reasons: BTreeMap<String, usize> = eligible
+            .reasons
+            .iter()
+            .map(|(r, n)| ((*r).to_owned(), *n))
             .collect();
+        for (r, n) in INSUFFICIENT.iter().zip(short) {
+            if n > 0 {
+                reasons.insert((*r).to_owned(), n);
+            }
+        }
         Ok(Filtered {
             requests,
-            feasible,
             candidates,
             reasons,
         })
     }
 
-    /// The nodes as parsed, each once per version; the whole list again when it is the same.
-    fn node_infos(&mut self, nodes: &[Arc<Node>]) -> Vec<Arc<NodeInfo>> {
-        let same = self.node_list.len() == nodes.len()
-            && self
-                .node_list
-                .iter()
-                .zip(nodes)
-                .all(|(info, n)| Arc::ptr_eq(&info.node, n));
-        if same {
-            return self.node_list.clone();
-        }
-        let gpus = &self.settings.gpus;
-        let cache = &mut self.node_infos;
-        if cache.len() > nodes.len() {
-            cache.clear();
-        }
-        let list: Vec<Arc<NodeInfo>> = nodes
-            .iter()
-            .map(|n| {
-                let name = n.metadata.name.clone().unwrap_or_default();
-                let version = &n.metadata.resource_version;
-                match cache.get(&name) {
-                    Some((v, info)) if v == version && version.is_some() => info.clone(),
-                    _ => {
-                        let info = Arc::new(NodeInfo::new(n, gpus));
-                        cache.insert(name, (version.clone(), info.clone()));
-                        info
-                    }
-                }
-            })
-            .collect();
-        self.node_list = list.clone();
-        list
-    }
-
-    /// Forgets what the core remembers of a pod that is gone or finished (its requests).
+    /// Forgets what the core remembers of a pod that is gone or finished (its requests, and
+    /// what it held on its node).
     pub fn forget(&mut self, uid: &str) {
         self.requests.remove(uid);
+        self.cache.release(uid);
     }
 
     /// The node to bind to after the extender's answer (`None`: no extender), or why none.
@@ -331,48 +299,52 @@ impl SchedulerCore {
                         .collect(),
                     _ => Vec::new(),
                 };
-                if let Some(bad) = chosen
-                    .iter()
-                    .find(|n| !candidates.iter().any(|c| **c == ***n))
-                {
-                    return Err(format!(
-                        "extender claims a filtered node {bad} which is not found in the input node list"
-                    ));
+                let mut offered = Vec::with_capacity(chosen.len());
+                for name in &chosen {
+                    match round.nodes.index_of(name) {
+                        Some(i) if candidates.binary_search(&i).is_ok() => offered.push(i),
+                        _ => {
+                            return Err(format!(
+                                "extender claims a filtered node {name} which is not found in the input node list"
+                            ));
+                        }
+                    }
                 }
-                candidates = chosen.into_iter().map(Arc::from).collect();
+                candidates = offered;
             }
         }
         candidates
-            .into_iter()
+            .iter()
+            .map(|&i| &round.nodes.get(i).name)
             .min()
             .map(|n| n.to_string())
-            .ok_or_else(|| {
-                let parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-                format!(
-                    "0/{} nodes are available: {}.",
-                    round.nodes.len(),
-                    parts.join(", ")
-                )
-            })
+            .ok_or_else(|| unavailable(round, &reasons))
     }
 
-    /// Records an attempt's outcome at `now`: a binding is assumed and uses its node for the
-    /// rest of the round; a failure backs off (initial doubling to max).
-    pub fn record(
-        &mut self,
-        round: &mut Round,
-        pod: &Pod,
-        requests: Resources,
-        attempt: &Attempt,
-        now: Duration,
-    ) {
+    /// Why the pod cannot go anywhere when the extender turned down every candidate with one
+    /// `message`: the words [`SchedulerCore::choose`] would say for that answer.
+    pub fn refuse(&self, round: &Round, filtered: Filtered, message: &str) -> String {
+        let Filtered {
+            candidates,
+            mut reasons,
+            ..
+        } = filtered;
+        if !candidates.is_empty() {
+            *reasons.entry(message.to_owned()).or_default() += candidates.len();
+        }
+        unavailable(round, &reasons)
+    }
+
+    /// Records an attempt's outcome at `now`: a binding is assumed and uses its node from now
+    /// on; a failure backs off (initial doubling to max).
+    pub fn record(&mut self, pod: &Pod, requests: Resources, attempt: &Attempt, now: Duration) {
         let key = pod_key(pod);
         match attempt {
             Attempt::Bound(node) => {
                 self.backoff.remove(&key);
-                *round.used.entry(node.clone()).or_default() += requests;
                 if let Some(uid) = &pod.metadata.uid {
-                    self.assumed.insert(uid.clone(), (node.clone(), requests));
+                    self.cache.hold(uid, node, requests);
+                    self.assumed.insert(uid.clone());
                 }
             }
             Attempt::Unschedulable(_) => {
@@ -406,13 +378,30 @@ impl SchedulerCore {
     }
 }
 
-fn insufficient(requests: &Resources, free: &Resources) -> Option<&'static str> {
+/// kube-scheduler's FailedScheduling words: `0/N nodes are available: <count> <reason>, …`.
+fn unavailable(round: &Round, reasons: &BTreeMap<String, usize>) -> String {
+    let parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    format!(
+        "0/{} nodes are available: {}.",
+        round.nodes.len(),
+        parts.join(", ")
+    )
+}
+
+const INSUFFICIENT: [&str; 3] = [
+    "Insufficient cpu",
+    "Insufficient memory",
+    "Insufficient nvidia.com/gpu",
+];
+
+/// Which of [`INSUFFICIENT`] keeps a pod with `requests` off a node with `free`, if any.
+fn insufficient(requests: &Resources, free: &Resources) -> Option<usize> {
     if requests.cpu_milli > free.cpu_milli {
-        Some("Insufficient cpu")
+        Some(0)
     } else if requests.memory_bytes > free.memory_bytes {
-        Some("Insufficient memory")
+        Some(1)
     } else if requests.gpus > free.gpus {
-        Some("Insufficient nvidia.com/gpu")
+        Some(2)
     } else {
         None
     }
@@ -435,9 +424,13 @@ mod tests {
     }
 
     fn pod() -> Arc<Pod> {
+        pod_named("p")
+    }
+
+    fn pod_named(name: &str) -> Arc<Pod> {
         Arc::new(
             serde_json::from_value(json!({
-                "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+                "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}")},
                 "spec": {"schedulerName": "s", "containers": [{"name": "c",
                     "resources": {"requests": {"cpu": "1"}}}]}
             }))
@@ -476,16 +469,51 @@ mod tests {
     }
 
     #[test]
+    fn refusing_says_what_choose_says_when_the_extender_fails_every_candidate() {
+        let mut c = core();
+        let nodes = [node("a"), node("b")];
+        let round = c.begin(&[pod()], &nodes, Duration::ZERO);
+        let filtered = c.filter(&round, &pod()).expect("filtered");
+        let answer = ExtenderFilterResult::all_failed(&filtered.names(&round), "no room");
+        let chosen = c.choose(&round, filtered, Some(Ok(answer)), true);
+        let filtered = c.filter(&round, &pod()).expect("filtered");
+        let refused = c.refuse(&round, filtered, "no room");
+        assert_eq!(refused, "0/2 nodes are available: 2 no room.");
+        assert_eq!(chosen, Err(refused));
+    }
+
+    #[test]
+    fn a_binding_holds_its_node_until_a_snapshot_shows_the_pod_gone() {
+        let mut c = core();
+        let nodes = [node("a")];
+        let pods: Vec<Arc<Pod>> = (0..9).map(|i| pod_named(&format!("p{i}"))).collect();
+        let round = c.begin(&pods, &nodes, Duration::ZERO);
+        for p in &pods[..8] {
+            let filtered = c.filter(&round, p).expect("filtered");
+            let requests = filtered.requests;
+            let node = c.choose(&round, filtered, None, true).expect("room");
+            c.record(p, requests, &Attempt::Bound(node), Duration::ZERO);
+        }
+        let full = c.filter(&round, &pods[8]).expect("filtered");
+        assert_eq!(
+            c.choose(&round, full, None, true),
+            Err("0/1 nodes are available: 1 Insufficient cpu.".to_owned())
+        );
+        let round = c.begin(&pods[8..], &nodes, Duration::ZERO);
+        let filtered = c.filter(&round, &pods[8]).expect("filtered");
+        assert_eq!(c.choose(&round, filtered, None, true), Ok("a".into()));
+    }
+
+    #[test]
     fn failures_back_off_doubling_to_the_maximum() {
         let mut c = core();
         let nodes = [node("a")];
         let p = pod();
         for (attempt, wait) in [(1u64, 1u64), (2, 2), (3, 4), (4, 8), (5, 10), (6, 10)] {
             let now = Duration::from_secs(100 * attempt);
-            let mut round = c.begin(std::slice::from_ref(&p), &nodes, now);
+            let round = c.begin(std::slice::from_ref(&p), &nodes, now);
             assert_eq!(round.queue.len(), 1, "attempt {attempt} is due");
             c.record(
-                &mut round,
                 &p,
                 Resources::default(),
                 &Attempt::Unschedulable("no".into()),

@@ -301,11 +301,7 @@ impl World {
         } else {
             self.unbound.remove(&key);
         }
-        if sparkgang_common::pods::is_finished(&pod)
-            && let Some(uid) = &pod.metadata.uid
-        {
-            self.scheduler.forget(uid);
-        }
+        self.scheduler.observe(&pod);
         let old = self.pod_cache.insert(key.clone(), Arc::new(pod.clone()));
         self.ledger.update(&key, old.as_deref(), Some(&pod));
         let Some(ext) = self.extender.as_mut() else {
@@ -571,10 +567,8 @@ impl World {
             .iter()
             .filter_map(|k| self.pod_cache.get(k).cloned())
             .collect();
-        let nodes = self.node_cache.clone();
         let now = self.now();
-        let used = self.ledger.by_node().clone();
-        let mut round = self.scheduler.begin_with(&nodes, used, &waiting, now);
+        let mut round = self.scheduler.begin_with(&self.node_cache, &waiting, now);
         let queue = std::mem::take(&mut round.queue);
         let mut out = Vec::new();
         for pod in queue {
@@ -582,33 +576,33 @@ impl World {
                 Err(message) => (Default::default(), Attempt::Unschedulable(message)),
                 Ok(filtered) => {
                     let requests = filtered.requests;
-                    let answer = match (&mut self.extender, filtered.candidates.is_empty()) {
-                        (Some(ext), false) => {
-                            let decision =
-                                ext.state
-                                    .filter(&pod, &filtered.candidates, self.clock.now());
+                    let attempt = match self.extender.as_mut().filter(|_| !filtered.is_empty()) {
+                        None => self.scheduler.choose(&round, filtered, None, true),
+                        Some(ext) => {
+                            let names = filtered.names(&round);
+                            let decision = ext.state.filter(&pod, &names, self.clock.now());
                             let effects = decision.effects.clone();
-                            let result = match &decision.node {
-                                Some(node) => ExtenderFilterResult::nodes(vec![node.clone()]),
-                                None => ExtenderFilterResult::all_failed(
-                                    &filtered.candidates,
-                                    &decision.message,
-                                ),
-                            };
                             self.apply_effects(effects);
-                            Some(Ok(result))
+                            match decision.node {
+                                Some(node) => {
+                                    let answer = ExtenderFilterResult::nodes(vec![node]);
+                                    self.scheduler
+                                        .choose(&round, filtered, Some(Ok(answer)), true)
+                                }
+                                None => {
+                                    Err(self.scheduler.refuse(&round, filtered, &decision.message))
+                                }
+                            }
                         }
-                        _ => None,
                     };
-                    let attempt = match self.scheduler.choose(&round, filtered, answer, true) {
+                    let attempt = match attempt {
                         Ok(node) => self.bind(&pod, node),
                         Err(message) => Attempt::Unschedulable(message),
                     };
                     (requests, attempt)
                 }
             };
-            self.scheduler
-                .record(&mut round, &pod, requests, &attempt, now);
+            self.scheduler.record(&pod, requests, &attempt, now);
             out.push((pod_key(&pod), attempt));
         }
         out
