@@ -63,6 +63,8 @@ pub enum SimError {
     Extender(String),
     #[error("kubernetes client: {0}")]
     Client(String),
+    #[error("replay: {0}")]
+    Replay(String),
 }
 
 /// A running simulated cluster.

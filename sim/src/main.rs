@@ -82,6 +82,12 @@ mod replay_cli;
 
 const DEMO: &str = include_str!("../scenarios/demo.yaml");
 
+/// mimalloc rather than glibc's allocator: a long replay frees millions of small JSON values
+/// between the large per-pod vectors of a 5,000-node filter, and glibc then spends much of its
+/// time consolidating free lists (docs/benchmarks.md, "What-if replay").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()

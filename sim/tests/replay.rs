@@ -161,7 +161,8 @@ fn kube_scheduler_alone_starves_what_sparkgang_runs() {
         &nodes,
         &configurations,
         Some(Duration::from_secs(1200)),
-        &mut |_, _, _| {},
+        2,
+        &|_| {},
     )
     .expect("replayed");
     let [with, alone] = &report.configurations[..] else {

@@ -181,7 +181,7 @@ impl Watch {
         if rv.is_none() && !needs_view(&self.def, &s.value) {
             return WatchObject::Stored(s);
         }
-        let mut v = view_of(&self.def, &s.value);
+        let mut v = view_of(&self.def, &s.value).into_owned();
         if let Some(rv) = rv {
             v["metadata"]["resourceVersion"] = json!(rv.to_string());
         }

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sparkgang_common::durations::parse_duration;
 use sparkgang_sim::eventlog;
-use sparkgang_sim::replay::{self, Configuration, ReplayReport};
+use sparkgang_sim::replay::{self, Configuration, ReplayEvent, ReplayReport};
 
 /// The arguments of `sparkgang-sim replay`.
 #[derive(Debug, clap::Args)]
@@ -37,6 +37,10 @@ pub struct Args {
     /// Write the self-contained HTML report here, e.g. --html replay.html.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Configurations replayed at once, each on its own core, e.g. --jobs 1 (default: the
+    /// machine's cores). The report does not depend on it.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
 }
 
 /// `base` with `key` (dotted for nested keys) set to `value`.
@@ -144,16 +148,22 @@ pub fn run(args: Args) -> anyhow::Result<bool> {
         ProgressStyle::with_template("{prefix:>28} [{bar:40}] {pos}/{len} submitted, {elapsed}")
             .map(|s| s.progress_chars("=> "))
             .unwrap_or_else(|_| ProgressStyle::default_bar());
-    let mut bar: Option<(String, ProgressBar, Instant)> = None;
-    let finish = |bar: &mut Option<(String, ProgressBar, Instant)>| {
-        if let Some((name, b, started)) = bar.take() {
-            b.finish_and_clear();
-            println!(
-                "{name}: replayed in {:.1} s of wall time",
-                started.elapsed().as_secs_f64()
-            );
-        }
-    };
+    let bars = MultiProgress::new();
+    let by_name: Vec<(String, ProgressBar)> = configurations
+        .iter()
+        .map(|c| {
+            let b = bars.add(ProgressBar::hidden().with_style(style.clone()));
+            b.set_prefix(c.name.clone());
+            (c.name.clone(), b)
+        })
+        .collect();
+    let bar_of = |name: &str| by_name.iter().find(|(n, _)| n == name).map(|(_, b)| b);
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    if jobs == 0 {
+        anyhow::bail!("--jobs 0: at least one configuration must run at a time");
+    }
     let source = args.eventlogs.display().to_string();
     let report = replay::replay(
         &source,
@@ -161,19 +171,41 @@ pub fn run(args: Args) -> anyhow::Result<bool> {
         &nodes,
         &configurations,
         horizon,
-        &mut |name, done, total| {
-            if bar.as_ref().is_none_or(|(n, _, _)| n != name) {
-                finish(&mut bar);
-                let b = ProgressBar::new(total as u64).with_style(style.clone());
-                b.set_prefix(name.to_owned());
-                bar = Some((name.to_owned(), b, Instant::now()));
+        jobs,
+        &|event| match event {
+            ReplayEvent::Submitted {
+                configuration,
+                done,
+                total,
+            } => {
+                if let Some(b) = bar_of(configuration) {
+                    if b.length() != Some(total as u64) {
+                        b.set_length(total as u64);
+                        b.set_draw_target(ProgressDrawTarget::stderr());
+                        b.reset_elapsed();
+                    }
+                    b.set_position(done as u64);
+                }
             }
-            if let Some((_, b, _)) = &bar {
-                b.set_position(done as u64);
+            ReplayEvent::Finished {
+                configuration,
+                wall,
+            } => {
+                if let Some(b) = bar_of(configuration) {
+                    b.finish_and_clear();
+                }
+                let line = format!(
+                    "{configuration}: replayed in {:.1} s of wall time",
+                    wall.as_secs_f64()
+                );
+                if bars.is_hidden() {
+                    println!("{line}");
+                } else {
+                    let _ = bars.println(line);
+                }
             }
         },
     )?;
-    finish(&mut bar);
     print_summary(&report);
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)

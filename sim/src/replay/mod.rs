@@ -9,7 +9,9 @@ mod run;
 pub mod synthetic;
 mod workload;
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 pub use html::render_html;
 pub use report::{
@@ -55,27 +57,74 @@ pub fn default_horizon(arrivals: &[Arrival]) -> Duration {
     span + longest * 2 + Duration::from_secs(600)
 }
 
-/// Replays `logs` on `nodes` with each configuration in turn; `progress` hears, per
-/// configuration, how many applications have been submitted of how many.
+/// What a replay tells its caller as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum ReplayEvent<'a> {
+    /// `done` of `total` applications have been submitted under `configuration`.
+    Submitted {
+        configuration: &'a str,
+        done: usize,
+        total: usize,
+    },
+    /// `configuration` has been replayed in `wall` of wall-clock time.
+    Finished {
+        configuration: &'a str,
+        wall: Duration,
+    },
+}
+
+/// Replays `logs` on `nodes` with each configuration, `jobs` configurations at a time (each
+/// on its own thread: runs share nothing but their input, and each is deterministic, so the
+/// report does not depend on `jobs`); `progress` hears how each goes.
 pub fn replay(
     source: &str,
     logs: &EventLogs,
     nodes: &[ClusterNode],
     configurations: &[Configuration],
     horizon: Option<Duration>,
-    progress: &mut dyn FnMut(&str, usize, usize),
+    jobs: usize,
+    progress: &(dyn Fn(ReplayEvent<'_>) + Sync),
 ) -> Result<ReplayReport, SimError> {
     let (arrivals, assumed) = arrivals(&logs.apps);
     let horizon = horizon.unwrap_or_else(|| default_horizon(&arrivals));
+    let results: Vec<Mutex<Option<Result<ConfigurationReport, SimError>>>> =
+        configurations.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, configurations.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(c) = configurations.get(i) else {
+                        break;
+                    };
+                    let started = Instant::now();
+                    let result =
+                        run_configuration(c, &arrivals, nodes, horizon, &mut |done, total| {
+                            progress(ReplayEvent::Submitted {
+                                configuration: &c.name,
+                                done,
+                                total,
+                            })
+                        });
+                    progress(ReplayEvent::Finished {
+                        configuration: &c.name,
+                        wall: started.elapsed(),
+                    });
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
     let mut out = Vec::new();
-    for c in configurations {
-        out.push(run_configuration(
-            c,
-            &arrivals,
-            nodes,
-            horizon,
-            &mut |done, total| progress(&c.name, done, total),
-        )?);
+    for slot in results {
+        let result =
+            slot.into_inner().ok().flatten().ok_or_else(|| {
+                SimError::Replay("a replay thread stopped before its report".into())
+            })?;
+        out.push(result?);
     }
     Ok(ReplayReport {
         eventlogs: source.to_owned(),

@@ -160,6 +160,13 @@ pub fn run_configuration(
                 story.started_at = Some(now);
             }
         }
+        // A finished application's objects go, as a cleanup controller would remove them.
+        for key in &happened.finished {
+            if let Some((namespace, name)) = key.split_once('/') {
+                sim.world.remove_application(namespace, name);
+            }
+            drivers.remove(key);
+        }
         if last_point.is_none_or(|t| now >= t + period) {
             let used = sim.world.ledger().allocated();
             utilisation.push(UtilisationPoint {

@@ -56,6 +56,8 @@ pub struct World {
     pods: Arc<ResourceDef>,
     nodes: Arc<ResourceDef>,
     config_maps: Arc<ResourceDef>,
+    /// The ConfigMap each submitted driver (`namespace/name`) owns, by the driver.
+    driver_config_maps: BTreeMap<String, String>,
     namespaces: Arc<ResourceDef>,
     reservations: Arc<ResourceDef>,
     /// The webhook's configuration and the namespaces its registration selects.
@@ -168,6 +170,7 @@ impl World {
             uids: 0,
             pod_cache: BTreeMap::new(),
             node_cache: Vec::new(),
+            driver_config_maps: BTreeMap::new(),
             executors: BTreeMap::new(),
             unbound: BTreeSet::new(),
             reservation_records: BTreeMap::new(),
@@ -278,10 +281,33 @@ impl World {
         let mut map = serde_json::to_value(&objects.config_map).map_err(|e| e.to_string())?;
         map["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "Pod",
             "name": created.name(), "uid": created.uid(), "controller": true}]);
-        self.store
+        let map = self
+            .store
             .create(&self.config_maps, &s.namespace, map)
             .map_err(|e| e.to_string())?;
+        self.driver_config_maps.insert(
+            format!("{}/{}", s.namespace, created.name()),
+            map.name().to_owned(),
+        );
         Ok(())
+    }
+
+    /// Deletes a finished application's driver and the ConfigMap it owns, as a cleanup
+    /// controller would (spark-operator's `timeToLiveSeconds`): they hold nothing any more, and
+    /// a replay of many applications would otherwise keep every one of them.
+    pub fn remove_application(&mut self, namespace: &str, driver: &str) {
+        self.delete_pod(namespace, driver);
+        if let Some(map) = self
+            .driver_config_maps
+            .remove(&format!("{namespace}/{driver}"))
+        {
+            let _ = self.store.delete(
+                &self.config_maps,
+                namespace,
+                &map,
+                &DeleteOptions::default(),
+            );
+        }
     }
 
     /// A pod changed: the caches and the extender see it (as their watches would deliver it).

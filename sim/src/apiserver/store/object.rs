@@ -1,5 +1,6 @@
 //! Objects as stored (their JSON encoded once) and the helpers that read or shape their JSON.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -67,17 +68,17 @@ pub fn metadata_mut(v: &mut Value) -> &mut Map<String, Value> {
 
 /// The object as shown on `def`'s endpoint (converted for `events.k8s.io`, `apiVersion` of
 /// the endpoint's version).
-pub fn view_of(def: &ResourceDef, stored: &Value) -> Value {
+pub fn view_of<'a>(def: &ResourceDef, stored: &'a Value) -> Cow<'a, Value> {
     match def.view {
-        View::EventsV1 => conversion::core_to_events_v1(stored),
+        View::EventsV1 => Cow::Owned(conversion::core_to_events_v1(stored)),
         View::Native => {
             let api_version = def.api_version();
             if stored.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str()) {
-                stored.clone()
+                Cow::Borrowed(stored)
             } else {
                 let mut v = stored.clone();
                 v["apiVersion"] = json!(api_version);
-                v
+                Cow::Owned(v)
             }
         }
     }
