@@ -32,15 +32,7 @@ pub fn required_node_match(spec: &PodSpec, node: &Node) -> bool {
     {
         return false;
     }
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    match required {
+    match required_node_selector(spec) {
         None => true,
         // Terms are ORed; an empty term list matches nothing (API validation forbids it anyway).
         Some(sel) => sel

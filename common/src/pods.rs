@@ -59,15 +59,7 @@ pub fn app_id(pod: &Pod) -> Option<&str> {
 /// The instance group of a pod (palantir's rule): the first required node-affinity expression on
 /// `label` with exactly one value (operator ignored), else `nodeSelector[label]`.
 pub fn instance_group<'a>(spec: &'a PodSpec, label: &str) -> Option<&'a str> {
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    if let Some(selector) = required {
+    if let Some(selector) = crate::affinity::required_node_selector(spec) {
         for term in &selector.node_selector_terms {
             for expr in term.match_expressions.iter().flatten() {
                 if expr.key == label

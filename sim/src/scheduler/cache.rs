@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, PodSpec};
 use sparkgang_common::affinity::{
-    is_cordoned, is_ready, required_node_match, tolerates_node_taints,
+    is_cordoned, is_ready, required_node_match, required_node_selector, tolerates_node_taints,
 };
 use sparkgang_common::resources::{GpuResourceNames, Resources, node_allocatable};
 
@@ -220,14 +220,7 @@ impl Cache {
 
 /// What the static filters read of a pod: node selector, required node affinity, tolerations.
 fn shape_key(spec: &PodSpec) -> String {
-    let affinity = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
+    let affinity = required_node_selector(spec);
     serde_json::to_string(&(&spec.node_selector, affinity, &spec.tolerations)).unwrap_or_default()
 }
 
