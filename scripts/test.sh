@@ -33,6 +33,12 @@ fi
 export SPARKGANG_SPARK_SUBMIT="$PWD/$venv/bin/spark-submit"
 export SPARKGANG_REQUIRE_SPARK=1
 
+# Free disk and the size of target/, printed after each tier: a full run needs several GB.
+disk() {
+  printf '%s free, target/ %s' "$(df -h --output=avail . | tail -1 | tr -d ' ')" \
+    "$(du -sh target 2>/dev/null | cut -f1)"
+}
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 failed=()
@@ -43,7 +49,7 @@ step() {
   local started=$SECONDS
   "$@" 2>&1 | tee -a "$log"
   local status=${PIPESTATUS[0]}
-  echo "== $name: exit $status after $((SECONDS - started)) s"
+  echo "== $name: exit $status after $((SECONDS - started)) s; disk: $(disk)"
   [ "$status" -eq 0 ] || failed+=("$name")
 }
 
