@@ -15,7 +15,7 @@ use crate::resources::Resources;
 use super::apps::{AppReservation, Slot};
 use super::config::SchedulerConfig;
 use super::decision::{Decision, Effect, FilterOutcome};
-use super::fifo::{FifoVerdict, PlannedDriver};
+use super::fifo::{FifoVerdict, PlannedDriver, QueuePosition};
 use super::keys::{AppKey, PodKey};
 use super::nodes::{NodeIdx, PackingView};
 use super::pod_entry::PodEntry;
@@ -102,11 +102,11 @@ impl ClusterState {
             None => return Decision::failure(FilterOutcome::FailureUnknownDemand, "not a driver"),
         };
         let group = pod.instance_group.clone();
-        let created = pod.created;
+        let position = pod.queue_position();
         let eligible = self.eligible_nodes(key);
 
         let taken = if self.config.fifo.enabled {
-            match self.fifo_verdict(group.as_deref().unwrap_or(""), key, created, now) {
+            match self.fifo_verdict(group.as_deref().unwrap_or(""), &position, now) {
                 FifoVerdict::Clear(taken) => taken,
                 FifoVerdict::Blocked(why) => {
                     return Decision::failure(FilterOutcome::FailureEarlierDriver, why)
@@ -296,22 +296,16 @@ impl ClusterState {
         result.is_err()
     }
 
-    /// Whether the driver `me` (created at `created`) may go ahead under FIFO, and what the
-    /// older drivers of its group that fit will take first.
+    /// Whether the driver at queue position `me` may go ahead, and what the drivers ahead of it
+    /// in its group's queue that fit will take first.
     ///
     /// The cached plan is revalidated, not rebuilt: an older driver's simulated placement is
     /// kept while it still fits the current capacity (after the drivers before it); only
     /// drivers whose placement no longer fits, whose reservation state changed, or that did
     /// not fit at an older epoch are simulated again. The walk stops at the first enforced
     /// driver that does not fit.
-    fn fifo_verdict(
-        &mut self,
-        group: &str,
-        me: &PodKey,
-        created: Timestamp,
-        now: Timestamp,
-    ) -> FifoVerdict {
-        self.walk_fifo_plan(group, Some((created, me)), now)
+    fn fifo_verdict(&mut self, group: &str, me: &QueuePosition, now: Timestamp) -> FifoVerdict {
+        self.walk_fifo_plan(group, Some(me), now)
     }
 
     /// The FIFO walk of `group` up to (not including) queue position `bound`, or over the
@@ -325,7 +319,7 @@ impl ClusterState {
     pub(super) fn walk_fifo_plan(
         &mut self,
         group: &str,
-        bound: Option<(Timestamp, &PodKey)>,
+        bound: Option<&QueuePosition>,
         now: Timestamp,
     ) -> FifoVerdict {
         let epoch = self.plan_epoch;
@@ -334,8 +328,7 @@ impl ClusterState {
         let mut taken = std::mem::take(&mut self.fifo.taken);
         taken.reset(self.nodes.candidates().len());
         let enforce_after = self.config.fifo.enforce_after(group).as_secs_f64();
-        let before_bound =
-            |c: &Timestamp, k: &PodKey| bound.is_none_or(|(bc, bk)| (c, k) < (&bc, bk));
+        let before_bound = |at: &QueuePosition| bound.is_none_or(|b| at < b);
         let mut prefix_unchanged = true;
         let mut blocked_at: Option<usize> = None;
         // Accounts for planned driver `d`; true when it blocks the walk.
@@ -344,19 +337,14 @@ impl ClusterState {
                 taken.add(t);
                 false
             }
-            None => now.duration_since(d.created).as_secs_f64() >= enforce_after,
+            None => now.duration_since(d.at.created).as_secs_f64() >= enforce_after,
         };
 
         // The unchanged prefix: the plan alone.
         let mut i = 0;
         if !self.fifo.shared_app_ids {
             while let Some(d) = plan.drivers.get(i) {
-                if !before_bound(&d.created, &d.key)
-                    || plan
-                        .changed_from
-                        .as_ref()
-                        .is_some_and(|(c, k)| (&d.created, &d.key) >= (c, k))
-                {
+                if !before_bound(&d.at) || plan.changed_from.as_ref().is_some_and(|c| &d.at >= c) {
                     break;
                 }
                 let reusable = (!d.never_fits || d.shape_epoch == shape_epoch)
@@ -379,24 +367,24 @@ impl ClusterState {
         if blocked_at.is_none() {
             use std::ops::Bound::{Excluded, Unbounded};
             let end = match bound {
-                Some((c, k)) => Excluded((c, k.clone())),
+                Some(b) => Excluded(b.clone()),
                 None => Unbounded,
             };
             let mut start = match i.checked_sub(1).and_then(|j| plan.drivers.get(j)) {
-                Some(d) => Excluded((d.created, d.key.clone())),
+                Some(d) => Excluded(d.at.clone()),
                 None => Unbounded,
             };
             // One queue driver at a time (the walk often stops early: no copy of the rest).
-            while let Some((c, k)) = self
+            while let Some(at) = self
                 .pending_drivers
                 .get(group)
                 .and_then(|q| q.range((start.clone(), end.clone())).next().cloned())
             {
-                start = Excluded((c, k.clone()));
-                let (c, k) = (&c, &k);
+                start = Excluded(at.clone());
+                let k = &at.key;
                 let reserved = self.driver_has_reservation(k);
                 let reusable = plan.drivers.get(i).is_some_and(|d| {
-                    d.key == *k
+                    d.at.key == *k
                         && d.reserved == reserved
                         && (!d.never_fits || d.shape_epoch == shape_epoch)
                         && match &d.takes {
@@ -408,7 +396,7 @@ impl ClusterState {
                     plan.drivers.truncate(i);
                     prefix_unchanged = false;
                     let changes = self.nodes.after_taking(&taken.per_node());
-                    let planned = self.simulate_driver(k, *c, &changes, epoch, reserved);
+                    let planned = self.simulate_driver(&at, &changes, epoch, reserved);
                     self.fifo.simulations += 1;
                     plan.drivers.push(planned);
                 }
@@ -426,15 +414,15 @@ impl ClusterState {
         let walked = blocked_at.map_or(i, |b| b + 1);
         if let Some(changed) = plan.changed_from.take() {
             let reached = match blocked_at.and_then(|b| plan.drivers.get(b)) {
-                Some(d) => Some((d.created, d.key.clone())),
-                None => bound.map(|(c, k)| (c, k.clone())),
+                Some(d) => Some(d.at.clone()),
+                None => bound.cloned(),
             };
             let mut from = match reached {
                 Some(r) => changed.max(r),
                 None => changed,
             };
             if let Some(d) = plan.drivers.get(walked) {
-                from = from.min((d.created, d.key.clone()));
+                from = from.min(d.at.clone());
             }
             // Without a bound the whole queue was walked: nothing before the end changed.
             plan.changed_from =
@@ -443,15 +431,25 @@ impl ClusterState {
         }
         let verdict = match blocked_at.and_then(|b| plan.drivers.get(b)) {
             Some(d) => {
-                let age = now.duration_since(d.created).as_secs_f64();
+                let age = now.duration_since(d.at.created).as_secs_f64();
                 let group_text = if group.is_empty() {
                     String::new()
                 } else {
                     format!(" of instance group {group}")
                 };
+                let ahead = match bound {
+                    Some(me) if d.at.priority() > me.priority() => {
+                        format!(
+                            "application {} of higher priority {}",
+                            d.app_id,
+                            d.at.priority()
+                        )
+                    }
+                    _ => format!("the older application {}", d.app_id),
+                };
                 FifoVerdict::Blocked(format!(
-                    "waiting for the older application {} (driver {}, pending {:.0}s){group_text}, which must be placed first but does not fit: {}",
-                    d.app_id, d.key, age, d.why
+                    "waiting for {ahead} (driver {}, pending {:.0}s){group_text}, which must be placed first but does not fit: {}",
+                    d.at.key, age, d.why
                 ))
             }
             None => FifoVerdict::Clear(taken.per_node()),
@@ -481,12 +479,12 @@ impl ClusterState {
     /// Where an older pending driver would go now, after `taken`.
     fn simulate_driver(
         &mut self,
-        key: &PodKey,
-        created: Timestamp,
+        at: &QueuePosition,
         changes: &[(NodeIdx, Resources)],
         epoch: u64,
         reserved: bool,
     ) -> PlannedDriver {
+        let key = &at.key;
         let pod: Option<&PodEntry> = self.pods.get(key);
         let app_id = pod
             .and_then(|p| p.app.as_ref())
@@ -497,8 +495,7 @@ impl ClusterState {
             .and_then(|p| p.driver.as_ref())
             .and_then(|d| d.demand.clone().ok());
         let mut planned = PlannedDriver {
-            key: key.clone(),
-            created,
+            at: at.clone(),
             app_id,
             takes: Some(Vec::new()),
             why: String::new(),

@@ -319,7 +319,7 @@ impl ClusterState {
         {
             // Its driver's place in the FIFO plan changes (it is counted by its reservation).
             let group = p.instance_group.as_deref().unwrap_or("");
-            self.fifo.changed(group, (p.created, &p.key));
+            self.fifo.changed(group, &p.queue_position());
         }
         let new_slots: Vec<(String, Resources)> = a
             .reservation
@@ -530,11 +530,11 @@ impl ClusterState {
     fn index_pending(&mut self, pod: &PodEntry) {
         if pod.is_pending_driver() {
             let group = pod.instance_group.clone().unwrap_or_default();
-            self.fifo.changed(&group, (pod.created, &pod.key));
+            self.fifo.changed(&group, &pod.queue_position());
             self.pending_drivers
                 .entry(group)
                 .or_default()
-                .insert((pod.created, pod.key.clone()));
+                .insert(pod.queue_position());
             self.plan_epoch += 1;
         }
     }
@@ -542,9 +542,9 @@ impl ClusterState {
     fn unindex_pending(&mut self, pod: &PodEntry) {
         let group = pod.instance_group.clone().unwrap_or_default();
         if let Some(q) = self.pending_drivers.get_mut(&group)
-            && q.remove(&(pod.created, pod.key.clone()))
+            && q.remove(&pod.queue_position())
         {
-            self.fifo.changed(&group, (pod.created, &pod.key));
+            self.fifo.changed(&group, &pod.queue_position());
             if q.is_empty() {
                 self.pending_drivers.remove(&group);
             }

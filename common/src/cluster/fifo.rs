@@ -1,12 +1,14 @@
-//! FIFO per instance group: a younger driver waits while an older, enforced driver cannot fit.
+//! The queue per instance group: a driver waits while one ahead of it (of higher priority, or of
+//! equal priority and older) is enforced and cannot fit.
 //!
-//! The queue of pending drivers is simulated in creation order against the current free
+//! The queue of pending drivers is simulated in queue order against the current free
 //! capacity: each older driver that fits takes its (simulated) place, so the drivers behind it
 //! see less; one that does not fit takes nothing. The simulation is cached per instance group
 //! and only recomputed when capacity or the queue changed, and only as far as the driver being
 //! decided (palantir re-packed every older driver on every call, and under-counted what each
 //! took: its quirks 1 and 2, both fixed here).
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 
 use crate::resources::Resources;
@@ -15,11 +17,33 @@ use super::Timestamp;
 use super::keys::PodKey;
 use super::nodes::NodeIdx;
 
-/// The simulated outcome of one older driver.
+/// A pending driver's place in its instance group's queue: higher priority first, then older
+/// first (FIFO within a priority), then by name so that the order is total.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct QueuePosition {
+    pub rank: Reverse<i32>,
+    pub created: Timestamp,
+    pub key: PodKey,
+}
+
+impl QueuePosition {
+    pub fn new(priority: i32, created: Timestamp, key: PodKey) -> Self {
+        QueuePosition {
+            rank: Reverse(priority),
+            created,
+            key,
+        }
+    }
+
+    pub fn priority(&self) -> i32 {
+        self.rank.0
+    }
+}
+
+/// The simulated outcome of one driver ahead in the queue.
 #[derive(Debug, Clone)]
 pub(super) struct PlannedDriver {
-    pub key: PodKey,
-    pub created: Timestamp,
+    pub at: QueuePosition,
     pub app_id: String,
     /// What it would take per node if it fits; `None` if it does not fit now.
     pub takes: Option<Vec<(NodeIdx, Resources)>>,
@@ -40,11 +64,11 @@ pub(super) struct PlannedDriver {
 pub(super) struct FifoPlan {
     /// Simulated drivers, oldest first (a prefix of the queue, as last seen).
     pub drivers: Vec<PlannedDriver>,
-    /// The oldest queue position (creation time, driver) where a driver joined or left the
+    /// The first queue position where a driver joined or left the
     /// queue, or gained or lost its reservation, since the plan was last walked past it
     /// (`None`: no such change). Before it, `drivers` still matches the queue driver for
     /// driver, so the walk needs no lookups there.
-    pub changed_from: Option<(Timestamp, PodKey)>,
+    pub changed_from: Option<QueuePosition>,
 }
 
 /// Cached plans by instance group.
@@ -63,14 +87,11 @@ pub(super) struct FifoPlans {
 impl FifoPlans {
     /// A driver at `at` in the queue of `group` joined or left it, or its reservation
     /// appeared or disappeared.
-    pub fn changed(&mut self, group: &str, at: (Timestamp, &PodKey)) {
+    pub fn changed(&mut self, group: &str, at: &QueuePosition) {
         if let Some(plan) = self.plans.get_mut(group)
-            && plan
-                .changed_from
-                .as_ref()
-                .is_none_or(|(c, k)| (at.0, at.1) < (*c, k))
+            && plan.changed_from.as_ref().is_none_or(|c| at < c)
         {
-            plan.changed_from = Some((at.0, at.1.clone()));
+            plan.changed_from = Some(at.clone());
         }
     }
 }
@@ -324,5 +345,128 @@ mod queue_tests {
         s.apply_pod(&driver("big", 1, 3, Some(&bn), "Succeeded"));
         let d = s.filter(&late, &names, t(30));
         assert!(d.node.is_some(), "late after big: {}", d.message);
+    }
+}
+
+#[cfg(test)]
+mod priority_tests {
+    use k8s_openapi::api::core::v1::Pod;
+    use serde_json::json;
+
+    use crate::api::GANG_DEMAND_ANNOTATION;
+    use crate::cluster::{ClusterState, FifoPolicy, SchedulerConfig, Timestamp};
+    use crate::{GangDemand, Resources};
+
+    /// A pending driver created at `second` whose gang needs `executors` × 4 cpu besides its
+    /// own 1 cpu.
+    fn driver(app: &str, second: u32, priority: Option<i32>, executors: u32) -> Pod {
+        let demand = GangDemand {
+            driver: Resources::new(1000, 1 << 30, 0),
+            executor: Resources::new(4000, 2 << 30, 0),
+            min_executors: executors,
+            max_executors: executors,
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("{app}-driver"), "namespace": "spark",
+                "uid": format!("uid-{app}"),
+                "creationTimestamp": format!("2026-01-01T00:00:{second:02}Z"),
+                "labels": {"spark-role": "driver", "spark-app-id": app},
+                "annotations": {GANG_DEMAND_ANNOTATION: serde_json::to_string(&demand).unwrap()}},
+            "spec": {"schedulerName": "spark-scheduler", "priority": priority,
+                "containers": [{"name": "driver",
+                    "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}
+        }))
+        .unwrap()
+    }
+
+    /// One 8-cpu node with 4 cpu used by another pod, FIFO enforced from the first second: a
+    /// gang with one executor (5 cpu) does not fit now but would on the empty node.
+    fn state() -> (ClusterState, Vec<String>) {
+        let mut s = ClusterState::new(SchedulerConfig {
+            fifo: FifoPolicy {
+                enabled: true,
+                enforce_after: std::time::Duration::ZERO,
+                ..FifoPolicy::default()
+            },
+            ..SchedulerConfig::default()
+        });
+        s.apply_node(
+            &serde_json::from_value(json!({
+                "metadata": {"name": "n-0"},
+                "status": {"allocatable": {"cpu": "8", "memory": "32Gi"},
+                    "conditions": [{"type": "Ready", "status": "True"}]}
+            }))
+            .unwrap(),
+        );
+        s.apply_pod(
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web", "namespace": "default", "uid": "uid-web"},
+                "spec": {"nodeName": "n-0", "containers": [{"name": "web",
+                    "resources": {"requests": {"cpu": "4", "memory": "1Gi"}}}]},
+                "status": {"phase": "Running"}
+            }))
+            .unwrap(),
+        );
+        (s, vec!["n-0".to_owned()])
+    }
+
+    fn t(s: u32) -> Timestamp {
+        format!("2026-01-01T00:00:{s:02}Z").parse().unwrap()
+    }
+
+    /// An older driver that cannot fit blocks younger ones of its priority, not a younger one
+    /// of higher priority.
+    #[test]
+    fn a_higher_priority_driver_is_not_blocked_by_an_older_lower_one() {
+        let (mut s, names) = state();
+        let old_big = driver("old-big", 0, Some(10), 1); // 5 cpu: does not fit now
+        s.apply_pod(&old_big);
+        let same = driver("same", 1, Some(10), 0);
+        let d = s.filter(&same, &names, t(5));
+        assert!(d.node.is_none(), "equal priority waits: {}", d.message);
+        assert!(
+            d.message.contains("the older application old-big"),
+            "{}",
+            d.message
+        );
+        let urgent = driver("urgent", 2, Some(1000), 0);
+        let d = s.filter(&urgent, &names, t(5));
+        assert!(
+            d.node.is_some(),
+            "higher priority goes first: {}",
+            d.message
+        );
+    }
+
+    /// A younger driver of higher priority that cannot fit blocks older drivers of lower
+    /// priority, and the message says why.
+    #[test]
+    fn a_lower_priority_driver_waits_for_a_younger_higher_one() {
+        let (mut s, names) = state();
+        let urgent_big = driver("urgent-big", 3, Some(1000), 1);
+        s.apply_pod(&urgent_big);
+        let older_low = driver("older-low", 0, None, 0);
+        let d = s.filter(&older_low, &names, t(5));
+        assert!(d.node.is_none(), "{}", d.message);
+        assert!(
+            d.message
+                .contains("waiting for application urgent-big of higher priority 1000"),
+            "{}",
+            d.message
+        );
+    }
+
+    /// Without priorities the queue is the FIFO it always was: 0 for every driver.
+    #[test]
+    fn no_priority_is_priority_zero() {
+        let (mut s, names) = state();
+        s.apply_pod(&driver("zero", 0, Some(0), 1));
+        let d = s.filter(&driver("unset", 1, None, 0), &names, t(5));
+        assert!(d.node.is_none(), "{}", d.message);
+        assert!(
+            d.message.contains("the older application zero"),
+            "{}",
+            d.message
+        );
     }
 }

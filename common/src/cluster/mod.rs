@@ -46,8 +46,8 @@ pub struct ClusterState {
     nodes: NodeTable,
     pods: HashMap<PodKey, PodEntry>,
     apps: HashMap<AppKey, AppEntry>,
-    /// Pending drivers by instance group, oldest first: (creation time, key).
-    pending_drivers: BTreeMap<String, BTreeSet<(Timestamp, PodKey)>>,
+    /// Pending drivers by instance group, in queue order (priority, then age).
+    pending_drivers: BTreeMap<String, BTreeSet<fifo::QueuePosition>>,
     fifo: FifoPlans,
     /// Nodes a driver placement allows, by placement signature, valid at a node shape epoch.
     eligible: HashMap<String, (u64, std::sync::Arc<driver::EligibleNodes>)>,

@@ -42,6 +42,9 @@ pub struct PodEntry {
     pub finished: bool,
     pub deleting: bool,
     pub created: Timestamp,
+    /// `spec.priority`, as the API server resolved it from the pod's `PriorityClass` (0 when
+    /// absent, as Kubernetes without a global default class). A driver's is its application's.
+    pub priority: i32,
     /// Scheduled by our scheduler (`spec.schedulerName`).
     pub ours: bool,
     pub instance_group: Option<String>,
@@ -102,6 +105,7 @@ impl PodEntry {
                 .as_ref()
                 .map(|t| t.0)
                 .unwrap_or(Timestamp::UNIX_EPOCH),
+            priority: spec.priority.unwrap_or(0),
             ours,
             instance_group: pods::instance_group(spec, &config.instance_group_label)
                 .map(str::to_owned),
@@ -118,6 +122,11 @@ impl PodEntry {
             && !self.finished
             && !self.deleting
             && self.driver.is_some()
+    }
+
+    /// Its place in its instance group's queue (meaningful for pending drivers).
+    pub(super) fn queue_position(&self) -> super::fifo::QueuePosition {
+        super::fifo::QueuePosition::new(self.priority, self.created, self.key.clone())
     }
 
     /// Holds resources on a node: bound and not finished.
