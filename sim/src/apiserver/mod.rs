@@ -24,6 +24,7 @@ pub mod hooks;
 pub mod http;
 pub mod ops;
 pub mod patch;
+pub mod priority;
 pub mod resources;
 pub mod selectors;
 pub mod store;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::errors::ApiError;
 use super::hooks::{AdmissionRequest, Hooks, Operation};
 use super::patch::{PatchType, apply_patch};
+use super::priority;
 use super::resources::{ResourceDef, Subresource};
 use super::store::{
     DeleteOptions, PreparedUpdate, Store, Stored, UpdateOutcome, WriteOptions, metadata_mut,
@@ -45,6 +46,11 @@ impl Api {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The cluster's `PriorityClass`es (few: read on every pod create, as the plugin's lister).
+    fn priority_classes(&self) -> priority::PriorityClasses {
+        priority_classes(&self.store)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -92,7 +98,12 @@ impl Api {
         opts: &WriteOptions,
         caller: &Caller,
     ) -> Result<Arc<Stored>, ApiError> {
-        let obj = self.store.prepare_create(def, namespace, body)?;
+        let mut obj = self.store.prepare_create(def, namespace, body)?;
+        let pod = is_pod(def);
+        if pod {
+            priority::admit_pod_create(&mut obj, &self.priority_classes())?;
+        }
+        let first_pass = pod.then(|| obj.clone());
         let req = self.request(
             Operation::Create,
             def,
@@ -103,7 +114,11 @@ impl Api {
             opts.dry_run,
             caller,
         );
-        let obj = self.hooks.admit(req).await?;
+        let mut obj = self.hooks.admit(req).await?;
+        if first_pass.is_some_and(|before| before != obj) {
+            // A webhook changed the pod: in-tree plugins run again (reinvocation).
+            priority::admit_pod_create(&mut obj, &self.priority_classes())?;
+        }
         self.store.commit_create(def, obj, opts)
     }
 
@@ -132,7 +147,10 @@ impl Api {
                 opts.dry_run,
                 caller,
             );
-            let new = self.hooks.admit(req).await?;
+            let mut new = self.hooks.admit(req).await?;
+            if is_pod(def) {
+                priority::admit_pod_update(&mut new, &prepared.old.value);
+            }
             let prepared = PreparedUpdate { new, ..prepared };
             match self.store.commit_update(def, subresource, prepared, opts)? {
                 UpdateOutcome::Done(s) => return Ok(s),
@@ -351,4 +369,30 @@ fn check_apply(
         ));
     }
     Ok(())
+}
+
+fn is_pod(def: &ResourceDef) -> bool {
+    def.group.is_empty() && def.plural == "pods"
+}
+
+/// The `PriorityClass`es stored in `store` (none when the resource is not served).
+pub fn priority_classes(store: &Store) -> priority::PriorityClasses {
+    let Some(def) = store.resource("scheduling.k8s.io", "v1", "priorityclasses") else {
+        return priority::PriorityClasses::new();
+    };
+    store
+        .list(
+            &def,
+            None,
+            &super::selectors::Selectors::default(),
+            None,
+            None,
+        )
+        .map(|l| {
+            l.items
+                .iter()
+                .filter_map(|o| priority::PriorityClass::from_object(&o.value))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -258,6 +258,27 @@ impl ResourceTable {
             )
             .short(&["netpol"]),
         );
+        t.add(
+            ResourceDef::builtin(
+                "scheduling.k8s.io",
+                "v1",
+                "priorityclasses",
+                "PriorityClass",
+                false,
+            )
+            .short(&["pc"]),
+        );
+        t.add(
+            ResourceDef::builtin(
+                "policy",
+                "v1",
+                "poddisruptionbudgets",
+                "PodDisruptionBudget",
+                true,
+            )
+            .short(&["pdb"])
+            .sub(&[Status]),
+        );
         let mut events =
             ResourceDef::builtin("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]);
         events.storage = (String::new(), "events".to_owned());

@@ -28,6 +28,7 @@ use sparkgang_common::{GangDemand, GpuResourceNames};
 
 use super::ledger::Ledger;
 use crate::admission::selector_matches;
+use crate::apiserver::priority;
 use crate::apiserver::{
     Clock, DeleteOptions, ManualClock, ResourceDef, ResourceTable, ServerConfig, Store,
     StoreConfig, Stored, Subresource, WriteOptions,
@@ -263,8 +264,18 @@ impl World {
     }
 
     /// Creates a pod as a client would: through the webhook, then into the store.
+    ///
+    /// The API server's Priority plugin runs before the webhook and again after it when the
+    /// webhook changed the pod, as in kube-apiserver (`apiserver::priority`).
     pub fn create_pod(&mut self, namespace: &str, pod: Value) -> Result<Arc<Stored>, String> {
-        let pod = self.admit(namespace, pod)?;
+        let classes = crate::apiserver::ops::priority_classes(&self.store);
+        let mut pod = pod;
+        priority::admit_pod_create(&mut pod, &classes).map_err(|e| e.message)?;
+        let first_pass = pod.clone();
+        let mut pod = self.admit(namespace, pod)?;
+        if pod != first_pass {
+            priority::admit_pod_create(&mut pod, &classes).map_err(|e| e.message)?;
+        }
         let stored = self
             .store
             .create(&self.pods, namespace, pod)
