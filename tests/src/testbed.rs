@@ -84,6 +84,25 @@ pub async fn bound_slots(
     .await
 }
 
+/// The executor pods of application `app_id` in `spark`, once `want` of them are bound to a
+/// node. A reservation names a slot's pod when the extender answers the filter call, before
+/// kube-scheduler's binding: reading the pods right after [`bound_slots`] can see them unbound.
+pub async fn bound_executors_of(client: &kube::Client, app_id: &str, want: usize) -> Vec<Pod> {
+    eventually(
+        &format!("{want} executors of {app_id} bound to nodes"),
+        Duration::from_secs(30),
+        || async move {
+            let executors = executors_of(client, app_id).await;
+            let bound = executors
+                .iter()
+                .filter(|e| e.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+                .count();
+            (bound >= want).then_some(executors)
+        },
+    )
+    .await
+}
+
 /// The executor pods of application `app_id` in `spark`.
 pub async fn executors_of(client: &kube::Client, app_id: &str) -> Vec<Pod> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "spark");
