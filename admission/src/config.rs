@@ -92,6 +92,14 @@ pub struct AdmissionConfig {
     /// annotations). Default `[nvidia.com/gpu]`.
     #[serde(default = "default_gpu_resource_names")]
     pub gpu_resource_names: Vec<String>,
+    /// `PriorityClass` given to Spark pods that name none (no `priorityClassName`, no
+    /// `sparkgang.io/priority-class` label), when their namespace has no entry in
+    /// `defaultPriorityClassByNamespace`. Default: none (the cluster's global default applies).
+    #[serde(default)]
+    pub default_priority_class: Option<String>,
+    /// Per-namespace default `PriorityClass`; wins over `defaultPriorityClass`. Default empty.
+    #[serde(default)]
+    pub default_priority_class_by_namespace: BTreeMap<String, String>,
 }
 
 fn default_tls_listen_address() -> SocketAddr {
@@ -138,6 +146,8 @@ impl AdmissionConfig {
             overwrite_scheduler_name: false,
             spark_conf_gate: true,
             gpu_resource_names: default_gpu_resource_names(),
+            default_priority_class: None,
+            default_priority_class_by_namespace: BTreeMap::new(),
         }
     }
 
@@ -240,6 +250,26 @@ impl AdmissionConfig {
             }
             if let Err(e) = check_label_value(group) {
                 return bad(&key, format!("{group:?} is not a valid label value: {e}"));
+            }
+        }
+        if let Some(class) = &self.default_priority_class
+            && let Err(e) = check_dns1123_subdomain(class)
+        {
+            return bad(
+                "defaultPriorityClass",
+                format!("{class:?} is not a valid PriorityClass name: {e}"),
+            );
+        }
+        for (namespace, class) in &self.default_priority_class_by_namespace {
+            let key = format!("defaultPriorityClassByNamespace.{namespace}");
+            if let Err(e) = check_dns1123_label(namespace) {
+                return bad(&key, format!("{namespace:?} is not a valid namespace: {e}"));
+            }
+            if let Err(e) = check_dns1123_subdomain(class) {
+                return bad(
+                    &key,
+                    format!("{class:?} is not a valid PriorityClass name: {e}"),
+                );
             }
         }
         if self.gpu_resource_names.is_empty() {

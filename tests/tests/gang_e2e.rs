@@ -13,7 +13,7 @@ use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_sim::harness::{SimCluster, SimOptions};
 use sparkgang_sim::spark::{self, DriverScript, Scripts, Submission};
 
-use sparkgang_tests::testbed::{self, bound_slots, conf, executors_of};
+use sparkgang_tests::testbed::{self, bound_executors_of, bound_slots, conf};
 use sparkgang_tests::wait::eventually;
 
 async fn setup(nodes: usize) -> (SimCluster, Scripts) {
@@ -88,7 +88,7 @@ async fn static_gang_from_plain_spark_submit() {
     );
     // Every executor Spark creates lands on a reserved slot.
     let bound = bound_slots(&reservations, &app_id, 5).await;
-    let executors = executors_of(&client, &app_id).await;
+    let executors = bound_executors_of(&client, &app_id, 4).await;
     for e in &executors {
         let name = e.metadata.name.clone().unwrap();
         let (slot, _) = bound
@@ -140,6 +140,54 @@ async fn malformed_annotation_is_rejected_at_submit() {
     assert!(
         text.contains("spark-executor-mem") && text.contains("lots"),
         "{text}"
+    );
+    cluster.stop().await;
+}
+
+/// A plain spark-submit chooses its priority with a driver label: the webhook names the class
+/// and drops the priority the API server's Priority plugin resolved before it, so that the
+/// plugin's second pass resolves the class (a webhook that kept `spec.priority` would have the
+/// pod refused). A class that does not exist is refused by the API server, by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_label_sets_the_priority_class() {
+    use k8s_openapi::api::scheduling::v1::PriorityClass;
+    let (cluster, _) = setup(1).await;
+    let classes: Api<PriorityClass> = Api::all(cluster.client.clone());
+    let high: PriorityClass = serde_json::from_value(serde_json::json!({
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": {"name": "high"}, "value": 1000}))
+    .unwrap();
+    classes
+        .create(&kube::api::PostParams::default(), &high)
+        .await
+        .expect("class created");
+    let submission = |name: &str, class: &str| Submission {
+        namespace: "spark".into(),
+        name: name.into(),
+        conf: conf(&[(
+            "spark.kubernetes.driver.label.sparkgang.io/priority-class",
+            class,
+        )]),
+        annotations: BTreeMap::new(),
+    };
+    let admitted = spark::submit(&cluster.client, &submission("urgent", "high"), 11)
+        .await
+        .expect("submitted");
+    let spec = admitted.spec.as_ref().unwrap();
+    assert_eq!(spec.priority_class_name.as_deref(), Some("high"));
+    assert_eq!(spec.priority, Some(1000));
+    assert_eq!(
+        spec.preemption_policy.as_deref(),
+        Some("PreemptLowerPriority")
+    );
+
+    let err = spark::submit(&cluster.client, &submission("lost", "nope"), 12)
+        .await
+        .expect_err("an unknown class is refused");
+    assert!(
+        err.to_string()
+            .contains("no PriorityClass with name nope was found"),
+        "{err}"
     );
     cluster.stop().await;
 }

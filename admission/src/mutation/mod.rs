@@ -25,6 +25,9 @@ use crate::config::AdmissionConfig;
 pub const MAX_WARNING_CHARS: usize = 119;
 /// Prefix of every denial message and warning, so users know where it comes from.
 pub const MESSAGE_PREFIX: &str = "sparkgang: ";
+/// The pod label naming a priority class: `spark.kubernetes.driver.label.sparkgang.io/priority-class=high`
+/// (and `spark.kubernetes.executor.label.…`) from a plain spark-submit.
+pub const PRIORITY_CLASS_LABEL: &str = "sparkgang.io/priority-class";
 /// The scheduler name the API server defaults to.
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 
@@ -41,6 +44,8 @@ pub struct MutationConfig {
     pub overwrite_scheduler_name: bool,
     pub spark_conf_gate: bool,
     pub gpu_resource_names: GpuResourceNames,
+    pub default_priority_class: Option<String>,
+    pub default_priority_class_by_namespace: BTreeMap<String, String>,
 }
 
 impl Default for MutationConfig {
@@ -59,6 +64,8 @@ impl From<&AdmissionConfig> for MutationConfig {
             overwrite_scheduler_name: c.overwrite_scheduler_name,
             spark_conf_gate: c.spark_conf_gate,
             gpu_resource_names: GpuResourceNames::new(c.gpu_resource_names.iter().cloned()),
+            default_priority_class: c.default_priority_class.clone(),
+            default_priority_class_by_namespace: c.default_priority_class_by_namespace.clone(),
         }
     }
 }
@@ -70,14 +77,24 @@ impl MutationConfig {
             .or(self.default_instance_group.as_ref())
             .map(String::as_str)
     }
+
+    fn default_priority_class_for(&self, namespace: &str) -> Option<&str> {
+        self.default_priority_class_by_namespace
+            .get(namespace)
+            .or(self.default_priority_class.as_ref())
+            .map(String::as_str)
+    }
 }
 
-/// An RFC 6902 operation. Only `add` and `replace` are ever produced.
+/// An RFC 6902 operation: `add`, `replace`, or `remove` (of `spec.priority` and
+/// `spec.preemptionPolicy` when a priority class is set, see [`mutate_pod`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PatchOp {
     pub op: Op,
     /// A JSON Pointer (RFC 6901), keys escaped with `~0` / `~1`.
     pub path: String,
+    /// Absent for `remove` (`Value::Null` is not serialised).
+    #[serde(skip_serializing_if = "Value::is_null")]
     pub value: Value,
 }
 
@@ -87,6 +104,7 @@ pub struct PatchOp {
 pub enum Op {
     Add,
     Replace,
+    Remove,
 }
 
 /// What one part of a patch changes (the `kind` label of the patches metric).
@@ -98,6 +116,7 @@ pub enum PatchKind {
     AnnotationRewrite,
     ConfMapAnnotation,
     SchedulingGate,
+    PriorityClass,
 }
 
 impl PatchKind {
@@ -109,6 +128,7 @@ impl PatchKind {
             PatchKind::AnnotationRewrite => "annotation_rewrite",
             PatchKind::ConfMapAnnotation => "conf_map_annotation",
             PatchKind::SchedulingGate => "scheduling_gate",
+            PatchKind::PriorityClass => "priority_class",
         }
     }
 }
@@ -172,6 +192,9 @@ struct SpecView {
     affinity: Option<Affinity>,
     volumes: Option<Vec<Volume>>,
     scheduling_gates: Option<Vec<PodSchedulingGate>>,
+    priority_class_name: Option<String>,
+    priority: Option<i32>,
+    preemption_policy: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +214,9 @@ enum SpecField {
     Affinity,
     Volumes,
     SchedulingGates,
+    PriorityClassName,
+    Priority,
+    PreemptionPolicy,
     #[serde(other)]
     Other,
 }
@@ -238,6 +264,11 @@ impl<'de> Deserialize<'de> for SpecView {
                         SpecField::Affinity => spec.affinity = map.next_value()?,
                         SpecField::Volumes => spec.volumes = map.next_value()?,
                         SpecField::SchedulingGates => spec.scheduling_gates = map.next_value()?,
+                        SpecField::PriorityClassName => {
+                            spec.priority_class_name = map.next_value()?
+                        }
+                        SpecField::Priority => spec.priority = map.next_value()?,
+                        SpecField::PreemptionPolicy => spec.preemption_policy = map.next_value()?,
                         SpecField::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -251,8 +282,9 @@ impl<'de> Deserialize<'de> for SpecView {
 }
 
 /// Decodes the fields of a pod the webhook reads: metadata, and of the spec `schedulerName`,
-/// `nodeSelector`, `affinity`, `volumes` and `schedulingGates`. Containers and every other
-/// field are skipped (the returned spec has no containers).
+/// `nodeSelector`, `affinity`, `volumes`, `schedulingGates`, `priorityClassName`, `priority`
+/// and `preemptionPolicy`. Containers and every other field are skipped (the returned spec has
+/// no containers).
 pub fn parse_pod(json: &str) -> Result<Pod, serde_json::Error> {
     let view: PodView = serde_json::from_str(json)?;
     Ok(Pod {
@@ -263,6 +295,9 @@ pub fn parse_pod(json: &str) -> Result<Pod, serde_json::Error> {
             affinity: s.affinity,
             volumes: s.volumes,
             scheduling_gates: s.scheduling_gates,
+            priority_class_name: s.priority_class_name,
+            priority: s.priority,
+            preemption_policy: s.preemption_policy,
             ..PodSpec::default()
         }),
         status: None,
@@ -517,6 +552,11 @@ pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutati
         kinds.push(PatchKind::InstanceGroup);
     }
 
+    if let Some(class) = priority_class(config, namespace, pod, &mut warnings) {
+        spec_ops.extend(priority_class_ops(spec, &class));
+        kinds.push(PatchKind::PriorityClass);
+    }
+
     if wants_gate {
         let gates = spec.and_then(|s| s.scheduling_gates.as_ref());
         let gate = serde_json::json!({ "name": SPARK_CONF_GATE });
@@ -563,6 +603,73 @@ pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutati
             ignored: false,
         },
     }
+}
+
+/// The priority class `pod` should get, when it differs from the one it names: its
+/// [`PRIORITY_CLASS_LABEL`] label, else (for a pod that names none) its namespace's default.
+/// A label that overrides a different `priorityClassName` wins, with a warning.
+fn priority_class(
+    config: &MutationConfig,
+    namespace: &str,
+    pod: &Pod,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    let current = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.priority_class_name.as_deref())
+        .filter(|c| !c.is_empty());
+    let labelled = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(PRIORITY_CLASS_LABEL))
+        .map(String::as_str)
+        .filter(|c| !c.is_empty());
+    let wanted = match (labelled, current) {
+        (Some(l), Some(c)) if l != c => {
+            warnings.push(clip_warning(format!(
+                "{MESSAGE_PREFIX}label {PRIORITY_CLASS_LABEL}={} replaces priorityClassName {}",
+                short(l),
+                short(c)
+            )));
+            l
+        }
+        (Some(l), _) => l,
+        (None, Some(_)) => return None,
+        (None, None) => config.default_priority_class_for(namespace)?,
+    };
+    (current != Some(wanted)).then(|| wanted.to_owned())
+}
+
+/// Sets `priorityClassName` and removes `priority` and `preemptionPolicy`: the API server's
+/// Priority plugin filled those from the pod's old class before webhooks ran, and resolves the
+/// new class only if they are gone (left in place, they contradict it and the pod is refused).
+fn priority_class_ops(spec: Option<&PodSpec>, class: &str) -> Vec<PatchOp> {
+    let mut ops = vec![PatchOp {
+        op: if spec.is_some_and(|s| s.priority_class_name.is_some()) {
+            Op::Replace
+        } else {
+            Op::Add
+        },
+        path: "/spec/priorityClassName".to_owned(),
+        value: Value::String(class.to_owned()),
+    }];
+    if spec.is_some_and(|s| s.priority.is_some()) {
+        ops.push(PatchOp {
+            op: Op::Remove,
+            path: "/spec/priority".to_owned(),
+            value: Value::Null,
+        });
+    }
+    if spec.is_some_and(|s| s.preemption_policy.is_some()) {
+        ops.push(PatchOp {
+            op: Op::Remove,
+            path: "/spec/preemptionPolicy".to_owned(),
+            value: Value::Null,
+        });
+    }
+    ops
 }
 
 #[cfg(test)]

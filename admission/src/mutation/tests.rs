@@ -262,3 +262,88 @@ fn missing_spec_is_added_first() {
         Some("spark-scheduler")
     );
 }
+
+/// Applies `ops` as the API server does (RFC 6902, through `json-patch`).
+fn patched(p: &Value, ops: &[PatchOp]) -> Value {
+    let patch: json_patch::Patch =
+        serde_json::from_value(serde_json::to_value(ops).unwrap()).unwrap();
+    let mut doc = p.clone();
+    json_patch::patch(&mut doc, &patch).unwrap();
+    doc
+}
+
+fn with_priority_defaults() -> MutationConfig {
+    MutationConfig {
+        default_priority_class: Some("batch".into()),
+        default_priority_class_by_namespace: [("urgent-team".to_owned(), "high".to_owned())].into(),
+        ..MutationConfig::default()
+    }
+}
+
+/// A driver labelled from spark-submit gets that class; the priority the API server's first
+/// pass resolved (0, no class) is removed so that its second pass resolves the new class.
+#[test]
+fn a_priority_class_label_becomes_the_class_and_drops_the_resolved_priority() {
+    let mut d = driver();
+    d["metadata"]["labels"]["sparkgang.io/priority-class"] = json!("high");
+    d["spec"]["priority"] = json!(0);
+    d["spec"]["preemptionPolicy"] = json!("PreemptLowerPriority");
+    let (ops, warnings) = allow(mutate_pod(&with_priority_defaults(), "ns", &pod(d.clone())));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let out = patched(&d, &ops);
+    assert_eq!(out["spec"]["priorityClassName"], "high");
+    assert!(out["spec"].get("priority").is_none(), "{out}");
+    assert!(out["spec"].get("preemptionPolicy").is_none(), "{out}");
+    // Reinvoked on its own result (after the API server resolved it again): nothing to do.
+    let mut again = out.clone();
+    again["spec"]["priority"] = json!(1000);
+    let (ops, _) = allow(mutate_pod(&with_priority_defaults(), "ns", &pod(again)));
+    assert!(!ops.iter().any(|o| o.path.contains("riority")), "{ops:?}");
+}
+
+/// Without a label: the namespace's default, else the global one; a pod that names a class
+/// keeps it; executors follow the same rules (their label comes from
+/// `spark.kubernetes.executor.label.sparkgang.io/priority-class`).
+#[test]
+fn default_priority_classes_by_namespace_and_a_named_class_kept() {
+    let config = with_priority_defaults();
+    let class_of = |ns: &str, p: Value| {
+        let (ops, _) = allow(mutate_pod(&config, ns, &pod(p.clone())));
+        patched(&p, &ops)["spec"]["priorityClassName"].clone()
+    };
+    assert_eq!(class_of("urgent-team", driver()), "high");
+    assert_eq!(class_of("elsewhere", driver()), "batch");
+    let mut named = driver();
+    named["spec"]["priorityClassName"] = json!("low");
+    assert_eq!(class_of("urgent-team", named), "low");
+    let executor = json!({"metadata": {"name": "e", "labels": {"spark-role": "executor",
+            "spark-app-selector": "spark-1", "sparkgang.io/priority-class": "high"},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "d", "uid": "u",
+                "controller": true}]},
+        "spec": {"containers": [{"name": "c"}]}});
+    assert_eq!(class_of("elsewhere", executor), "high");
+    // No default anywhere: nothing is added.
+    let (ops, _) = allow(mutate_pod(&MutationConfig::default(), "ns", &pod(driver())));
+    assert!(!ops.iter().any(|o| o.path.contains("riority")), "{ops:?}");
+}
+
+/// A label that contradicts a class from a pod template wins, and says so.
+#[test]
+fn a_label_overriding_a_template_class_warns() {
+    let mut d = driver();
+    d["metadata"]["labels"]["sparkgang.io/priority-class"] = json!("high");
+    d["spec"]["priorityClassName"] = json!("low");
+    d["spec"]["priority"] = json!(10);
+    let (ops, warnings) = allow(mutate_pod(
+        &MutationConfig::default(),
+        "ns",
+        &pod(d.clone()),
+    ));
+    let out = patched(&d, &ops);
+    assert_eq!(out["spec"]["priorityClassName"], "high");
+    assert!(out["spec"].get("priority").is_none());
+    assert!(
+        warnings[0].contains("replaces priorityClassName \"low\""),
+        "{warnings:?}"
+    );
+}
