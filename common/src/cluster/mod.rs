@@ -16,6 +16,7 @@ mod fifo;
 mod keys;
 mod nodes;
 mod pod_entry;
+pub mod preemption;
 mod preemption_guard;
 mod reconcile;
 mod shortfall;
