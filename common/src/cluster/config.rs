@@ -16,6 +16,7 @@ pub struct SchedulerConfig {
     pub instance_group_label: String,
     pub binpack: BinpackAlgorithm,
     pub fifo: FifoPolicy,
+    pub preemption: PreemptionPolicy,
     pub gpus: GpuResourceNames,
     /// Used for drivers whose demand is known neither from their conf nor annotations.
     pub default_demand: Option<GangDemand>,
@@ -32,6 +33,7 @@ impl Default for SchedulerConfig {
             instance_group_label: "instance-group".to_owned(),
             binpack: BinpackAlgorithm::TightlyPack,
             fifo: FifoPolicy::default(),
+            preemption: PreemptionPolicy::default(),
             gpus: GpuResourceNames::default(),
             default_demand: None,
             driver_node_priority: None,
@@ -58,5 +60,28 @@ impl FifoPolicy {
             .get(group)
             .copied()
             .unwrap_or(self.enforce_after)
+    }
+}
+
+/// When a pending gang may evict lower-priority work (`docs/priorities.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreemptionPolicy {
+    pub enabled: bool,
+    /// A gang running for less than this is never a victim (soft reservations may be).
+    pub min_runtime: Duration,
+    /// At most this many whole gangs are preempted in any minute.
+    pub max_victims_per_minute: usize,
+    /// Decide and report, evict nothing.
+    pub dry_run: bool,
+}
+
+impl Default for PreemptionPolicy {
+    fn default() -> Self {
+        PreemptionPolicy {
+            enabled: false,
+            min_runtime: Duration::ZERO,
+            max_victims_per_minute: 10,
+            dry_run: false,
+        }
     }
 }

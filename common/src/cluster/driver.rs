@@ -280,6 +280,30 @@ impl ClusterState {
         exceeds
     }
 
+    /// Packs `demand` on the `eligible` nodes with each node's available resources raised by
+    /// `extra` (what evicting some pods would free), nodes ordered afresh by that
+    /// availability. Preemption asks this of candidate victim sets.
+    pub(super) fn pack_with_freed(
+        &mut self,
+        eligible: &EligibleNodes,
+        demand: &GangDemand,
+        extra: &[(NodeIdx, Resources)],
+    ) -> PackingResult {
+        let changes: Vec<(NodeIdx, Resources)> = extra
+            .iter()
+            .filter(|(i, _)| eligible.mask.get(*i).copied().unwrap_or(false))
+            .map(|&(i, r)| (i, self.nodes.candidates()[i].available + r))
+            .collect();
+        let algorithm = self.config.binpack;
+        self.nodes.with_available_zoned(&changes, |view| {
+            let sorted = binpack::priority_order_among(view.nodes, &eligible.list);
+            let order = ordered_candidates(&self.config, view, &sorted, |i| {
+                view.nodes[i].accepts_executors()
+            });
+            algorithm.pack(&request(view.nodes, &order, demand))
+        })
+    }
+
     fn pack_on_empty_nodes(&mut self, eligible: &EligibleNodes, demand: &GangDemand) -> bool {
         let changes: Vec<(NodeIdx, Resources)> = eligible
             .list

@@ -24,7 +24,7 @@ mod shortfall;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use apps::{AppReservation, Slot};
-pub use config::{FifoPolicy, SchedulerConfig};
+pub use config::{FifoPolicy, PreemptionPolicy, SchedulerConfig};
 pub use decision::{Decision, Effect, FilterOutcome};
 pub use feed::{Fed, Feed, WatchEvent, Watched};
 pub use keys::{AppKey, PodKey};
@@ -58,6 +58,8 @@ pub struct ClusterState {
     /// Bumped whenever available resources or the pending-driver queue change; FIFO plans
     /// computed at an older epoch are stale.
     plan_epoch: u64,
+    /// Gangs preempted recently (the victims-per-minute budget).
+    preemption_log: preemption::PreemptionLog,
 }
 
 impl ClusterState {
@@ -72,6 +74,7 @@ impl ClusterState {
             eligible: HashMap::new(),
             exceeds_capacity: HashMap::new(),
             plan_epoch: 0,
+            preemption_log: preemption::PreemptionLog::default(),
         }
     }
 

@@ -42,6 +42,8 @@ pub struct PodEntry {
     pub finished: bool,
     pub deleting: bool,
     pub created: Timestamp,
+    /// `status.startTime`: when the kubelet accepted it (`None` before).
+    pub started: Option<Timestamp>,
     /// `spec.priority`, as the API server resolved it from the pod's `PriorityClass` (0 when
     /// absent, as Kubernetes without a global default class). A driver's is its application's.
     pub priority: i32,
@@ -105,6 +107,11 @@ impl PodEntry {
                 .as_ref()
                 .map(|t| t.0)
                 .unwrap_or(Timestamp::UNIX_EPOCH),
+            started: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| t.0),
             priority: spec.priority.unwrap_or(0),
             ours,
             instance_group: pods::instance_group(spec, &config.instance_group_label)

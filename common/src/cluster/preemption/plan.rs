@@ -1,0 +1,296 @@
+//! The preemption plan of a pending driver, over the cluster state: candidates, the fit test, the victims.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::binpack::Packing;
+use crate::resources::Resources;
+
+use super::super::keys::{AppKey, PodKey};
+use super::super::nodes::NodeIdx;
+use super::super::{ClusterState, Timestamp};
+use super::choose::{Candidate, NoVictims, VictimKind, choose_victims, freed};
+
+/// One application the plan evicts from: a whole gang, or one soft-reserved executor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Victim {
+    pub app: AppKey,
+    pub priority: i32,
+    pub kind: VictimKind,
+    /// The pods to evict: for a gang its driver and every unfinished executor.
+    pub pods: Vec<PodKey>,
+    /// What it frees in all, on the preemptor's nodes.
+    pub frees: Resources,
+}
+
+/// What a preemption does: evict `victims`, then the preemptor's gang goes to `placement`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreemptionPlan {
+    pub preemptor: AppKey,
+    pub driver: PodKey,
+    pub priority: i32,
+    pub victims: Vec<Victim>,
+    /// Where the gang goes once the victims (and pods already terminating) are gone.
+    pub placement: Packing,
+}
+
+impl PreemptionPlan {
+    /// "gang spark/etl-7 (priority 10), executor spark/ml-3-exec-5 (priority 0)".
+    pub fn victims_text(&self) -> String {
+        self.victims
+            .iter()
+            .map(|v| match &v.kind {
+                VictimKind::Gang => format!(
+                    "gang {}/{} (priority {})",
+                    v.app.namespace, v.app.app_id, v.priority
+                ),
+                VictimKind::Soft { pod } => {
+                    format!(
+                        "executor {}/{pod} (priority {})",
+                        v.app.namespace, v.priority
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Whole gangs preempted recently, for the victims-per-minute budget.
+#[derive(Debug, Default)]
+pub(in crate::cluster) struct PreemptionLog {
+    gangs: VecDeque<Timestamp>,
+}
+
+impl PreemptionLog {
+    /// Gangs preempted in the minute before `now`.
+    fn in_last_minute(&mut self, now: Timestamp) -> usize {
+        while let Some(&t) = self.gangs.front() {
+            if now.duration_since(t).as_secs_f64() >= 60.0 {
+                self.gangs.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.gangs.len()
+    }
+}
+
+impl ClusterState {
+    /// The victims whose eviction lets the pending driver `key` fit, and where its gang then
+    /// goes; or, in words, why there are none. Changes nothing: the caller executes the plan
+    /// and then calls [`ClusterState::record_preemption`].
+    ///
+    /// Candidates are applications of lower priority than the driver's with room on its
+    /// eligible nodes: each soft reservation (executors above the dynamic-allocation minimum),
+    /// and each whole gang with a reservation that has run for at least `minRuntime`. Pods
+    /// already terminating count as freed (they are going: a plan made again after a restart
+    /// chooses no extra victims for room that is already on its way).
+    pub fn plan_preemption(
+        &mut self,
+        key: &PodKey,
+        now: Timestamp,
+    ) -> Result<PreemptionPlan, String> {
+        let Some(pod) = self.pods.get(key) else {
+            return Err(format!("driver {key} is unknown"));
+        };
+        let Some(app) = pod.app.clone() else {
+            return Err(format!("driver {key} has no application id"));
+        };
+        let Some(Ok(demand)) = pod.driver.as_ref().map(|d| d.demand.clone()) else {
+            return Err(format!("the gang demand of driver {key} is not known"));
+        };
+        let priority = pod.priority;
+        let eligible = self.eligible_nodes(key);
+        let on_eligible = |n: NodeIdx| eligible.mask.get(n).copied().unwrap_or(false);
+        let min_runtime = self.config.preemption.min_runtime;
+
+        let mut candidates = Vec::new();
+        let mut pods_of: BTreeMap<AppKey, Vec<PodKey>> = BTreeMap::new();
+        let mut too_young = 0usize;
+        for (app_key, entry) in &self.apps {
+            let Some(driver) = entry.driver.as_ref().and_then(|d| self.pods.get(d)) else {
+                continue;
+            };
+            if driver.priority >= priority || driver.finished || driver.deleting {
+                continue;
+            }
+            let started = driver.started.unwrap_or(driver.created);
+            for (pod_name, slot) in &entry.soft {
+                if let Some(n) = self.nodes.index_of(&slot.node).filter(|&n| on_eligible(n)) {
+                    candidates.push(Candidate {
+                        app: app_key.clone(),
+                        priority: driver.priority,
+                        started,
+                        kind: VictimKind::Soft {
+                            pod: pod_name.clone(),
+                        },
+                        frees: vec![(n, slot.resources)],
+                    });
+                }
+            }
+            let Some(reservation) = &entry.reservation else {
+                continue;
+            };
+            if elapsed(started, now) < min_runtime {
+                too_young += 1;
+                continue;
+            }
+            let members: Vec<&super::super::PodEntry> = std::iter::once(driver)
+                .chain(entry.executors.iter().filter_map(|e| self.pods.get(e)))
+                .filter(|p| !p.finished)
+                .collect();
+            let mut frees: Vec<(NodeIdx, Resources)> = reservation
+                .slots
+                .values()
+                .map(|s| (s.node.as_str(), s.resources))
+                .chain(entry.soft.values().map(|s| (s.node.as_str(), s.resources)))
+                .filter_map(|(node, r)| self.nodes.index_of(node).map(|n| (n, r)))
+                .chain(
+                    members
+                        .iter()
+                        .filter_map(|p| p.counted.map(|(n, r, _)| (n, r))),
+                )
+                .filter(|&(n, _)| on_eligible(n))
+                .collect();
+            frees.sort_by_key(|&(n, _)| n);
+            if frees.is_empty() {
+                continue;
+            }
+            pods_of.insert(
+                app_key.clone(),
+                members.iter().map(|p| p.key.clone()).collect(),
+            );
+            candidates.push(Candidate {
+                app: app_key.clone(),
+                priority: driver.priority,
+                started,
+                kind: VictimKind::Gang,
+                frees,
+            });
+        }
+        let going = self.terminating_on(&eligible.mask);
+
+        let allowed = self
+            .config
+            .preemption
+            .max_victims_per_minute
+            .saturating_sub(self.preemption_log.in_last_minute(now));
+        let with_going = |chosen: &[(NodeIdx, Resources)]| {
+            let mut all: BTreeMap<NodeIdx, Resources> = going.iter().copied().collect();
+            for &(n, r) in chosen {
+                *all.entry(n).or_default() += r;
+            }
+            all.into_iter().collect::<Vec<_>>()
+        };
+        let chosen = {
+            let fits = |f: &[(NodeIdx, Resources)]| {
+                let extra = with_going(f);
+                self.pack_with_freed(&eligible, &demand, &extra).is_ok()
+            };
+            choose_victims(&candidates, fits, allowed)
+        };
+        let chosen = match chosen {
+            Ok(c) => c,
+            Err(NoVictims::NotEnough) => {
+                let young = if too_young > 0 {
+                    format!(
+                        " ({too_young} lower-priority gang{} ran for less than minRuntime {}s)",
+                        if too_young == 1 { "" } else { "s" },
+                        min_runtime.as_secs()
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(format!(
+                    "preemption cannot make room: evicting every lower-priority gang and soft \
+                     reservation on its {} eligible nodes would not be enough{young}",
+                    eligible.list.len()
+                ));
+            }
+            Err(NoVictims::OverBudget { needed, allowed }) => {
+                return Err(format!(
+                    "preemption would need {needed} gangs, and the budget of {} per minute \
+                     allows {allowed} now",
+                    self.config.preemption.max_victims_per_minute
+                ));
+            }
+        };
+        let extra = with_going(&freed(&candidates, &chosen));
+        let placement = self
+            .pack_with_freed(&eligible, &demand, &extra)
+            .map_err(|e| format!("the chosen victims no longer make room: {e}"))?;
+        let victims = chosen
+            .iter()
+            .map(|&i| {
+                let c = &candidates[i];
+                Victim {
+                    app: c.app.clone(),
+                    priority: c.priority,
+                    kind: c.kind.clone(),
+                    pods: match &c.kind {
+                        VictimKind::Gang => pods_of.get(&c.app).cloned().unwrap_or_default(),
+                        VictimKind::Soft { pod } => vec![PodKey::new(&c.app.namespace, pod)],
+                    },
+                    frees: c.frees.iter().fold(Resources::ZERO, |a, &(_, r)| a + r),
+                }
+            })
+            .collect();
+        Ok(PreemptionPlan {
+            preemptor: app,
+            driver: key.clone(),
+            priority,
+            victims,
+            placement,
+        })
+    }
+
+    /// Records that `plan` was carried out at `now` (for the victims-per-minute budget).
+    pub fn record_preemption(&mut self, plan: &PreemptionPlan, now: Timestamp) {
+        for v in &plan.victims {
+            if v.kind == VictimKind::Gang {
+                self.preemption_log.gangs.push_back(now);
+            }
+        }
+    }
+
+    /// What is already on its way out, per node, on the nodes of `mask`: pods terminating, and
+    /// the reservations of applications whose driver is terminating.
+    fn terminating_on(&self, mask: &[bool]) -> Vec<(NodeIdx, Resources)> {
+        let mut per_node: BTreeMap<NodeIdx, Resources> = BTreeMap::new();
+        let mut add = |n: NodeIdx, r: Resources| {
+            if mask.get(n).copied().unwrap_or(false) {
+                *per_node.entry(n).or_default() += r;
+            }
+        };
+        for p in self.pods.values().filter(|p| p.deleting && !p.finished) {
+            if let Some((n, r, _)) = p.counted {
+                add(n, r);
+            }
+        }
+        for entry in self.apps.values() {
+            let driver_going = entry
+                .driver
+                .as_ref()
+                .and_then(|d| self.pods.get(d))
+                .is_some_and(|d| d.deleting && !d.finished);
+            if !driver_going {
+                continue;
+            }
+            let slots = entry.reservation.iter().flat_map(|r| r.slots.values());
+            for (node, r) in slots
+                .map(|s| (&s.node, s.resources))
+                .chain(entry.soft.values().map(|s| (&s.node, s.resources)))
+            {
+                if let Some(n) = self.nodes.index_of(node) {
+                    add(n, r);
+                }
+            }
+        }
+        per_node.into_iter().collect()
+    }
+}
+
+fn elapsed(since: Timestamp, now: Timestamp) -> Duration {
+    Duration::from_secs_f64(now.duration_since(since).as_secs_f64().max(0.0))
+}

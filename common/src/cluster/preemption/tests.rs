@@ -1,0 +1,173 @@
+//! Preemption plans on a scripted cluster: two full nodes, lower-priority gangs running.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+
+use crate::api::GANG_DEMAND_ANNOTATION;
+use crate::cluster::{AppKey, ClusterState, PodKey, PreemptionPolicy, SchedulerConfig, Timestamp};
+use crate::{GangDemand, Resources};
+
+use super::VictimKind;
+
+fn t(second: u32) -> Timestamp {
+    format!("2026-01-01T00:{:02}:{:02}Z", second / 60, second % 60)
+        .parse()
+        .unwrap()
+}
+
+/// A driver of `app` created at `second` whose gang is 1 cpu + 2 executors of 3 cpu.
+fn driver(app: &str, priority: i32, second: u32) -> serde_json::Value {
+    let demand = GangDemand {
+        driver: Resources::new(1000, 1 << 30, 0),
+        executor: Resources::new(3000, 2 << 30, 0),
+        min_executors: 2,
+        max_executors: 2,
+    };
+    json!({
+        "metadata": {"name": format!("{app}-driver"), "namespace": "spark",
+            "uid": format!("uid-{app}"),
+            "creationTimestamp": t(second).to_string(),
+            "labels": {"spark-role": "driver", "spark-app-id": app},
+            "annotations": {GANG_DEMAND_ANNOTATION: serde_json::to_string(&demand).unwrap()}},
+        "spec": {"schedulerName": "spark-scheduler", "priority": priority,
+            "containers": [{"name": "driver",
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}
+    })
+}
+
+fn pod(v: &serde_json::Value) -> Pod {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+/// Two 8-cpu nodes, each filled by one running gang of priority 10 (`old` started at 0 s,
+/// `young` at 30 s), with `policy`.
+fn full_cluster(policy: PreemptionPolicy) -> (ClusterState, Vec<String>) {
+    let mut s = ClusterState::new(SchedulerConfig {
+        preemption: policy,
+        ..SchedulerConfig::default()
+    });
+    let names: Vec<String> = (0..2).map(|i| format!("node-{i}")).collect();
+    for n in &names {
+        s.apply_node(
+            &serde_json::from_value(json!({
+                "metadata": {"name": n},
+                "status": {"allocatable": {"cpu": "8", "memory": "32Gi"},
+                    "conditions": [{"type": "Ready", "status": "True"}]}
+            }))
+            .unwrap(),
+        );
+    }
+    for (app, second) in [("old", 0), ("young", 30)] {
+        let mut d = driver(app, 10, second);
+        let node = s
+            .filter(&pod(&d), &names, t(second))
+            .node
+            .expect("fits an empty node");
+        d["spec"]["nodeName"] = json!(node);
+        d["status"] = json!({"phase": "Running", "startTime": t(second).to_string()});
+        s.apply_pod(&pod(&d));
+    }
+    (s, names)
+}
+
+fn enabled() -> PreemptionPolicy {
+    PreemptionPolicy {
+        enabled: true,
+        ..PreemptionPolicy::default()
+    }
+}
+
+#[test]
+fn the_youngest_lower_priority_gang_is_the_victim() {
+    let (mut s, names) = full_cluster(enabled());
+    let urgent = pod(&driver("urgent", 1000, 60));
+    assert!(
+        s.filter(&urgent, &names, t(60)).node.is_none(),
+        "the cluster is full"
+    );
+    let key = PodKey::new("spark", "urgent-driver");
+    let plan = s.plan_preemption(&key, t(61)).expect("a plan");
+    assert_eq!(plan.victims.len(), 1, "{}", plan.victims_text());
+    let v = &plan.victims[0];
+    assert_eq!(v.app, AppKey::new("spark", "young"));
+    assert_eq!(v.kind, VictimKind::Gang);
+    assert_eq!(v.pods, [PodKey::new("spark", "young-driver")]);
+    // The gang goes where the victim was.
+    let young_node = s
+        .reservation(&AppKey::new("spark", "young"))
+        .and_then(|r| r.driver_node())
+        .unwrap()
+        .to_owned();
+    let idx = s.nodes.index_of(&young_node).unwrap();
+    assert_eq!(plan.placement.driver_node, idx);
+    assert_eq!(plan.victims_text(), "gang spark/young (priority 10)");
+}
+
+#[test]
+fn equal_priority_never_preempts() {
+    let (mut s, names) = full_cluster(enabled());
+    s.filter(&pod(&driver("peer", 10, 60)), &names, t(60));
+    let err = s
+        .plan_preemption(&PodKey::new("spark", "peer-driver"), t(61))
+        .unwrap_err();
+    assert!(err.contains("would not be enough"), "{err}");
+}
+
+#[test]
+fn a_gang_younger_than_min_runtime_is_spared() {
+    let (mut s, names) = full_cluster(PreemptionPolicy {
+        min_runtime: Duration::from_secs(45),
+        ..enabled()
+    });
+    s.filter(&pod(&driver("urgent", 1000, 60)), &names, t(60));
+    let key = PodKey::new("spark", "urgent-driver");
+    // At 61 s only `old` has run for 45 s.
+    let plan = s.plan_preemption(&key, t(61)).expect("a plan");
+    assert_eq!(plan.victims[0].app, AppKey::new("spark", "old"));
+    // Under a longer minimum, neither.
+    s.config.preemption.min_runtime = Duration::from_secs(3600);
+    let err = s.plan_preemption(&key, t(61)).unwrap_err();
+    assert!(
+        err.contains("2 lower-priority gangs ran for less than minRuntime 3600s"),
+        "{err}"
+    );
+}
+
+/// A victim already terminating is room on its way: planning again (after a restart, say)
+/// chooses no second victim.
+#[test]
+fn room_already_being_freed_needs_no_extra_victim() {
+    let (mut s, names) = full_cluster(enabled());
+    s.filter(&pod(&driver("urgent", 1000, 60)), &names, t(60));
+    let key = PodKey::new("spark", "urgent-driver");
+    let first = s.plan_preemption(&key, t(61)).expect("a plan");
+    let mut young = driver("young", 10, 30);
+    let node = s
+        .reservation(&AppKey::new("spark", "young"))
+        .and_then(|r| r.driver_node())
+        .unwrap()
+        .to_owned();
+    young["spec"]["nodeName"] = json!(node);
+    young["metadata"]["deletionTimestamp"] = json!(t(62).to_string());
+    young["status"] = json!({"phase": "Running", "startTime": t(30).to_string()});
+    s.apply_pod(&pod(&young));
+    let again = s.plan_preemption(&key, t(63)).expect("a plan");
+    assert!(again.victims.is_empty(), "{}", again.victims_text());
+}
+
+#[test]
+fn the_budget_per_minute_holds() {
+    let (mut s, names) = full_cluster(PreemptionPolicy {
+        max_victims_per_minute: 1,
+        ..enabled()
+    });
+    s.filter(&pod(&driver("urgent", 1000, 60)), &names, t(60));
+    let key = PodKey::new("spark", "urgent-driver");
+    let plan = s.plan_preemption(&key, t(61)).expect("a plan");
+    s.record_preemption(&plan, t(61));
+    let err = s.plan_preemption(&key, t(90)).unwrap_err();
+    assert!(err.contains("allows 0 now"), "{err}");
+    assert!(s.plan_preemption(&key, t(122)).is_ok(), "a minute later");
+}
