@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sparkgang_common::binpack::{BinpackAlgorithm, LabelPriority};
-use sparkgang_common::cluster::{FifoPolicy, SchedulerConfig};
+use sparkgang_common::cluster::{FifoPolicy, PreemptionPolicy, SchedulerConfig};
 use sparkgang_common::durations::serde_duration;
 use sparkgang_common::quantities::{parse_cpu_millis, parse_memory_bytes};
 use sparkgang_common::{GangDemand, GpuResourceNames, Resources};
@@ -30,6 +30,8 @@ pub struct ExtenderConfig {
     /// `single-az-tightly-pack` or `single-az-minimal-fragmentation`.
     pub binpack: BinpackAlgorithm,
     pub fifo: FifoConfig,
+    /// Preemption of lower-priority work for pending gangs (`docs/priorities.md`).
+    pub preemption: PreemptionConfig,
     /// Prefer driver nodes by a label's value.
     pub driver_node_priority: Option<NodePriorityConfig>,
     /// Prefer executor nodes by a label's value.
@@ -94,6 +96,7 @@ impl Default for ExtenderConfig {
             instance_group_label: "instance-group".to_owned(),
             binpack: BinpackAlgorithm::TightlyPack,
             fifo: FifoConfig::default(),
+            preemption: PreemptionConfig::default(),
             driver_node_priority: None,
             executor_node_priority: None,
             dynamic_executors_in_same_zone: false,
@@ -120,6 +123,33 @@ pub struct FifoConfig {
     /// Per instance group override of `enforceAfter`.
     #[serde(with = "duration_map")]
     pub enforce_after_by_instance_group: BTreeMap<String, Duration>,
+}
+
+/// When a pending gang that does not fit may evict lower-priority work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PreemptionConfig {
+    /// Default false.
+    pub enabled: bool,
+    /// A gang that has run for less than this is never a victim. Default `0s`.
+    #[serde(with = "serde_duration")]
+    pub min_runtime: Duration,
+    /// At most this many whole gangs are preempted in any minute. Default 10.
+    pub max_victims_per_minute: usize,
+    /// Decide and report (log, Event on the preemptor, metric), evict nothing. Default false.
+    pub dry_run: bool,
+}
+
+impl Default for PreemptionConfig {
+    fn default() -> Self {
+        let p = sparkgang_common::cluster::PreemptionPolicy::default();
+        PreemptionConfig {
+            enabled: p.enabled,
+            min_runtime: p.min_runtime,
+            max_victims_per_minute: p.max_victims_per_minute,
+            dry_run: p.dry_run,
+        }
+    }
 }
 
 /// Node preference by label value.
@@ -306,6 +336,14 @@ impl ExtenderConfig {
         if self.instance_group_label.is_empty() {
             return Err(("instanceGroupLabel", "must not be empty".to_owned()));
         }
+        if self.preemption.enabled && !self.preemption.dry_run {
+            return Err((
+                "preemption.dryRun",
+                "must be true for now: this version plans and reports preemptions but does not \
+                 evict yet (docs/priorities.md, Status)"
+                    .to_owned(),
+            ));
+        }
         if self.gpu_resource_names.is_empty() {
             return Err((
                 "gpuResourceNames",
@@ -332,6 +370,12 @@ impl ExtenderConfig {
                 enabled: self.fifo.enabled,
                 enforce_after: self.fifo.enforce_after,
                 enforce_after_by_group: self.fifo.enforce_after_by_instance_group.clone(),
+            },
+            preemption: PreemptionPolicy {
+                enabled: self.preemption.enabled,
+                min_runtime: self.preemption.min_runtime,
+                max_victims_per_minute: self.preemption.max_victims_per_minute,
+                dry_run: self.preemption.dry_run,
             },
             gpus: GpuResourceNames::new(self.gpu_resource_names.clone()),
             default_demand,
@@ -421,6 +465,7 @@ defaultDemand:
   maxExecutors: 4
 gateTimeout: 90s
 leaderElection: {enabled: false}
+preemption: {enabled: true, dryRun: true, minRuntime: 5m, maxVictimsPerMinute: 3}
 "#,
             "test",
         )
@@ -432,6 +477,9 @@ leaderElection: {enabled: false}
         let d = s.default_demand.unwrap();
         assert_eq!(d.executor, Resources::new(500, 2 << 30, 1));
         assert_eq!(c.gate_timeout, Duration::from_secs(90));
+        assert!(s.preemption.enabled && s.preemption.dry_run);
+        assert_eq!(s.preemption.min_runtime, Duration::from_secs(300));
+        assert_eq!(s.preemption.max_victims_per_minute, 3);
     }
 
     #[test]
@@ -444,6 +492,8 @@ leaderElection: {enabled: false}
                 "duration such as",
             ),
             ("fifo: {enabld: true}", "unknown field `enabld`"),
+            ("preemption: {enabled: true}", "preemption.dryRun"),
+            ("preemption: {minRuntime: 5}", "minRuntime"),
             (
                 "defaultDemand: {driver: {cpu: 1g, memory: 1Gi}, executor: {cpu: 1, memory: 1Gi}, minExecutors: 1, maxExecutors: 1}",
                 "defaultDemand",

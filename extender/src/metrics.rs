@@ -38,6 +38,22 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PreemptionLabels {
+    /// `would-preempt` (dry run), `preempted`, or `no-room`.
+    pub result: String,
+    /// The preemptor's priority.
+    pub priority: String,
+    pub dry_run: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VictimLabels {
+    /// `gang` or `executor` (a soft reservation).
+    pub kind: String,
+    pub dry_run: String,
+}
+
 /// Every metric the extender exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -54,6 +70,10 @@ pub struct Metrics {
     pub cache_stale: Family<ResourceLabels, Gauge>,
     /// Stale-cache episodes (a list or watch failed or fell silent), per resource.
     pub watch_failures: Family<ResourceLabels, Counter>,
+    /// Preemption decisions for pending drivers, reported once per change of decision.
+    pub preemptions: Family<PreemptionLabels, Counter>,
+    /// Victims chosen by those decisions.
+    pub preemption_victims: Family<VictimLabels, Counter>,
     /// The `/filter` listener's connections (exported as `connections_*`).
     pub connections: Arc<ServeStats>,
 }
@@ -145,6 +165,18 @@ impl Metrics {
             "Lists and watches that failed or fell silent, per resource",
             watch_failures.clone(),
         );
+        let preemptions = Family::<PreemptionLabels, Counter>::default();
+        registry.register(
+            "preemptions",
+            "Preemption decisions for pending drivers by result (would-preempt, preempted, no-room), preemptor priority and dry run",
+            preemptions.clone(),
+        );
+        let preemption_victims = Family::<VictimLabels, Counter>::default();
+        registry.register(
+            "preemption_victims",
+            "Victims of preemption decisions, by kind (gang, executor) and dry run",
+            preemption_victims.clone(),
+        );
         for w in crate::freshness::Watched::ALL {
             let labels = ResourceLabels {
                 resource: w.as_str().to_owned(),
@@ -178,6 +210,8 @@ impl Metrics {
             leader,
             cache_stale,
             watch_failures,
+            preemptions,
+            preemption_victims,
         }
     }
 
@@ -203,6 +237,31 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Counts one reported preemption decision.
+    pub fn count_preemption(&self, priority: i32, dry_run: bool, gangs: usize, soft: usize) {
+        let dry_run = dry_run.to_string();
+        let result = match (gangs + soft, dry_run.as_str()) {
+            (0, _) => "no-room",
+            (_, "true") => "would-preempt",
+            _ => "preempted",
+        };
+        self.preemptions
+            .get_or_create(&PreemptionLabels {
+                result: result.to_owned(),
+                priority: priority.to_string(),
+                dry_run: dry_run.clone(),
+            })
+            .inc();
+        for (kind, n) in [("gang", gangs), ("executor", soft)] {
+            self.preemption_victims
+                .get_or_create(&VictimLabels {
+                    kind: kind.to_owned(),
+                    dry_run: dry_run.clone(),
+                })
+                .inc_by(n as u64);
+        }
     }
 
     pub fn count_write(&self, kind: &str, result: &str) {

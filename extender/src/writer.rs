@@ -49,7 +49,8 @@ fn target(effect: &Effect) -> Target {
         Effect::SyncReservation(app) => Target::Reservation(app.clone()),
         Effect::EnsureDemand(pod)
         | Effect::DeleteDemand(pod)
-        | Effect::ReportExceedsCapacity { pod, .. } => Target::Pod(pod.clone()),
+        | Effect::ReportExceedsCapacity { pod, .. }
+        | Effect::ReportPreemption { pod, .. } => Target::Pod(pod.clone()),
     }
 }
 
@@ -58,6 +59,8 @@ fn target(effect: &Effect) -> Target {
 struct Published {
     demands: HashSet<PodKey>,
     reported: HashSet<PodKey>,
+    /// The last preemption decision reported per driver: only a change is reported again.
+    preemption: std::collections::HashMap<PodKey, String>,
 }
 
 /// Runs until the channel closes.
@@ -172,6 +175,37 @@ async fn carry_out(
         Effect::ReportExceedsCapacity { pod, message } => {
             if remember(&|p| p.reported.insert(pod.clone())) {
                 report_exceeds_capacity(client, ext, recorder, pod, message).await;
+            }
+        }
+        Effect::ReportPreemption {
+            pod,
+            message,
+            dry_run,
+            gangs,
+            soft,
+            priority,
+        } => {
+            if remember(&|p| {
+                p.preemption.insert(pod.clone(), message.clone()).as_ref() != Some(message)
+            }) {
+                ext.metrics
+                    .count_preemption(*priority, *dry_run, *gangs, *soft);
+                info!(pod = %pod, priority, dry_run, gangs, soft, decision = %message, "preemption");
+                let reason = match (gangs + soft, dry_run) {
+                    (0, _) => "PreemptionNotPossible",
+                    (_, true) => "WouldPreempt",
+                    _ => "Preempting",
+                };
+                publish_pod_event(
+                    ext,
+                    recorder,
+                    pod,
+                    EventType::Normal,
+                    reason,
+                    "Preempting",
+                    message,
+                )
+                .await;
             }
         }
     }
@@ -410,6 +444,28 @@ async fn report_exceeds_capacity(
             warn!(pod = %pod, error = %e, "cannot set the PodExceedsClusterCapacity condition");
         }
     }
+    publish_pod_event(
+        ext,
+        recorder,
+        pod,
+        EventType::Warning,
+        "GangExceedsCapacity",
+        "Scheduling",
+        message,
+    )
+    .await;
+}
+
+/// Publishes an event about `pod`.
+async fn publish_pod_event(
+    ext: &Extender,
+    recorder: &Recorder,
+    pod: &PodKey,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    message: &str,
+) {
     let reference = ObjectReference {
         api_version: Some("v1".to_owned()),
         kind: Some("Pod".to_owned()),
@@ -421,10 +477,10 @@ async fn report_exceeds_capacity(
         ..ObjectReference::default()
     };
     let event = Event {
-        type_: EventType::Warning,
-        reason: "GangExceedsCapacity".to_owned(),
+        type_,
+        reason: reason.to_owned(),
         note: Some(truncate_bytes(message, MAX_EVENT_NOTE_BYTES).to_owned()),
-        action: "Scheduling".to_owned(),
+        action: action.to_owned(),
         secondary: None,
     };
     if let Err(e) = recorder.publish(&event, &reference).await {

@@ -77,6 +77,13 @@ async fn fifo_enforce_after_age() {
     run_and_check("fifo-enforce-after-age.yaml").await;
 }
 
+/// Priorities and preemption in dry run: the urgent gang hears which gang would be evicted, and
+/// nothing is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preemption_dry_run() {
+    run_and_check("preemption-dry-run.yaml").await;
+}
+
 // The API server misbehaving towards the extender (`faults:` in the scenario): the extender
 // stops deciding while it cannot trust its caches or its lease, recovers on its own, and
 // the invariants still hold: nothing double-booked, every gang served, every reservation

@@ -94,6 +94,17 @@ pub enum Effect {
     /// Tell the user (pod condition `PodExceedsClusterCapacity` and a Warning event) that this
     /// driver's gang cannot fit its nodes even when they are empty.
     ReportExceedsCapacity { pod: PodKey, message: String },
+    /// Tell the user (a Normal event on the driver, a log line, the preemption metrics) what
+    /// preemption decided for this pending driver: `victims` whole gangs and `soft` executors
+    /// chosen, or (both 0) why nothing can be evicted. Only in dry run for now.
+    ReportPreemption {
+        pod: PodKey,
+        message: String,
+        dry_run: bool,
+        gangs: usize,
+        soft: usize,
+        priority: i32,
+    },
 }
 
 /// The answer to one filter call.

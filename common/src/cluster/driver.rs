@@ -149,6 +149,13 @@ impl ClusterState {
                     )
                 };
                 let mut effects = vec![Effect::EnsureDemand(key.clone())];
+                let message = match self.preemption_report(key, outcome, now) {
+                    Some((text, effect)) => {
+                        effects.push(effect);
+                        format!("{message}; {text}")
+                    }
+                    None => message,
+                };
                 if outcome == FilterOutcome::FailureExceedsCapacity {
                     effects.push(Effect::ReportExceedsCapacity {
                         pod: key.clone(),

@@ -33,6 +33,9 @@ pub struct Scenario {
     #[serde(default)]
     pub config: serde_yaml::Mapping,
     pub nodes: Vec<NodeGroup>,
+    /// `PriorityClass`es created before the run: `[{name: high, value: 1000}]`.
+    #[serde(default)]
+    pub priority_classes: Vec<PriorityClassSpec>,
     pub apps: Vec<AppSpec>,
     #[serde(default)]
     pub expect: Vec<Expectation>,
@@ -107,6 +110,25 @@ pub struct NodeGroup {
     pub labels: BTreeMap<String, String>,
 }
 
+/// A `PriorityClass` of the scenario's cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriorityClassSpec {
+    pub name: String,
+    pub value: i32,
+    #[serde(default)]
+    pub global_default: bool,
+}
+
+impl PriorityClassSpec {
+    /// The API object.
+    pub fn object(&self) -> serde_json::Value {
+        serde_json::json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": self.name}, "value": self.value,
+            "globalDefault": self.global_default})
+    }
+}
+
 /// One application, or `count` identical ones named `<name>-0` ….
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +143,10 @@ pub struct AppSpec {
     pub every: Option<String>,
     #[serde(default = "default_namespace")]
     pub namespace: String,
+    /// The `PriorityClass` its driver and executors ask for, as a plain spark-submit does:
+    /// `--conf spark.kubernetes.{driver,executor}.label.sparkgang.io/priority-class=<class>`.
+    #[serde(default)]
+    pub priority_class: Option<String>,
     #[serde(default)]
     pub conf: BTreeMap<String, String>,
     #[serde(default)]
@@ -270,6 +296,15 @@ fn expand(s: &Scenario) -> Result<Vec<Planned>, ScenarioError> {
                 .map(|k| Ok((duration("scale.at", &k.at)?, k.executors)))
                 .collect::<Result<_, ScenarioError>>()?,
         };
+        let mut conf = a.conf.clone();
+        if let Some(class) = &a.priority_class {
+            for role in ["driver", "executor"] {
+                conf.insert(
+                    format!("spark.kubernetes.{role}.label.sparkgang.io/priority-class"),
+                    class.clone(),
+                );
+            }
+        }
         let n = a.count.unwrap_or(1);
         for k in 0..n {
             let name = if a.count.is_some() {
@@ -282,7 +317,7 @@ fn expand(s: &Scenario) -> Result<Vec<Planned>, ScenarioError> {
                 submission: Submission {
                     namespace: a.namespace.clone(),
                     name: name.clone(),
-                    conf: a.conf.clone(),
+                    conf: conf.clone(),
                     annotations: a.annotations.clone(),
                 },
                 script: script.clone(),

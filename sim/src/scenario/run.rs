@@ -67,6 +67,12 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
         .map_err(|e| ScenarioError::Invalid(e.to_string()))?;
         ns_api.create(&PostParams::default(), &object).await?;
     }
+    let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> = Api::all(client.clone());
+    for class in &scenario.priority_classes {
+        let object = serde_json::from_value(class.object())
+            .map_err(|e| ScenarioError::Invalid(format!("priority_classes: {e}")))?;
+        classes.create(&PostParams::default(), &object).await?;
+    }
     let node_api: Api<Node> = Api::all(client.clone());
     let mut node_records = Vec::new();
     for (node, record) in nodes(scenario)? {

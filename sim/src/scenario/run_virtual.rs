@@ -39,6 +39,9 @@ pub fn run_virtual(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioEr
         clock: "virtual".to_owned(),
         ..History::default()
     };
+    for class in &scenario.priority_classes {
+        world.create_priority_class(class.object())?;
+    }
     for (node, record) in nodes(scenario)? {
         world.create_node(&node)?;
         history.nodes.push(record);

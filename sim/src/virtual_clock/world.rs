@@ -213,6 +213,17 @@ impl World {
         Ok(())
     }
 
+    /// Stores a `scheduling.k8s.io/v1` `PriorityClass` (the API server's Priority plugin reads
+    /// it when pods are created).
+    pub fn create_priority_class(&mut self, class: Value) -> Result<(), SimError> {
+        let def = self
+            .store
+            .resource("scheduling.k8s.io", "v1", "priorityclasses")
+            .ok_or_else(|| api("the PriorityClass resource is not served"))?;
+        self.store.create(&def, "", class).map_err(api)?;
+        Ok(())
+    }
+
     pub fn create_node(&mut self, node: &Node) -> Result<(), SimError> {
         let stored = self
             .store

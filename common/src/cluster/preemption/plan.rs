@@ -35,21 +35,23 @@ pub struct PreemptionPlan {
 }
 
 impl PreemptionPlan {
-    /// "gang spark/etl-7 (priority 10), executor spark/ml-3-exec-5 (priority 0)".
+    /// "the gang of driver spark/etl-driver (application spark-1f…, priority 10), executor
+    /// spark/ml-exec-5 (application spark-9a…, priority 0)".
     pub fn victims_text(&self) -> String {
         self.victims
             .iter()
-            .map(|v| match &v.kind {
-                VictimKind::Gang => format!(
-                    "gang {}/{} (priority {})",
-                    v.app.namespace, v.app.app_id, v.priority
-                ),
-                VictimKind::Soft { pod } => {
-                    format!(
-                        "executor {}/{pod} (priority {})",
-                        v.app.namespace, v.priority
-                    )
-                }
+            .map(|v| {
+                let what = match (&v.kind, v.pods.first()) {
+                    (VictimKind::Gang, Some(driver)) => format!("the gang of driver {driver}"),
+                    (VictimKind::Gang, None) => "the gang".to_owned(),
+                    (VictimKind::Soft { pod }, _) => {
+                        format!("executor {}/{pod}", v.app.namespace)
+                    }
+                };
+                format!(
+                    "{what} (application {}, priority {})",
+                    v.app.app_id, v.priority
+                )
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -293,4 +295,55 @@ impl ClusterState {
 
 fn elapsed(since: Timestamp, now: Timestamp) -> Duration {
     Duration::from_secs_f64(now.duration_since(since).as_secs_f64().max(0.0))
+}
+
+impl ClusterState {
+    /// With preemption on (dry run), what it would do for the driver `key` that does not fit
+    /// (`outcome` failure-fit): the words added to its failure message, and the report.
+    pub(in crate::cluster) fn preemption_report(
+        &mut self,
+        key: &PodKey,
+        outcome: super::super::FilterOutcome,
+        now: Timestamp,
+    ) -> Option<(String, super::super::Effect)> {
+        let policy = &self.config.preemption;
+        if !policy.enabled || outcome != super::super::FilterOutcome::FailureFit {
+            return None;
+        }
+        let dry_run = policy.dry_run;
+        let priority = self.pods.get(key).map_or(0, |p| p.priority);
+        let (text, gangs, soft) = match self.plan_preemption(key, now) {
+            Ok(plan) => {
+                let gangs = plan
+                    .victims
+                    .iter()
+                    .filter(|v| v.kind == VictimKind::Gang)
+                    .count();
+                let soft = plan.victims.len() - gangs;
+                let text = if plan.victims.is_empty() {
+                    "room is being freed by terminating pods".to_owned()
+                } else {
+                    format!("preemption would evict {}", plan.victims_text())
+                };
+                (text, gangs, soft)
+            }
+            Err(why) => (why, 0, 0),
+        };
+        let text = if dry_run {
+            format!("{text} (dry run: nothing is evicted)")
+        } else {
+            text
+        };
+        Some((
+            text.clone(),
+            super::super::Effect::ReportPreemption {
+                pod: key.clone(),
+                message: text,
+                dry_run,
+                gangs,
+                soft,
+                priority,
+            },
+        ))
+    }
 }

@@ -102,7 +102,10 @@ fn the_youngest_lower_priority_gang_is_the_victim() {
         .to_owned();
     let idx = s.nodes.index_of(&young_node).unwrap();
     assert_eq!(plan.placement.driver_node, idx);
-    assert_eq!(plan.victims_text(), "gang spark/young (priority 10)");
+    assert_eq!(
+        plan.victims_text(),
+        "the gang of driver spark/young-driver (application young, priority 10)"
+    );
 }
 
 #[test]
@@ -143,6 +146,7 @@ fn room_already_being_freed_needs_no_extra_victim() {
     s.filter(&pod(&driver("urgent", 1000, 60)), &names, t(60));
     let key = PodKey::new("spark", "urgent-driver");
     let first = s.plan_preemption(&key, t(61)).expect("a plan");
+    assert_eq!(first.victims[0].app, AppKey::new("spark", "young"));
     let mut young = driver("young", 10, 30);
     let node = s
         .reservation(&AppKey::new("spark", "young"))
@@ -170,4 +174,71 @@ fn the_budget_per_minute_holds() {
     let err = s.plan_preemption(&key, t(90)).unwrap_err();
     assert!(err.contains("allows 0 now"), "{err}");
     assert!(s.plan_preemption(&key, t(122)).is_ok(), "a minute later");
+}
+
+/// In dry run a driver that does not fit is told what preemption would evict, and the report
+/// effect carries it; with preemption off, nothing is said.
+#[test]
+fn dry_run_reports_in_the_failure_message_and_evicts_nothing() {
+    let (mut s, names) = full_cluster(PreemptionPolicy {
+        dry_run: true,
+        ..enabled()
+    });
+    let urgent = pod(&driver("urgent", 1000, 60));
+    let d = s.filter(&urgent, &names, t(61));
+    assert!(d.node.is_none());
+    assert!(
+        d.message.ends_with(
+            "; preemption would evict the gang of driver spark/young-driver (application young, \
+             priority 10) (dry run: nothing is evicted)"
+        ),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.effects.iter().any(|e| matches!(
+            e,
+            crate::cluster::Effect::ReportPreemption {
+                dry_run: true,
+                gangs: 1,
+                soft: 0,
+                priority: 1000,
+                ..
+            }
+        )),
+        "{:?}",
+        d.effects
+    );
+    // Nothing changed: both gangs keep their reservations, the preemptor has none.
+    for app in ["old", "young"] {
+        assert!(s.reservation(&AppKey::new("spark", app)).is_some());
+    }
+    assert!(s.reservation(&AppKey::new("spark", "urgent")).is_none());
+
+    let (mut off, names) = full_cluster(PreemptionPolicy::default());
+    let d = off.filter(&urgent, &names, t(61));
+    assert!(!d.message.contains("preemption"), "{}", d.message);
+    assert!(
+        !d.effects
+            .iter()
+            .any(|e| matches!(e, crate::cluster::Effect::ReportPreemption { .. }))
+    );
+}
+
+/// A driver of equal priority hears why preemption cannot help.
+#[test]
+fn the_reason_says_why_nothing_can_be_evicted() {
+    let (mut s, names) = full_cluster(PreemptionPolicy {
+        dry_run: true,
+        ..enabled()
+    });
+    let d = s.filter(&pod(&driver("peer", 10, 60)), &names, t(61));
+    assert!(
+        d.message.contains(
+            "preemption cannot make room: evicting every lower-priority gang and soft \
+             reservation on its 2 eligible nodes would not be enough"
+        ),
+        "{}",
+        d.message
+    );
 }
