@@ -1000,3 +1000,85 @@ async fn shutdown_ends_open_watches() {
     drain.abort();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// kube-rs's `Api::evict` against the eviction subresource: a PodDisruptionBudget with no
+/// disruption allowed refuses (429, cause DisruptionBudget); one that allows it is spent, and
+/// the pod is marked `DisruptionTarget` and deleted (here only marked: it has a finalizer).
+#[tokio::test]
+async fn evictions_honour_pod_disruption_budgets() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kube::api::EvictParams;
+    let server = common::server().await;
+    // kube-rs retries 429 on its own by default (15 times, backing off up to 1000 s): a
+    // refusal would take minutes to surface. A caller that evicts turns that off.
+    let mut config = kube::Config::new(server.url().parse().expect("url"));
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).expect("client");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let mut p = pod("victim");
+    p.metadata.finalizers = Some(vec!["test/keep".to_owned()]);
+    pods.create(&PostParams::default(), &p).await.unwrap();
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+        "metadata": {"name": "drivers"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"spark-role": "driver"}}}
+    }))
+    .unwrap();
+    pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    let set_allowed = |n: i32| {
+        let pdbs = pdbs.clone();
+        async move {
+            let status = json!({"status": {"disruptionsAllowed": n, "desiredHealthy": 1,
+                "currentHealthy": 1, "expectedPods": 1, "observedGeneration": 1}});
+            pdbs.patch_status("drivers", &PatchParams::default(), &Patch::Merge(&status))
+                .await
+                .unwrap();
+        }
+    };
+    set_allowed(0).await;
+    let refused = pods
+        .evict("victim", &EvictParams::default())
+        .await
+        .expect_err("the budget refuses");
+    assert_eq!(code(&refused), 429);
+    assert!(
+        refused.to_string().contains("disruption budget"),
+        "{refused}"
+    );
+    assert!(
+        pods.get("victim")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+
+    set_allowed(1).await;
+    pods.evict("victim", &EvictParams::default())
+        .await
+        .expect("evicted");
+    let marked = pods.get("victim").await.unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    let condition = marked
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "DisruptionTarget")
+        .expect("DisruptionTarget");
+    assert_eq!(condition.reason.as_deref(), Some("EvictionByEvictionAPI"));
+    let spent = pdbs.get("drivers").await.unwrap().status.unwrap();
+    assert_eq!(spent.disruptions_allowed, 0);
+    assert!(
+        spent
+            .disrupted_pods
+            .unwrap_or_default()
+            .contains_key("victim")
+    );
+    let missing = pods
+        .evict("nobody", &EvictParams::default())
+        .await
+        .expect_err("no such pod");
+    assert_eq!(code(&missing), 404);
+}

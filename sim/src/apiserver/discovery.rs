@@ -74,7 +74,7 @@ pub fn group(table: &ResourceTable, group: &str) -> Option<Value> {
 fn sub_verbs(s: Subresource) -> Vec<&'static str> {
     match s {
         Subresource::Status => vec!["get", "patch", "update"],
-        Subresource::Binding => vec!["create"],
+        Subresource::Binding | Subresource::Eviction => vec!["create"],
     }
 }
 
@@ -82,6 +82,7 @@ fn sub_kind(def: &ResourceDef, s: Subresource) -> &str {
     match s {
         Subresource::Status => &def.kind,
         Subresource::Binding => "Binding",
+        Subresource::Eviction => "Eviction",
     }
 }
 

@@ -387,8 +387,13 @@ async fn route(
         }
         (Method::GET, Some(name)) => {
             set_verb(record, "get");
-            if sub == Some(Subresource::Binding) {
-                return Err(ApiError::method_not_allowed("binding supports only create"));
+            if let Some(only_create) =
+                sub.filter(|s| matches!(s, Subresource::Binding | Subresource::Eviction))
+            {
+                return Err(ApiError::method_not_allowed(format!(
+                    "{} supports only create",
+                    only_create.name()
+                )));
             }
             let obj = app.store.get(&def, &ns, &name).ok_or_else(|| {
                 ApiError::not_found(&def.qualified(), &name).details(&name, &def.group, &def.plural)
@@ -416,10 +421,28 @@ async fn route(
             app.api.bind(&ns, &name, &binding, &opts, caller).await?;
             Ok(value_response(201, &success_status(201, None)))
         }
+        (Method::POST, Some(name)) if sub == Some(Subresource::Eviction) => {
+            set_verb(record, "create");
+            let eviction = decode_body(headers, &body)?;
+            let options = eviction
+                .get("deleteOptions")
+                .filter(|o| !o.is_null())
+                .map(|o| o.to_string())
+                .unwrap_or_default();
+            let mut opts = delete_options(q, options.as_bytes())?;
+            opts.dry_run |= q.dry_run()?;
+            app.api.evict(&ns, &name, &eviction, &opts).await?;
+            Ok(value_response(201, &success_status(201, None)))
+        }
         (Method::PUT, Some(name)) => {
             set_verb(record, "update");
-            if sub == Some(Subresource::Binding) {
-                return Err(ApiError::method_not_allowed("binding supports only create"));
+            if let Some(only_create) =
+                sub.filter(|s| matches!(s, Subresource::Binding | Subresource::Eviction))
+            {
+                return Err(ApiError::method_not_allowed(format!(
+                    "{} supports only create",
+                    only_create.name()
+                )));
             }
             let obj = decode_body(headers, &body)?;
             let opts = WriteOptions {
@@ -433,8 +456,13 @@ async fn route(
         }
         (Method::PATCH, Some(name)) => {
             set_verb(record, "patch");
-            if sub == Some(Subresource::Binding) {
-                return Err(ApiError::method_not_allowed("binding supports only create"));
+            if let Some(only_create) =
+                sub.filter(|s| matches!(s, Subresource::Binding | Subresource::Eviction))
+            {
+                return Err(ApiError::method_not_allowed(format!(
+                    "{} supports only create",
+                    only_create.name()
+                )));
             }
             let ct = headers
                 .get(header::CONTENT_TYPE)

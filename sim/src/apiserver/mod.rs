@@ -19,6 +19,7 @@ pub mod clock;
 pub mod conversion;
 pub mod discovery;
 pub mod errors;
+pub mod eviction;
 pub mod faults;
 pub mod hooks;
 pub mod http;

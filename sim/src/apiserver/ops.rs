@@ -246,6 +246,27 @@ impl Api {
         self.store.delete(def, namespace, name, opts)
     }
 
+    /// `POST pods/<name>/eviction` with an `Eviction` body (`policy/v1`): the pod is deleted
+    /// unless its PodDisruptionBudget refuses (429).
+    pub async fn evict(
+        &self,
+        namespace: &str,
+        pod: &str,
+        eviction: &Value,
+        opts: &DeleteOptions,
+    ) -> Result<Arc<Stored>, ApiError> {
+        let body_name = eviction
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !body_name.is_empty() && body_name != pod {
+            return Err(ApiError::bad_request(format!(
+                "name in URL does not match name in Eviction object: {pod} != {body_name}"
+            )));
+        }
+        super::eviction::evict(&self.store, namespace, pod, opts)
+    }
+
     /// `POST pods/<name>/binding` with a `Binding` body.
     pub async fn bind(
         &self,

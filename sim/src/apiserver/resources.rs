@@ -12,6 +12,9 @@ pub enum Subresource {
     Status,
     /// `binding` (pods): POST a `Binding` to set `spec.nodeName`.
     Binding,
+    /// `eviction` (pods): POST an `Eviction` to delete the pod unless a
+    /// PodDisruptionBudget forbids it (`super::eviction`).
+    Eviction,
 }
 
 impl Subresource {
@@ -19,6 +22,7 @@ impl Subresource {
         match self {
             Subresource::Status => "status",
             Subresource::Binding => "binding",
+            Subresource::Eviction => "eviction",
         }
     }
 
@@ -26,6 +30,7 @@ impl Subresource {
         match s {
             "status" => Some(Subresource::Status),
             "binding" => Some(Subresource::Binding),
+            "eviction" => Some(Subresource::Eviction),
             _ => None,
         }
     }
@@ -170,11 +175,11 @@ pub struct ResourceTable {
 impl ResourceTable {
     /// The built-in resources (core, coordination, networking, events, apiextensions).
     pub fn builtin() -> Self {
-        use Subresource::{Binding, Status};
+        use Subresource::{Binding, Eviction, Status};
         let mut t = ResourceTable::default();
         let pods = ResourceDef::builtin("", "v1", "pods", "Pod", true)
             .short(&["po"])
-            .sub(&[Status, Binding])
+            .sub(&[Status, Binding, Eviction])
             .fields(&[
                 "spec.nodeName",
                 "spec.restartPolicy",
