@@ -22,11 +22,18 @@ pub const API_CALLS: &[ApiCall] = &[
         verbs: &["get", "list", "watch", "patch"],
         own_namespace_only: false,
     },
-    // The PodExceedsClusterCapacity condition.
+    // The PodExceedsClusterCapacity condition; DisruptionTarget on victims of preemption.
     ApiCall {
         group: "",
         resource: "pods/status",
         verbs: &["patch"],
+        own_namespace_only: false,
+    },
+    // Preemption evicts its victims through the Eviction API.
+    ApiCall {
+        group: "",
+        resource: "pods/eviction",
+        verbs: &["create"],
         own_namespace_only: false,
     },
     ApiCall {

@@ -336,14 +336,6 @@ impl ExtenderConfig {
         if self.instance_group_label.is_empty() {
             return Err(("instanceGroupLabel", "must not be empty".to_owned()));
         }
-        if self.preemption.enabled && !self.preemption.dry_run {
-            return Err((
-                "preemption.dryRun",
-                "must be true for now: this version plans and reports preemptions but does not \
-                 evict yet (docs/priorities.md, Status)"
-                    .to_owned(),
-            ));
-        }
         if self.gpu_resource_names.is_empty() {
             return Err((
                 "gpuResourceNames",
@@ -492,7 +484,6 @@ preemption: {enabled: true, dryRun: true, minRuntime: 5m, maxVictimsPerMinute: 3
                 "duration such as",
             ),
             ("fifo: {enabld: true}", "unknown field `enabld`"),
-            ("preemption: {enabled: true}", "preemption.dryRun"),
             ("preemption: {minRuntime: 5}", "minRuntime"),
             (
                 "defaultDemand: {driver: {cpu: 1g, memory: 1Gi}, executor: {cpu: 1, memory: 1Gi}, minExecutors: 1, maxExecutors: 1}",

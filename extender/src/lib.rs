@@ -231,7 +231,7 @@ pub enum StartError {
 pub const USER_AGENT: &str = concat!("sparkgang-extender/", env!("CARGO_PKG_VERSION"));
 
 /// The two clients: every request times out after `requestTimeout`; watches have no read
-/// timeout (the watch loop judges their silence). Both send [`USER_AGENT`] unless `kube`
+/// timeout (the watch loop judges their silence); neither retries on its own. Both send [`USER_AGENT`] unless `kube`
 /// names another.
 fn clients(mut kube: kube::Config, config: &ExtenderConfig) -> Result<term::Clients, StartError> {
     if !kube
@@ -245,6 +245,11 @@ fn clients(mut kube: kube::Config, config: &ExtenderConfig) -> Result<term::Clie
         ));
     }
     let timeout = config.api_server.request_timeout;
+    // kube-rs retries 429, 503 and 504 by itself by default, up to 15 times with backoff up
+    // to 1000 s: a call could outlast `requestTimeout` by minutes, and an eviction that a
+    // PodDisruptionBudget refuses (429) would hang its writer task. The extender retries
+    // writes itself (writer.rs) and watches back off on their own.
+    kube.default_retry = false;
     kube.connect_timeout = Some(timeout);
     kube.write_timeout = Some(timeout);
     let mut requests = kube.clone();

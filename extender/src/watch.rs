@@ -316,10 +316,14 @@ fn handle(ext: &Extender, gated: &mpsc::UnboundedSender<PodKey>, feed: &mut Feed
             }
             Item::Reservation(e) => feed.reservation(state, unbox(e)),
         };
+        let mut fed = fed;
         if fed.synced_now {
             // Build the FIFO plans before turning ready, so no filter call pays for them.
             let warm = std::time::Instant::now();
             state.prepare(ext.clock.now());
+            // A previous leader may have died between holding a preemptor's room and
+            // evicting its victims: finish the evictions.
+            fed.effects.extend(state.resume_preemptions());
             info!(
                 seconds = warm.elapsed().as_secs_f64(),
                 "decision state prepared"

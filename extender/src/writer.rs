@@ -50,7 +50,8 @@ fn target(effect: &Effect) -> Target {
         Effect::EnsureDemand(pod)
         | Effect::DeleteDemand(pod)
         | Effect::ReportExceedsCapacity { pod, .. }
-        | Effect::ReportPreemption { pod, .. } => Target::Pod(pod.clone()),
+        | Effect::ReportPreemption { pod, .. }
+        | Effect::Evict { pod, .. } => Target::Pod(pod.clone()),
     }
 }
 
@@ -176,6 +177,13 @@ async fn carry_out(
             if remember(&|p| p.reported.insert(pod.clone())) {
                 report_exceeds_capacity(client, ext, recorder, pod, message).await;
             }
+        }
+        Effect::Evict {
+            pod,
+            preemptor,
+            message,
+        } => {
+            evict(client, ext, recorder, pod, preemptor, message).await;
         }
         Effect::ReportPreemption {
             pod,
@@ -451,6 +459,82 @@ async fn report_exceeds_capacity(
         EventType::Warning,
         "GangExceedsCapacity",
         "Scheduling",
+        message,
+    )
+    .await;
+}
+
+/// Evicts a victim of preemption as kube-scheduler does: the `DisruptionTarget` condition
+/// (reason `PreemptionByScheduler`) first, then the Eviction API (so PodDisruptionBudgets hold;
+/// a refusal is tried again every 5 s while this replica leads), then a `Preempted` event. A
+/// pod already gone is done.
+async fn evict(
+    client: &Client,
+    ext: &Extender,
+    recorder: &Recorder,
+    pod: &PodKey,
+    preemptor: &PodKey,
+    message: &str,
+) {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    let now = ext.clock.now();
+    let condition = serde_json::json!({"status": {"conditions": [{
+        "type": "DisruptionTarget",
+        "status": "True",
+        "reason": "PreemptionByScheduler",
+        "message": message,
+        "lastTransitionTime": now.to_string(),
+    }]}});
+    match api
+        .patch_status(
+            &pod.name,
+            &PatchParams::default(),
+            &Patch::Strategic(&condition),
+        )
+        .await
+    {
+        Ok(_) => ext.metrics.count_write("pod-status", "ok"),
+        Err(e) if status_code(&e) == Some(404) => return,
+        Err(e) => {
+            ext.metrics.count_write("pod-status", "error");
+            warn!(pod = %pod, error = %e, "cannot set the DisruptionTarget condition; evicting anyway");
+        }
+    }
+    let mut failures = 0u32;
+    loop {
+        // The term's state is gone when this replica stops leading: the next leader's
+        // plan takes over.
+        if ext.with_state(|_| ()).is_none() {
+            return;
+        }
+        match api
+            .evict(&pod.name, &kube::api::EvictParams::default())
+            .await
+        {
+            Ok(_) => {
+                ext.metrics.count_write("pod-eviction", "ok");
+                info!(pod = %pod, preemptor = %preemptor, "evicted for preemption");
+                break;
+            }
+            Err(e) if status_code(&e) == Some(404) => return,
+            Err(e) => {
+                failures += 1;
+                let refused = status_code(&e) == Some(429);
+                ext.metrics
+                    .count_write("pod-eviction", if refused { "refused" } else { "error" });
+                warn!(pod = %pod, preemptor = %preemptor, error = %e, failures,
+                    "eviction not done; trying again in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+    publish_pod_event(
+        ext,
+        recorder,
+        pod,
+        EventType::Normal,
+        "Preempted",
+        "Preempting",
         message,
     )
     .await;

@@ -13,6 +13,9 @@ pub const ANNOTATION_PREFIX: &str = "sparkgang.io/";
 pub const GANG_DEMAND_ANNOTATION: &str = "sparkgang.io/demand";
 /// Annotation on a driver: the name of its `spark.properties` ConfigMap, recorded at admission.
 pub const CONF_MAP_ANNOTATION: &str = "sparkgang.io/spark-conf-map";
+/// On a preemptor's `ResourceReservation`: the pods evicted for it, as
+/// `namespace/name/uid` joined by commas, so that a restarted leader finishes the evictions.
+pub const PREEMPTING_ANNOTATION: &str = "sparkgang.io/preempting";
 /// Scheduling gate the webhook adds to drivers whose demand must be read from their ConfigMap.
 pub const SPARK_CONF_GATE: &str = "sparkgang.io/spark-conf";
 /// Label on reservations and demands: the Spark application id.

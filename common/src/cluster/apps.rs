@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::api::APP_ID_LABEL;
 use crate::api::reservation::{
     DRIVER_SLOT, ReservationSlot, ResourceReservation, ResourceReservationSpec,
     ResourceReservationStatus,
 };
+use crate::api::{APP_ID_LABEL, PREEMPTING_ANNOTATION};
 use crate::resources::{GpuResourceNames, Resources};
 
 use super::keys::{AppKey, PodKey};
@@ -34,6 +34,9 @@ pub struct AppReservation {
     pub driver_uid: String,
     /// The API object's `resourceVersion`, once written or observed.
     pub resource_version: Option<String>,
+    /// The pods evicted to make this room (`namespace/name/uid`), when it was taken by
+    /// preemption: kept on the object so a restarted leader finishes evicting them.
+    pub preempting: Vec<String>,
 }
 
 impl AppReservation {
@@ -85,6 +88,18 @@ impl AppReservation {
             driver_name: owner.map(|o| o.name.clone()).unwrap_or_default(),
             driver_uid: owner.map(|o| o.uid.clone()).unwrap_or_default(),
             resource_version: rr.metadata.resource_version.clone(),
+            preempting: rr
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(PREEMPTING_ANNOTATION))
+                .map(|v| {
+                    v.split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -120,6 +135,9 @@ impl AppReservation {
                 name: Some(app.reservation_name()),
                 namespace: Some(app.namespace.clone()),
                 labels: Some(labels),
+                annotations: (!self.preempting.is_empty()).then(|| {
+                    BTreeMap::from([(PREEMPTING_ANNOTATION.to_owned(), self.preempting.join(","))])
+                }),
                 resource_version: self.resource_version.clone(),
                 owner_references: Some(vec![OwnerReference {
                     api_version: "v1".to_owned(),

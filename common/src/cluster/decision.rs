@@ -31,6 +31,8 @@ pub enum FilterOutcome {
     FailureReservedNodeUnavailable,
     /// An executor whose driver has no reservation (not placed yet, or not by sparkgang).
     FailureDriverNotPlaced,
+    /// Lower-priority pods are being evicted for this driver's gang; its places are held.
+    FailurePreempting,
 }
 
 impl FilterOutcome {
@@ -49,6 +51,7 @@ impl FilterOutcome {
             FilterOutcome::FailureUnknownDemand => "failure-unknown-demand",
             FilterOutcome::FailureReservedNodeUnavailable => "failure-reserved-node-unavailable",
             FilterOutcome::FailureDriverNotPlaced => "failure-driver-not-placed",
+            FilterOutcome::FailurePreempting => "failure-preempting",
         }
     }
 
@@ -64,7 +67,7 @@ impl FilterOutcome {
     }
 
     /// Every outcome, for metric pre-registration and docs.
-    pub const ALL: [FilterOutcome; 13] = [
+    pub const ALL: [FilterOutcome; 14] = [
         FilterOutcome::Success,
         FilterOutcome::SuccessAlreadyBound,
         FilterOutcome::SuccessReservedSlot,
@@ -78,6 +81,7 @@ impl FilterOutcome {
         FilterOutcome::FailureUnknownDemand,
         FilterOutcome::FailureReservedNodeUnavailable,
         FilterOutcome::FailureDriverNotPlaced,
+        FilterOutcome::FailurePreempting,
     ];
 }
 
@@ -94,9 +98,17 @@ pub enum Effect {
     /// Tell the user (pod condition `PodExceedsClusterCapacity` and a Warning event) that this
     /// driver's gang cannot fit its nodes even when they are empty.
     ReportExceedsCapacity { pod: PodKey, message: String },
+    /// Evict `pod` through the Eviction API, for the gang of driver `preemptor`: set its
+    /// `DisruptionTarget` condition (reason `PreemptionByScheduler`, `message`), evict, and
+    /// publish a `Preempted` event on it.
+    Evict {
+        pod: PodKey,
+        preemptor: PodKey,
+        message: String,
+    },
     /// Tell the user (a Normal event on the driver, a log line, the preemption metrics) what
     /// preemption decided for this pending driver: `victims` whole gangs and `soft` executors
-    /// chosen, or (both 0) why nothing can be evicted. Only in dry run for now.
+    /// chosen, or (both 0) why nothing can be evicted.
     ReportPreemption {
         pod: PodKey,
         message: String,

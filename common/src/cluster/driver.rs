@@ -19,6 +19,7 @@ use super::fifo::{FifoVerdict, PlannedDriver, QueuePosition};
 use super::keys::{AppKey, PodKey};
 use super::nodes::{NodeIdx, PackingView};
 use super::pod_entry::PodEntry;
+use super::preemption::Preemption;
 use super::{ClusterState, Timestamp};
 
 /// The nodes one driver placement allows, as a list and as a mask by node index.
@@ -82,6 +83,20 @@ impl ClusterState {
             );
         };
         if let Some(node) = self.reservation(&app).and_then(|r| r.driver_node()) {
+            if let Some(short) = self.overcommitted(node) {
+                // Its places are held while the pods they were taken from leave (preemption):
+                // binding now would put more on the node than it has.
+                let left = self.evictions_left(&app);
+                return Decision::failure(
+                    FilterOutcome::FailurePreempting,
+                    format!(
+                        "application {} has its places held on node {node}, which pods being \
+                         evicted for it still occupy ({short} over); waiting for them to leave",
+                        app.app_id
+                    ),
+                )
+                .with_effects(left);
+            }
             return if candidates.iter().any(|c| c.as_ref() == node) {
                 Decision::success(FilterOutcome::SuccessAlreadyBound, node, Vec::new())
             } else {
@@ -133,8 +148,9 @@ impl ClusterState {
                 } else {
                     FilterOutcome::FailureFit
                 };
-                let group_text =
-                    group.map_or_else(String::new, |g| format!(" in instance group {g}"));
+                let group_text = group
+                    .as_deref()
+                    .map_or_else(String::new, |g| format!(" in instance group {g}"));
                 let message = if outcome == FilterOutcome::FailureExceedsCapacity {
                     format!(
                         "application {} can never fit{group_text}: even with every node empty, {}",
@@ -149,12 +165,13 @@ impl ClusterState {
                     )
                 };
                 let mut effects = vec![Effect::EnsureDemand(key.clone())];
-                let message = match self.preemption_report(key, outcome, now) {
-                    Some((text, effect)) => {
-                        effects.push(effect);
+                let message = match self.preempt(key, &app, group, &demand, outcome, now) {
+                    Preemption::Acted(preempting) => return preempting,
+                    Preemption::Report(text, effect) => {
+                        effects.push(*effect);
                         format!("{message}; {text}")
                     }
-                    None => message,
+                    Preemption::None => message,
                 };
                 if outcome == FilterOutcome::FailureExceedsCapacity {
                     effects.push(Effect::ReportExceedsCapacity {
@@ -168,7 +185,7 @@ impl ClusterState {
     }
 
     /// Writes the reservation of a driver that fits.
-    fn reserve(
+    pub(super) fn reserve(
         &mut self,
         key: &PodKey,
         app: &AppKey,
@@ -210,6 +227,7 @@ impl ClusterState {
                 driver_name: key.name.clone(),
                 driver_uid: uid,
                 resource_version: None,
+                preempting: Vec::new(),
             }),
         );
         self.mark_changed(app);

@@ -211,7 +211,18 @@ impl ClusterState {
     pub fn reservation_matches(&self, app: &AppKey, current: Option<&ResourceReservation>) -> bool {
         match (self.reservation_object(app).0, current) {
             (None, None) => true,
-            (Some(ours), Some(theirs)) => ours.spec == theirs.spec && ours.status == theirs.status,
+            (Some(ours), Some(theirs)) => {
+                let preempting = |rr: &ResourceReservation| {
+                    rr.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(crate::api::PREEMPTING_ANNOTATION))
+                        .cloned()
+                };
+                ours.spec == theirs.spec
+                    && ours.status == theirs.status
+                    && preempting(&ours) == preempting(theirs)
+            }
             _ => false,
         }
     }

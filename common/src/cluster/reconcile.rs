@@ -155,6 +155,7 @@ impl ClusterState {
                 driver_name: driver.name.clone(),
                 driver_uid: uid,
                 resource_version: None,
+                preempting: Vec::new(),
             }),
         );
         self.mark_changed(app);

@@ -4,7 +4,7 @@ mod choose;
 mod plan;
 
 pub use choose::{Candidate, NoVictims, VictimKind, choose_victims, freed};
-pub(super) use plan::PreemptionLog;
+pub(super) use plan::{Preemption, PreemptionLog};
 pub use plan::{PreemptionPlan, Victim};
 
 #[cfg(test)]

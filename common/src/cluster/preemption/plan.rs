@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::binpack::Packing;
 use crate::resources::Resources;
 
+use super::super::decision::{Decision, Effect, FilterOutcome};
 use super::super::keys::{AppKey, PodKey};
 use super::super::nodes::NodeIdx;
 use super::super::{ClusterState, Timestamp};
@@ -21,6 +22,8 @@ pub struct Victim {
     pub pods: Vec<PodKey>,
     /// What it frees in all, on the preemptor's nodes.
     pub frees: Resources,
+    /// What it frees per node (by name).
+    pub frees_on: Vec<(String, Resources)>,
 }
 
 /// What a preemption does: evict `victims`, then the preemptor's gang goes to `placement`.
@@ -58,10 +61,31 @@ impl PreemptionPlan {
     }
 }
 
-/// Whole gangs preempted recently, for the victims-per-minute budget.
+/// Whole gangs preempted recently, for the victims-per-minute budget, and what victims being
+/// evicted still hold.
 #[derive(Debug, Default)]
 pub(in crate::cluster) struct PreemptionLog {
     gangs: VecDeque<Timestamp>,
+    /// Victims whose pods may not all be gone yet.
+    releasing: Vec<Releasing>,
+}
+
+/// One victim of a preemption: its pods, and what it holds per node until they are gone.
+#[derive(Debug)]
+struct Releasing {
+    pods: Vec<PodKey>,
+    frees_on: Vec<(String, Resources)>,
+}
+
+/// What preemption does for a pending driver whose gang does not fit.
+#[derive(Debug)]
+pub(in crate::cluster) enum Preemption {
+    /// It acted: the driver's places are held and its victims are being evicted.
+    Acted(Decision),
+    /// Words for the failure message, and the report (dry run, or no victims make room).
+    Report(String, Box<Effect>),
+    /// Preemption is off or does not apply.
+    None,
 }
 
 impl PreemptionLog {
@@ -235,6 +259,11 @@ impl ClusterState {
                         VictimKind::Soft { pod } => vec![PodKey::new(&c.app.namespace, pod)],
                     },
                     frees: c.frees.iter().fold(Resources::ZERO, |a, &(_, r)| a + r),
+                    frees_on: c
+                        .frees
+                        .iter()
+                        .map(|&(n, r)| (self.nodes.entry(n).name.clone(), r))
+                        .collect(),
                 }
             })
             .collect();
@@ -257,7 +286,7 @@ impl ClusterState {
     }
 
     /// What is already on its way out, per node, on the nodes of `mask`: pods terminating, and
-    /// the reservations of applications whose driver is terminating.
+    /// the executors and reservations of applications whose driver is terminating or gone.
     fn terminating_on(&self, mask: &[bool]) -> Vec<(NodeIdx, Resources)> {
         let mut per_node: BTreeMap<NodeIdx, Resources> = BTreeMap::new();
         let mut add = |n: NodeIdx, r: Resources| {
@@ -265,18 +294,26 @@ impl ClusterState {
                 *per_node.entry(n).or_default() += r;
             }
         };
-        for p in self.pods.values().filter(|p| p.deleting && !p.finished) {
-            if let Some((n, r, _)) = p.counted {
+        // An application whose driver is terminating or gone goes whole: garbage collection
+        // takes its executors, and its reservation goes with the driver.
+        // (Executors with no driver and no reservation run in client mode: they stay.)
+        let app_going = |entry: &super::super::apps::AppEntry| match entry.driver.as_ref() {
+            None => entry.reservation.is_some(),
+            Some(d) => self.pods.get(d).is_none_or(|d| d.deleting && !d.finished),
+        };
+        for p in self.pods.values().filter(|p| !p.finished) {
+            let going = p.deleting
+                || (p.role == Some(crate::pods::SparkRole::Executor)
+                    && p.app
+                        .as_ref()
+                        .and_then(|a| self.apps.get(a))
+                        .is_some_and(app_going));
+            if going && let Some((n, r, _)) = p.counted {
                 add(n, r);
             }
         }
         for entry in self.apps.values() {
-            let driver_going = entry
-                .driver
-                .as_ref()
-                .and_then(|d| self.pods.get(d))
-                .is_some_and(|d| d.deleting && !d.finished);
-            if !driver_going {
+            if !app_going(entry) {
                 continue;
             }
             let slots = entry.reservation.iter().flat_map(|r| r.slots.values());
@@ -298,52 +335,203 @@ fn elapsed(since: Timestamp, now: Timestamp) -> Duration {
 }
 
 impl ClusterState {
-    /// With preemption on (dry run), what it would do for the driver `key` that does not fit
-    /// (`outcome` failure-fit): the words added to its failure message, and the report.
-    pub(in crate::cluster) fn preemption_report(
+    /// Preemption for the pending driver `key` whose gang does not fit (`outcome`
+    /// failure-fit): the decision when it acts (its places are reserved where the plan puts
+    /// them, held while the victims are evicted), or the words and report for its failure
+    /// message (dry run, or no victims make room).
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::cluster) fn preempt(
         &mut self,
         key: &PodKey,
-        outcome: super::super::FilterOutcome,
+        app: &AppKey,
+        group: Option<String>,
+        demand: &crate::GangDemand,
+        outcome: FilterOutcome,
         now: Timestamp,
-    ) -> Option<(String, super::super::Effect)> {
+    ) -> Preemption {
         let policy = &self.config.preemption;
-        if !policy.enabled || outcome != super::super::FilterOutcome::FailureFit {
-            return None;
+        if !policy.enabled || outcome != FilterOutcome::FailureFit {
+            return Preemption::None;
         }
         let dry_run = policy.dry_run;
         let priority = self.pods.get(key).map_or(0, |p| p.priority);
-        let (text, gangs, soft) = match self.plan_preemption(key, now) {
-            Ok(plan) => {
-                let gangs = plan
-                    .victims
-                    .iter()
-                    .filter(|v| v.kind == VictimKind::Gang)
-                    .count();
-                let soft = plan.victims.len() - gangs;
-                let text = if plan.victims.is_empty() {
-                    "room is being freed by terminating pods".to_owned()
-                } else {
-                    format!("preemption would evict {}", plan.victims_text())
-                };
-                (text, gangs, soft)
-            }
-            Err(why) => (why, 0, 0),
-        };
-        let text = if dry_run {
-            format!("{text} (dry run: nothing is evicted)")
-        } else {
-            text
-        };
-        Some((
-            text.clone(),
-            super::super::Effect::ReportPreemption {
+        let report = |text: String, gangs: usize, soft: usize| {
+            let text = if dry_run {
+                format!("{text} (dry run: nothing is evicted)")
+            } else {
+                text
+            };
+            Effect::ReportPreemption {
                 pod: key.clone(),
                 message: text,
                 dry_run,
                 gangs,
                 soft,
                 priority,
-            },
-        ))
+            }
+        };
+        let plan = match self.plan_preemption(key, now) {
+            Ok(plan) => plan,
+            Err(why) => {
+                let effect = report(why, 0, 0);
+                return Preemption::Report(message_of(&effect), Box::new(effect));
+            }
+        };
+        let gangs = plan
+            .victims
+            .iter()
+            .filter(|v| v.kind == VictimKind::Gang)
+            .count();
+        let soft = plan.victims.len() - gangs;
+        let text = if plan.victims.is_empty() {
+            "its room is being freed by pods already terminating".to_owned()
+        } else if dry_run {
+            format!("preemption would evict {}", plan.victims_text())
+        } else {
+            format!("preempting {}", plan.victims_text())
+        };
+        let effect = report(text, gangs, soft);
+        if dry_run {
+            return Preemption::Report(message_of(&effect), Box::new(effect));
+        }
+        // Hold the room: the reservation goes where the plan puts the gang, now, so no other
+        // application can take what the victims free; the driver binds once it is free.
+        let reserved = self.reserve(key, app, group, demand, &plan.placement);
+        let victims: Vec<String> = plan
+            .victims
+            .iter()
+            .flat_map(|v| &v.pods)
+            .filter_map(|p| self.pods.get(p))
+            .map(|p| format!("{}/{}", p.key, p.uid))
+            .collect();
+        if let Some(r) = self.apps.get_mut(app).and_then(|a| a.reservation.as_mut()) {
+            r.preempting = victims;
+        }
+        let mut effects = reserved.effects;
+        let reason = format!(
+            "sparkgang: preempted for the gang of driver {} (priority {})",
+            plan.driver, plan.priority
+        );
+        for v in &plan.victims {
+            for pod in &v.pods {
+                effects.push(Effect::Evict {
+                    pod: pod.clone(),
+                    preemptor: plan.driver.clone(),
+                    message: reason.clone(),
+                });
+            }
+        }
+        self.record_preemption(&plan, now);
+        let pods = &self.pods;
+        self.preemption_log.releasing.retain(|r| {
+            r.pods
+                .iter()
+                .any(|p| pods.get(p).is_some_and(|p| !p.finished))
+        });
+        for v in &plan.victims {
+            self.preemption_log.releasing.push(Releasing {
+                pods: v.pods.clone(),
+                frees_on: v.frees_on.clone(),
+            });
+        }
+        let message = format!(
+            "application {}: {}; its places are held until they are gone",
+            app.app_id,
+            message_of(&effect)
+        );
+        effects.push(effect);
+        Preemption::Acted(
+            Decision::failure(FilterOutcome::FailurePreempting, message).with_effects(effects),
+        )
+    }
+
+    /// The evictions still to make for reservations taken by preemption: every recorded
+    /// victim pod that is still there (same UID), not finished and not terminating. A leader
+    /// calls it once its caches are synced (the previous one may have died between writing a
+    /// reservation and evicting), and a held driver's filter call asks again.
+    pub fn resume_preemptions(&self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        for (app, entry) in &self.apps {
+            let Some(r) = entry
+                .reservation
+                .as_ref()
+                .filter(|r| !r.preempting.is_empty())
+            else {
+                continue;
+            };
+            effects.extend(self.victims_left(app, r));
+        }
+        effects
+    }
+
+    /// The evictions still to make for `app`'s reservation `r`.
+    fn victims_left(&self, app: &AppKey, r: &super::super::AppReservation) -> Vec<Effect> {
+        let preemptor = PodKey::new(&app.namespace, &r.driver_name);
+        let priority = self.pods.get(&preemptor).map_or(0, |p| p.priority);
+        let message = format!(
+            "sparkgang: preempted for the gang of driver {preemptor} (priority {priority})"
+        );
+        r.preempting
+            .iter()
+            .filter_map(|v| {
+                let (pod, uid) = v.rsplit_once('/')?;
+                let (namespace, name) = pod.split_once('/')?;
+                let key = PodKey::new(namespace, name);
+                let p = self.pods.get(&key)?;
+                (p.uid == uid && !p.finished && !p.deleting).then(|| Effect::Evict {
+                    pod: key,
+                    preemptor: preemptor.clone(),
+                    message: message.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The evictions still to make for the reservation of `app`, if it was taken by
+    /// preemption.
+    pub(in crate::cluster) fn evictions_left(&self, app: &AppKey) -> Vec<Effect> {
+        self.reservation(app)
+            .map(|r| self.victims_left(app, r))
+            .unwrap_or_default()
+    }
+
+    /// What victims of preemption whose pods are not all gone still hold, per node: room
+    /// already promised to their preemptors. (What the extender holds less this fits every
+    /// node, as the simulator's capacity oracle checks.)
+    pub fn releasing_by_node(&self) -> BTreeMap<String, Resources> {
+        let mut out: BTreeMap<String, Resources> = BTreeMap::new();
+        for r in &self.preemption_log.releasing {
+            let present = r
+                .pods
+                .iter()
+                .any(|p| self.pods.get(p).is_some_and(|p| !p.finished));
+            if present {
+                for (node, r) in &r.frees_on {
+                    *out.entry(node.clone()).or_default() += *r;
+                }
+            }
+        }
+        out
+    }
+
+    /// How far node `name` is over-committed (usage above allocatable, as "cpu 2, memory
+    /// 1Gi"), or `None` when it is not: the room of a preemption is still held by the pods
+    /// it evicts.
+    pub(in crate::cluster) fn overcommitted(&self, name: &str) -> Option<String> {
+        let node = self.nodes.get_by_name(name)?;
+        let available = node.available();
+        let over = Resources::new(
+            (-available.cpu_milli).max(0),
+            (-available.memory_bytes).max(0),
+            (-available.gpus).max(0),
+        );
+        (over != Resources::ZERO).then(|| over.to_string())
+    }
+}
+
+fn message_of(effect: &Effect) -> String {
+    match effect {
+        Effect::ReportPreemption { message, .. } => message.clone(),
+        _ => String::new(),
     }
 }

@@ -83,10 +83,12 @@ fn enabled() -> PreemptionPolicy {
 fn the_youngest_lower_priority_gang_is_the_victim() {
     let (mut s, names) = full_cluster(enabled());
     let urgent = pod(&driver("urgent", 1000, 60));
+    s.config.preemption.enabled = false;
     assert!(
         s.filter(&urgent, &names, t(60)).node.is_none(),
         "the cluster is full"
     );
+    s.config.preemption.enabled = true;
     let key = PodKey::new("spark", "urgent-driver");
     let plan = s.plan_preemption(&key, t(61)).expect("a plan");
     assert_eq!(plan.victims.len(), 1, "{}", plan.victims_text());
@@ -110,8 +112,8 @@ fn the_youngest_lower_priority_gang_is_the_victim() {
 
 #[test]
 fn equal_priority_never_preempts() {
-    let (mut s, names) = full_cluster(enabled());
-    s.filter(&pod(&driver("peer", 10, 60)), &names, t(60));
+    let (mut s, _) = full_cluster(enabled());
+    s.apply_pod(&pod(&driver("peer", 10, 60)));
     let err = s
         .plan_preemption(&PodKey::new("spark", "peer-driver"), t(61))
         .unwrap_err();
@@ -120,11 +122,11 @@ fn equal_priority_never_preempts() {
 
 #[test]
 fn a_gang_younger_than_min_runtime_is_spared() {
-    let (mut s, names) = full_cluster(PreemptionPolicy {
+    let (mut s, _) = full_cluster(PreemptionPolicy {
         min_runtime: Duration::from_secs(45),
         ..enabled()
     });
-    s.filter(&pod(&driver("urgent", 1000, 60)), &names, t(60));
+    s.apply_pod(&pod(&driver("urgent", 1000, 60)));
     let key = PodKey::new("spark", "urgent-driver");
     // At 61 s only `old` has run for 45 s.
     let plan = s.plan_preemption(&key, t(61)).expect("a plan");
@@ -142,8 +144,8 @@ fn a_gang_younger_than_min_runtime_is_spared() {
 /// chooses no second victim.
 #[test]
 fn room_already_being_freed_needs_no_extra_victim() {
-    let (mut s, names) = full_cluster(enabled());
-    s.filter(&pod(&driver("urgent", 1000, 60)), &names, t(60));
+    let (mut s, _) = full_cluster(enabled());
+    s.apply_pod(&pod(&driver("urgent", 1000, 60)));
     let key = PodKey::new("spark", "urgent-driver");
     let first = s.plan_preemption(&key, t(61)).expect("a plan");
     assert_eq!(first.victims[0].app, AppKey::new("spark", "young"));
@@ -163,11 +165,11 @@ fn room_already_being_freed_needs_no_extra_victim() {
 
 #[test]
 fn the_budget_per_minute_holds() {
-    let (mut s, names) = full_cluster(PreemptionPolicy {
+    let (mut s, _) = full_cluster(PreemptionPolicy {
         max_victims_per_minute: 1,
         ..enabled()
     });
-    s.filter(&pod(&driver("urgent", 1000, 60)), &names, t(60));
+    s.apply_pod(&pod(&driver("urgent", 1000, 60)));
     let key = PodKey::new("spark", "urgent-driver");
     let plan = s.plan_preemption(&key, t(61)).expect("a plan");
     s.record_preemption(&plan, t(61));
@@ -241,4 +243,68 @@ fn the_reason_says_why_nothing_can_be_evicted() {
         "{}",
         d.message
     );
+}
+
+/// Preemption carried out: the preemptor's places are reserved at once (held), every pod of
+/// the victim is evicted, the driver waits while its node is over-committed by the victim and
+/// is placed on the held node once the victim is gone.
+#[test]
+fn the_room_is_held_and_the_driver_binds_once_the_victim_is_gone() {
+    let (mut s, names) = full_cluster(enabled());
+    let urgent = pod(&driver("urgent", 1000, 60));
+    let d = s.filter(&urgent, &names, t(61));
+    assert_eq!(
+        d.outcome,
+        crate::cluster::FilterOutcome::FailurePreempting,
+        "{}",
+        d.message
+    );
+    assert!(
+        d.message
+            .contains("preempting the gang of driver spark/young-driver"),
+        "{}",
+        d.message
+    );
+    let urgent_app = AppKey::new("spark", "urgent");
+    let held = s
+        .reservation(&urgent_app)
+        .and_then(|r| r.driver_node())
+        .expect("the room is held")
+        .to_owned();
+    assert!(
+        d.effects
+            .contains(&crate::cluster::Effect::SyncReservation(urgent_app.clone()))
+    );
+    let evicted: Vec<&PodKey> = d
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            crate::cluster::Effect::Evict { pod, .. } => Some(pod),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evicted, [&PodKey::new("spark", "young-driver")]);
+    // The victim is still there: the driver waits, and nobody else gets its room.
+    let d = s.filter(&urgent, &names, t(62));
+    assert_eq!(
+        d.outcome,
+        crate::cluster::FilterOutcome::FailurePreempting,
+        "{}",
+        d.message
+    );
+    assert!(
+        d.message.contains(&format!("held on node {held}")),
+        "{}",
+        d.message
+    );
+    let other = pod(&driver("other", 1000, 62));
+    s.config.preemption.enabled = false;
+    assert!(
+        s.filter(&other, &names, t(62)).node.is_none(),
+        "the held room is not given away"
+    );
+    // The victim's driver is gone (its executors were never created here).
+    s.delete_pod(&PodKey::new("spark", "young-driver"));
+    let d = s.filter(&urgent, &names, t(63));
+    assert_eq!(d.node.as_deref(), Some(held.as_str()), "{}", d.message);
 }
