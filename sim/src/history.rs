@@ -26,6 +26,10 @@ pub struct History {
     /// real).
     #[serde(default = "real_clock")]
     pub clock: String,
+    /// Pods evicted for preemption (`namespace/name`, sorted): they carried
+    /// `DisruptionTarget` with reason `PreemptionByScheduler`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preempted: Vec<String>,
 }
 
 fn real_clock() -> String {
@@ -108,6 +112,9 @@ pub struct PodRecord {
     pub node: Option<String>,
     pub phase: String,
     pub requests: Resources,
+    /// Carries `DisruptionTarget=True`: it is being evicted (preemption).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disrupted: bool,
 }
 
 impl PodRecord {
@@ -127,6 +134,14 @@ impl PodRecord {
                 .and_then(|st| st.phase.clone())
                 .unwrap_or_default(),
             requests,
+            disrupted: p
+                .status
+                .as_ref()
+                .and_then(|st| st.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+                }),
         }
     }
 
@@ -185,14 +200,18 @@ impl ReservationRecord {
 
 /// Per node, what the extender holds there: slots, soft reservations and pods no slot covers.
 /// Its memory is ahead of its API objects, whose writes follow.
+///
+/// Room that victims of a preemption still hold while they are evicted is left out: it is
+/// promised to the preemptor, whose reservation is counted (the preemptor binds only once the
+/// victims are gone, which the bound-pods check sees).
 pub fn held_by_node(state: &ClusterState) -> BTreeMap<String, Resources> {
+    let releasing = state.releasing_by_node();
     state
         .nodes()
         .map(|n| {
-            (
-                n.name.clone(),
-                n.usage.reserved + n.usage.soft + n.usage.pods,
-            )
+            let held = n.usage.reserved + n.usage.soft + n.usage.pods;
+            let going = releasing.get(&n.name).copied().unwrap_or_default();
+            (n.name.clone(), held - going)
         })
         .collect()
 }
@@ -324,6 +343,7 @@ mod tests {
             node: node.map(str::to_owned),
             phase: phase.into(),
             requests: Resources::default(),
+            disrupted: false,
         }
     }
 

@@ -41,19 +41,30 @@ pub fn evict(
     let pod = store
         .get(&pods, namespace, name)
         .ok_or_else(|| ApiError::not_found("pods", name).details(name, "", "pods"))?;
-    let phase = pod
-        .value
-        .pointer("/status/phase")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let terminating = pod.value.pointer("/metadata/deletionTimestamp").is_some();
-    if !terminating && phase != "Succeeded" && phase != "Failed" {
-        spend_budget(store, namespace, name, &pod.value)?;
-    }
+    admit_eviction(store, namespace, name, &pod.value)?;
     if !opts.dry_run {
         mark_disruption_target(store, &pods, namespace, name)?;
     }
     store.delete(&pods, namespace, name, opts)
+}
+
+/// The budget check of an eviction of `pod` (stored as `namespace/name`): `Ok` when it may
+/// go (and the budget that allowed it is spent), the 429 or 500 refusal otherwise.
+pub fn admit_eviction(
+    store: &Store,
+    namespace: &str,
+    name: &str,
+    pod: &Value,
+) -> Result<(), ApiError> {
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let terminating = pod.pointer("/metadata/deletionTimestamp").is_some();
+    if terminating || phase == "Succeeded" || phase == "Failed" {
+        return Ok(());
+    }
+    spend_budget(store, namespace, name, pod)
 }
 
 fn spend_budget(store: &Store, namespace: &str, name: &str, pod: &Value) -> Result<(), ApiError> {

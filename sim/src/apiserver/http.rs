@@ -431,7 +431,7 @@ async fn route(
                 .unwrap_or_default();
             let mut opts = delete_options(q, options.as_bytes())?;
             opts.dry_run |= q.dry_run()?;
-            app.api.evict(&ns, &name, &eviction, &opts).await?;
+            app.api.evict(&ns, &name, &eviction, &opts, caller).await?;
             Ok(value_response(201, &success_status(201, None)))
         }
         (Method::PUT, Some(name)) => {

@@ -254,6 +254,7 @@ impl Api {
         pod: &str,
         eviction: &Value,
         opts: &DeleteOptions,
+        caller: &Caller,
     ) -> Result<Arc<Stored>, ApiError> {
         let body_name = eviction
             .pointer("/metadata/name")
@@ -264,6 +265,27 @@ impl Api {
                 "name in URL does not match name in Eviction object: {pod} != {body_name}"
             )));
         }
+        // Admission sees the Eviction as a CREATE of pods/eviction, as webhooks do.
+        let def = self
+            .store
+            .resource("", "v1", "pods")
+            .ok_or_else(|| ApiError::internal("pods are not served"))?;
+        let mut object = eviction.clone();
+        object["apiVersion"] = json!("policy/v1");
+        object["kind"] = json!("Eviction");
+        metadata_mut(&mut object).insert("name".into(), json!(pod));
+        metadata_mut(&mut object).insert("namespace".into(), json!(namespace));
+        let req = self.request(
+            Operation::Create,
+            &def,
+            Some(Subresource::Eviction),
+            namespace,
+            &object,
+            None,
+            opts.dry_run,
+            caller,
+        );
+        self.hooks.admit(req).await?;
         super::eviction::evict(&self.store, namespace, pod, opts)
     }
 

@@ -137,6 +137,7 @@ pub(crate) mod build {
             node: node.map(str::to_owned),
             phase: phase.into(),
             requests: app.gang.driver,
+            disrupted: false,
         }
     }
 
@@ -149,6 +150,7 @@ pub(crate) mod build {
             node: node.map(str::to_owned),
             phase: phase.into(),
             requests: app.gang.executor,
+            disrupted: false,
         }
     }
 

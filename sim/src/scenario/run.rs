@@ -95,6 +95,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
     let mut history = History {
         nodes: node_records,
         apps: Vec::new(),
+        preempted: Vec::new(),
         fifo: (mode == Mode::Sparkgang)
             .then(|| fifo_rule(scenario))
             .flatten(),
@@ -147,6 +148,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
             history.apps.push(app);
         }
         let state = sampler.sample(start);
+        history.preempted = sampler.preempted();
         let done = pending.peek().is_none() && all_finished(&history, &state);
         history.record(&mut last_state, state);
         if done || start.elapsed() >= timeout {
@@ -159,6 +161,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
     let release_by = Instant::now() + Duration::from_secs_f64(oracle::RELEASE_GRACE);
     loop {
         let state = sampler.sample(start);
+        history.preempted = sampler.preempted();
         let released = !all_finished(&history, &state) || state.reservations.is_empty();
         history.record(&mut last_state, state);
         if released || Instant::now() >= release_by {
@@ -261,11 +264,10 @@ pub(super) fn nodes(scenario: &Scenario) -> Result<Vec<(Node, NodeRecord)>, Scen
 /// Whether every submitted driver has finished (or was refused).
 fn all_finished(history: &History, state: &State) -> bool {
     history.apps.iter().all(|a| {
+        let driver = format!("{}/{}", a.namespace, a.driver);
         a.rejected
-            || state
-                .pods
-                .get(&format!("{}/{}", a.namespace, a.driver))
-                .is_some_and(PodRecord::is_finished)
+            || history.preempted.binary_search(&driver).is_ok()
+            || state.pods.get(&driver).is_some_and(PodRecord::is_finished)
     })
 }
 

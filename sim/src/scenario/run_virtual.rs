@@ -101,6 +101,7 @@ pub fn run_virtual(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioEr
             break;
         }
     }
+    history.preempted = sim.world.preempted();
     // The run ends at its last instant, or at the timeout when something still waited.
     let end = if settled == plan.len() { now } else { timeout };
     let last = sim.world.sample(end.as_secs_f64()).unwrap_or(Change {

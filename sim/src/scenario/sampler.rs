@@ -1,7 +1,7 @@
 //! Samples of the cluster for a scenario's history, read from watch-fed stores: taking one
 //! costs no API request, so recording a run does not load the cluster it records.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -20,6 +20,8 @@ use crate::history::{PodRecord, ReservationRecord, State, held_by_node};
 /// Pods and reservations as the watches deliver them, and the extender's own usage per node.
 pub struct Sampler {
     pods: Store<Pod>,
+    /// Pods seen with `DisruptionTarget` for preemption (`namespace/name`).
+    preempted: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>,
     reservations: Option<Store<ResourceReservation>>,
     extender: Option<std::sync::Arc<sparkgang_extender::Extender>>,
     /// Each pod's requests by uid (they never change).
@@ -33,10 +35,26 @@ impl Sampler {
         let mut tasks = Vec::new();
         let (pods, writer) = reflector::store::<Pod>();
         let api: Api<Pod> = Api::all(cluster.client.clone());
+        let preempted = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+        let seen = preempted.clone();
+        // Every event, not only the latest state: an evicted pod carries its condition for
+        // a moment before it is deleted, often between two samples.
         let stream =
             reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
                 .default_backoff()
-                .for_each(|_| futures::future::ready(()));
+                .for_each(move |event| {
+                    if let Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) = &event
+                        && preempted_by_scheduler(p)
+                        && let Ok(mut seen) = seen.lock()
+                    {
+                        seen.insert(format!(
+                            "{}/{}",
+                            p.metadata.namespace.as_deref().unwrap_or(""),
+                            p.metadata.name.as_deref().unwrap_or("")
+                        ));
+                    }
+                    futures::future::ready(())
+                });
         tasks.push(tokio::spawn(stream));
         let reservations = if cluster.extender.is_some() {
             let (store, writer) = reflector::store::<ResourceReservation>();
@@ -54,11 +72,20 @@ impl Sampler {
         let _ = pods.wait_until_ready().await;
         Sampler {
             pods,
+            preempted,
             reservations,
             extender: cluster.extender.as_ref().map(|e| e.extender.clone()),
             requests: HashMap::new(),
             tasks,
         }
+    }
+
+    /// The pods evicted for preemption so far, sorted.
+    pub fn preempted(&self) -> Vec<String> {
+        self.preempted
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The cluster now, at seconds since `start`.
@@ -101,4 +128,18 @@ impl Drop for Sampler {
             t.abort();
         }
     }
+}
+
+/// Carries `DisruptionTarget=True` with reason `PreemptionByScheduler`.
+fn preempted_by_scheduler(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| {
+            c.iter().any(|c| {
+                c.type_ == "DisruptionTarget"
+                    && c.status == "True"
+                    && c.reason.as_deref() == Some("PreemptionByScheduler")
+            })
+        })
 }

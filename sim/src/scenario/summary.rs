@@ -254,6 +254,7 @@ mod tests {
             node: node.map(str::to_owned),
             phase: phase.into(),
             requests: cpu(if role == "driver" { 2000 } else { 1000 }),
+            disrupted: false,
         }
     }
 

@@ -299,7 +299,21 @@ pub async fn run_driver(
     let started = Instant::now();
     // The driver's JVM starts its SparkContext before the allocator's first round.
     tokio::time::sleep(allocator.delay()).await;
+    let driver_name = driver.metadata.name.clone().unwrap_or_default();
     loop {
+        // An evicted or deleted driver is a killed JVM: the application ends there, and its
+        // executors go with it (garbage collected through their owner reference).
+        let alive = pods
+            .get_opt(&driver_name)
+            .await?
+            .is_some_and(|d| d.metadata.deletion_timestamp.is_none());
+        if !alive {
+            debug!(
+                app = app_id.as_str(),
+                "the driver pod is gone: the application ends"
+            );
+            return Ok(());
+        }
         let executors = pods
             .list(&ListParams::default().labels(&selector))
             .await?

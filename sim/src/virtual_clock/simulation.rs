@@ -268,6 +268,15 @@ fn start_driver(
 /// rounds with nothing to do, it rests until its script's next step (the tick a polling
 /// driver would act at), unless an executor is lost first.
 fn driver_round(world: &mut World, run: &mut DriverRun, now: Duration) -> Option<Duration> {
+    let driver = run.pod.metadata.name.as_deref().unwrap_or("");
+    if world.pod(&run.namespace, driver).is_none() {
+        // Evicted (preemption) or deleted: the application ends with its driver, and its
+        // executors go with it, as garbage collection would take them.
+        for e in world.executors_of(&run.namespace, &run.app_id) {
+            world.delete_pod(&run.namespace, e.metadata.name.as_deref().unwrap_or(""));
+        }
+        return None;
+    }
     let executors = world.executors_of(&run.namespace, &run.app_id);
     let views: Vec<ExecutorView> = executors.iter().map(|e| ExecutorView::of(e)).collect();
     let round = run.allocator.round(now.saturating_sub(run.started), &views);

@@ -23,16 +23,17 @@ use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_common::cluster::{AppKey, ClusterState, Effect, Feed, WatchEvent};
 use sparkgang_common::demand_decision::DemandRules;
 use sparkgang_common::gate::{self, GatePlan, GateRules};
+use sparkgang_common::pods;
 use sparkgang_common::resources::node_allocatable;
 use sparkgang_common::{GangDemand, GpuResourceNames};
 
 use super::ledger::Ledger;
 use crate::admission::selector_matches;
-use crate::apiserver::priority;
 use crate::apiserver::{
     Clock, DeleteOptions, ManualClock, ResourceDef, ResourceTable, ServerConfig, Store,
     StoreConfig, Stored, Subresource, WriteOptions,
 };
+use crate::apiserver::{eviction, priority};
 use crate::deploy_config::{SchedulerDeployment, load_webhook_configuration};
 use crate::harness::{SimError, extender_config, load_admission_config};
 use crate::history::{Change, PodRecord, ReservationRecord, State, held_by_node};
@@ -59,6 +60,8 @@ pub struct World {
     config_maps: Arc<ResourceDef>,
     /// The ConfigMap each submitted driver (`namespace/name`) owns, by the driver.
     driver_config_maps: BTreeMap<String, String>,
+    /// Pods evicted for preemption (`namespace/name`).
+    preempted: std::collections::BTreeSet<String>,
     namespaces: Arc<ResourceDef>,
     reservations: Arc<ResourceDef>,
     /// The webhook's configuration and the namespaces its registration selects.
@@ -172,6 +175,7 @@ impl World {
             pod_cache: BTreeMap::new(),
             node_cache: Vec::new(),
             driver_config_maps: BTreeMap::new(),
+            preempted: std::collections::BTreeSet::new(),
             executors: BTreeMap::new(),
             unbound: BTreeSet::new(),
             reservation_records: BTreeMap::new(),
@@ -412,6 +416,11 @@ impl World {
         }
     }
 
+    /// The pods evicted for preemption so far (`namespace/name`), sorted.
+    pub fn preempted(&self) -> Vec<String> {
+        self.preempted.iter().cloned().collect()
+    }
+
     /// The room pods hold, and its changes.
     pub fn ledger(&mut self) -> &mut Ledger {
         &mut self.ledger
@@ -506,11 +515,59 @@ impl World {
     /// The extender's effects, carried out at once: reservations written (and their writes
     /// fed back, as the watch would); `Demand` objects and capacity reports are not simulated.
     fn apply_effects(&mut self, effects: Vec<Effect>) {
+        let mut evictions = Vec::new();
         for effect in effects {
-            if let Effect::SyncReservation(app) = effect {
-                self.sync_reservation(&app);
+            match effect {
+                Effect::SyncReservation(app) => self.sync_reservation(&app),
+                Effect::Evict { pod, message, .. } => evictions.push((pod, message)),
+                _ => {}
             }
         }
+        // Executors before drivers: deleting a driver first would take its executors with it
+        // through garbage collection, behind the caches' back.
+        evictions.sort_by_key(|(pod, _)| {
+            self.pod_cache
+                .get(&format!("{}/{}", pod.namespace, pod.name))
+                .is_some_and(|p| pods::spark_role(p) == Some(pods::SparkRole::Driver))
+        });
+        for (pod, message) in evictions {
+            self.evict(&pod.namespace, &pod.name, &message);
+        }
+    }
+
+    /// Evicts a pod for preemption as the extender's writer does: `DisruptionTarget`
+    /// (`PreemptionByScheduler`), then the Eviction API's budget check, then the delete. A
+    /// refusal by a PodDisruptionBudget leaves the pod (the writer tries again in real time;
+    /// the virtual clock does not yet).
+    fn evict(&mut self, namespace: &str, name: &str, message: &str) {
+        let now = crate::apiserver::clock::format_time(self.timestamp());
+        let condition = json!({"type": "DisruptionTarget", "status": "True",
+            "reason": "PreemptionByScheduler", "message": message, "lastTransitionTime": now});
+        let Ok(marked) = self.store.modify(
+            &self.pods,
+            Some(Subresource::Status),
+            namespace,
+            name,
+            |p| {
+                let conditions = &mut p["status"]["conditions"];
+                if !conditions.is_array() {
+                    *conditions = json!([]);
+                }
+                if let Some(list) = conditions.as_array_mut() {
+                    list.retain(|c| c["type"] != "DisruptionTarget");
+                    list.push(condition.clone());
+                }
+            },
+        ) else {
+            return;
+        };
+        self.pod_changed(&marked);
+        self.preempted.insert(format!("{namespace}/{name}"));
+        if let Err(e) = eviction::admit_eviction(&self.store, namespace, name, &marked.value) {
+            tracing::warn!(error = %e, pod = name, "eviction refused");
+            return;
+        }
+        self.delete_pod(namespace, name);
     }
 
     fn sync_reservation(&mut self, app: &AppKey) {
