@@ -84,6 +84,13 @@ async fn preemption_dry_run() {
     run_and_check("preemption-dry-run.yaml").await;
 }
 
+/// Gang-safe preemption: the most recently started lower-priority gang is evicted whole, its
+/// room held for the urgent gang; an equal-priority arrival never preempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preemption_youngest_victim() {
+    run_and_check("preemption-youngest-victim.yaml").await;
+}
+
 // The API server misbehaving towards the extender (`faults:` in the scenario): the extender
 // stops deciding while it cannot trust its caches or its lease, recovers on its own, and
 // the invariants still hold: nothing double-booked, every gang served, every reservation
