@@ -26,10 +26,31 @@ pub struct History {
     /// real).
     #[serde(default = "real_clock")]
     pub clock: String,
-    /// Pods evicted for preemption (`namespace/name`, sorted): they carried
-    /// `DisruptionTarget` with reason `PreemptionByScheduler`.
+    /// Pods evicted for preemption, sorted by pod: they carried `DisruptionTarget` with
+    /// reason `PreemptionByScheduler`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub preempted: Vec<String>,
+    pub preempted: Vec<Preempted>,
+}
+
+/// A pod evicted for preemption, and the driver it was evicted for (both `namespace/name`;
+/// `by` is empty when the condition's message named none).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Preempted {
+    pub pod: String,
+    pub by: String,
+}
+
+impl Preempted {
+    /// From a pod's key and its `DisruptionTarget` message, which the extender writes as
+    /// "… for the gang of driver <namespace>/<name> (priority N)".
+    pub fn from_message(pod: String, message: &str) -> Preempted {
+        let by = message
+            .split_once("driver ")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or("")
+            .to_owned();
+        Preempted { pod, by }
+    }
 }
 
 fn real_clock() -> String {
@@ -45,6 +66,13 @@ pub struct Outage {
 }
 
 impl History {
+    /// Whether pod `key` (`namespace/name`) was evicted for preemption.
+    pub fn was_preempted(&self, key: &str) -> bool {
+        self.preempted
+            .binary_search_by(|p| p.pod.as_str().cmp(key))
+            .is_ok()
+    }
+
     /// `due` seconds after `from`, not counting time spent in outages: the clock of work only
     /// the extender can do (it cannot write while the API fails it).
     pub fn due_after(&self, from: f64, due: f64) -> f64 {
@@ -115,6 +143,13 @@ pub struct PodRecord {
     /// Carries `DisruptionTarget=True`: it is being evicted (preemption).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disrupted: bool,
+    /// `spec.priority`, as the API server resolved it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 impl PodRecord {
@@ -134,6 +169,7 @@ impl PodRecord {
                 .and_then(|st| st.phase.clone())
                 .unwrap_or_default(),
             requests,
+            priority: p.spec.as_ref().and_then(|sp| sp.priority).unwrap_or(0),
             disrupted: p
                 .status
                 .as_ref()
@@ -344,6 +380,7 @@ mod tests {
             phase: phase.into(),
             requests: Resources::default(),
             disrupted: false,
+            priority: 0,
         }
     }
 

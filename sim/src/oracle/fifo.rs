@@ -18,15 +18,17 @@ pub const BACKOFF_SLACK: f64 = 11.0;
 /// extender orders such ties by name, as the API gives it nothing better).
 pub const CREATION_RESOLUTION: f64 = 1.0;
 
-/// When the run enabled FIFO: no younger driver of an instance group (apps with the same node
-/// selector) was placed while an older one that could fit the group, had waited at least
-/// `enforceAfter`, and was not placed within [`BACKOFF_SLACK`] after. Younger means submitted
-/// at least [`CREATION_RESOLUTION`] later.
+/// When the run enabled FIFO: no driver of an instance group (apps with the same node
+/// selector) was placed while one ahead of it in the queue, which could fit the group, had
+/// waited at least `enforceAfter`, and was not placed within [`BACKOFF_SLACK`] after. Ahead
+/// means of higher priority (the drivers' `spec.priority`), or of equal priority and older:
+/// submitted at least [`CREATION_RESOLUTION`] earlier.
 pub fn fifo_order(history: &History) -> Vec<Violation> {
     let Some(rule) = history.fifo else {
         return Vec::new();
     };
     let mut placed: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut priority: BTreeMap<&str, i32> = BTreeMap::new();
     let drivers: Vec<(&AppRecord, String)> = history
         .apps
         .iter()
@@ -34,8 +36,11 @@ pub fn fifo_order(history: &History) -> Vec<Violation> {
         .collect();
     history.replay(|state| {
         for (a, key) in &drivers {
-            if state.pods.get(key).is_some_and(|p| p.node.is_some()) {
-                placed.entry(a.name.as_str()).or_insert(state.at);
+            if let Some(p) = state.pods.get(key) {
+                priority.insert(a.name.as_str(), p.priority);
+                if p.node.is_some() {
+                    placed.entry(a.name.as_str()).or_insert(state.at);
+                }
             }
         }
     });
@@ -53,7 +58,11 @@ pub fn fifo_order(history: &History) -> Vec<Violation> {
             let enforced = old.submitted_at + rule.enforce_after_seconds <= at;
             let same_group = old.gang.node_selector == young.gang.node_selector;
             let old_placed = placed.get(old.name.as_str()).copied();
-            if young.submitted_at - old.submitted_at < CREATION_RESOLUTION
+            let rank = |a: &AppRecord| priority.get(a.name.as_str()).copied().unwrap_or(0);
+            let ahead = rank(old) > rank(young)
+                || (rank(old) == rank(young)
+                    && young.submitted_at - old.submitted_at >= CREATION_RESOLUTION);
+            if !ahead
                 || !same_group
                 || !enforced
                 || old_placed.is_some_and(|t| t <= at + BACKOFF_SLACK)
@@ -64,9 +73,10 @@ pub fn fifo_order(history: &History) -> Vec<Violation> {
                 invariant: "fifo_order",
                 at,
                 message: format!(
-                    "{} was placed at {at:.1}s while the older {} (submitted at {:.1}s, able to fit) waited until {}",
+                    "{} was placed at {at:.1}s while {} (ahead of it: priority {}, submitted at {:.1}s, able to fit) waited until {}",
                     young.name,
                     old.name,
+                    rank(old),
                     old.submitted_at,
                     old_placed.map_or("the end".to_owned(), |t| format!("{t:.1}s"))
                 ),
@@ -172,7 +182,63 @@ mod tests {
         );
         let v = fifo_order(&h);
         assert_eq!(v.len(), 1, "{v:?}");
-        assert!(v[0].message.contains("the older old"));
+        assert!(v[0].message.contains("while old (ahead of it"), "{v:?}");
+    }
+
+    /// `first` (submitted at 0) and `second` (at 1) with the given priorities, both pending at
+    /// 1 s; `second` placed at 2 s, `first` never.
+    fn by_priority(first: i32, second: i32) -> History {
+        let a = app("first", 0.0, 1, 4);
+        let b = app("second", 1.0, 1, 4);
+        let p = |mut r: crate::history::PodRecord, priority| {
+            r.priority = priority;
+            r
+        };
+        let states = vec![
+            at(
+                1.0,
+                vec![
+                    p(driver(&a, None, "Pending"), first),
+                    p(driver(&b, None, "Pending"), second),
+                ],
+                vec![],
+            ),
+            at(
+                2.0,
+                vec![
+                    p(driver(&a, None, "Pending"), first),
+                    p(driver(&b, Some("n0"), "Running"), second),
+                ],
+                vec![],
+            ),
+        ];
+        fifo(
+            history(
+                (0..3).map(|i| node(&format!("n{i}"), 8)).collect(),
+                vec![a, b],
+                states,
+            ),
+            0.0,
+        )
+    }
+
+    #[test]
+    fn a_higher_priority_app_goes_before_an_older_one() {
+        assert_eq!(fifo_order(&by_priority(0, 1000)), vec![]);
+        // Equal priorities: FIFO.
+        assert_eq!(fifo_order(&by_priority(5, 5)).len(), 1);
+    }
+
+    #[test]
+    fn a_lower_priority_app_jumping_a_waiting_higher_one_is_caught() {
+        let h = by_priority(1000, 0);
+        let v = fifo_order(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].message
+                .contains("while first (ahead of it: priority 1000"),
+            "{v:?}"
+        );
     }
 
     #[test]

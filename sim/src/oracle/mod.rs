@@ -5,6 +5,7 @@
 mod capacity;
 mod fifo;
 mod gang;
+mod preemption;
 mod release;
 mod slots;
 
@@ -15,6 +16,7 @@ use crate::history::History;
 pub use capacity::no_over_commit;
 pub use fifo::{can_ever_fit, fifo_order};
 pub use gang::{gang_reserved_before_driver, no_starved_gang};
+pub use preemption::preemption_rules;
 pub use release::{RELEASE_GRACE, reservations_released};
 pub use slots::no_double_booked_slot;
 
@@ -67,6 +69,7 @@ pub fn check(history: &History, with_reservations: bool) -> Vec<Violation> {
             no_starved_gang,
             reservations_released,
             fifo_order,
+            preemption_rules,
         ]
     } else {
         &[no_over_commit]
@@ -138,6 +141,7 @@ pub(crate) mod build {
             phase: phase.into(),
             requests: app.gang.driver,
             disrupted: false,
+            priority: 0,
         }
     }
 
@@ -151,6 +155,7 @@ pub(crate) mod build {
             phase: phase.into(),
             requests: app.gang.executor,
             disrupted: false,
+            priority: 0,
         }
     }
 

@@ -273,9 +273,7 @@ pub(crate) fn summarise(
             } else {
                 match last.pods.get(&key).map(|p| p.phase.as_str()) {
                     Some("Succeeded") => "completed",
-                    _ if driver.is_some_and(|d| d.disrupted)
-                        || history.preempted.binary_search(&key).is_ok() =>
-                    {
+                    _ if driver.is_some_and(|d| d.disrupted) || history.was_preempted(&key) => {
                         "preempted"
                     }
                     Some("Running") => "running",

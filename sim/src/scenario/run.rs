@@ -266,7 +266,7 @@ fn all_finished(history: &History, state: &State) -> bool {
     history.apps.iter().all(|a| {
         let driver = format!("{}/{}", a.namespace, a.driver);
         a.rejected
-            || history.preempted.binary_search(&driver).is_ok()
+            || history.was_preempted(&driver)
             || state.pods.get(&driver).is_some_and(PodRecord::is_finished)
     })
 }

@@ -1,7 +1,7 @@
 //! Samples of the cluster for a scenario's history, read from watch-fed stores: taking one
 //! costs no API request, so recording a run does not load the cluster it records.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -15,13 +15,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::harness::SimCluster;
-use crate::history::{PodRecord, ReservationRecord, State, held_by_node};
+use crate::history::{PodRecord, Preempted, ReservationRecord, State, held_by_node};
 
 /// Pods and reservations as the watches deliver them, and the extender's own usage per node.
 pub struct Sampler {
     pods: Store<Pod>,
-    /// Pods seen with `DisruptionTarget` for preemption (`namespace/name`).
-    preempted: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>,
+    /// Pods seen with `DisruptionTarget` for preemption (`namespace/name`), and its message.
+    preempted: std::sync::Arc<std::sync::Mutex<BTreeMap<String, String>>>,
     reservations: Option<Store<ResourceReservation>>,
     extender: Option<std::sync::Arc<sparkgang_extender::Extender>>,
     /// Each pod's requests by uid (they never change).
@@ -35,7 +35,7 @@ impl Sampler {
         let mut tasks = Vec::new();
         let (pods, writer) = reflector::store::<Pod>();
         let api: Api<Pod> = Api::all(cluster.client.clone());
-        let preempted = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+        let preempted = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
         let seen = preempted.clone();
         // Every event, not only the latest state: an evicted pod carries its condition for
         // a moment before it is deleted, often between two samples.
@@ -44,14 +44,17 @@ impl Sampler {
                 .default_backoff()
                 .for_each(move |event| {
                     if let Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) = &event
-                        && preempted_by_scheduler(p)
+                        && let Some(message) = preempted_by_scheduler(p)
                         && let Ok(mut seen) = seen.lock()
                     {
-                        seen.insert(format!(
-                            "{}/{}",
-                            p.metadata.namespace.as_deref().unwrap_or(""),
-                            p.metadata.name.as_deref().unwrap_or("")
-                        ));
+                        seen.insert(
+                            format!(
+                                "{}/{}",
+                                p.metadata.namespace.as_deref().unwrap_or(""),
+                                p.metadata.name.as_deref().unwrap_or("")
+                            ),
+                            message,
+                        );
                     }
                     futures::future::ready(())
                 });
@@ -81,10 +84,14 @@ impl Sampler {
     }
 
     /// The pods evicted for preemption so far, sorted.
-    pub fn preempted(&self) -> Vec<String> {
+    pub fn preempted(&self) -> Vec<Preempted> {
         self.preempted
             .lock()
-            .map(|s| s.iter().cloned().collect())
+            .map(|s| {
+                s.iter()
+                    .map(|(pod, message)| Preempted::from_message(pod.clone(), message))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -130,16 +137,16 @@ impl Drop for Sampler {
     }
 }
 
-/// Carries `DisruptionTarget=True` with reason `PreemptionByScheduler`.
-fn preempted_by_scheduler(p: &Pod) -> bool {
+/// The message of a `DisruptionTarget=True` condition with reason `PreemptionByScheduler`.
+fn preempted_by_scheduler(p: &Pod) -> Option<String> {
     p.status
         .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| {
-            c.iter().any(|c| {
-                c.type_ == "DisruptionTarget"
-                    && c.status == "True"
-                    && c.reason.as_deref() == Some("PreemptionByScheduler")
-            })
+        .and_then(|s| s.conditions.as_ref())?
+        .iter()
+        .find(|c| {
+            c.type_ == "DisruptionTarget"
+                && c.status == "True"
+                && c.reason.as_deref() == Some("PreemptionByScheduler")
         })
+        .map(|c| c.message.clone().unwrap_or_default())
 }

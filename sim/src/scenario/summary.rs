@@ -255,6 +255,7 @@ mod tests {
             phase: phase.into(),
             requests: cpu(if role == "driver" { 2000 } else { 1000 }),
             disrupted: false,
+            priority: 0,
         }
     }
 

@@ -60,8 +60,8 @@ pub struct World {
     config_maps: Arc<ResourceDef>,
     /// The ConfigMap each submitted driver (`namespace/name`) owns, by the driver.
     driver_config_maps: BTreeMap<String, String>,
-    /// Pods evicted for preemption (`namespace/name`).
-    preempted: std::collections::BTreeSet<String>,
+    /// Pods evicted for preemption (`namespace/name`), with the message saying for whom.
+    preempted: BTreeMap<String, String>,
     namespaces: Arc<ResourceDef>,
     reservations: Arc<ResourceDef>,
     /// The webhook's configuration and the namespaces its registration selects.
@@ -175,7 +175,7 @@ impl World {
             pod_cache: BTreeMap::new(),
             node_cache: Vec::new(),
             driver_config_maps: BTreeMap::new(),
-            preempted: std::collections::BTreeSet::new(),
+            preempted: BTreeMap::new(),
             executors: BTreeMap::new(),
             unbound: BTreeSet::new(),
             reservation_records: BTreeMap::new(),
@@ -417,8 +417,11 @@ impl World {
     }
 
     /// The pods evicted for preemption so far (`namespace/name`), sorted.
-    pub fn preempted(&self) -> Vec<String> {
-        self.preempted.iter().cloned().collect()
+    pub fn preempted(&self) -> Vec<crate::history::Preempted> {
+        self.preempted
+            .iter()
+            .map(|(pod, message)| crate::history::Preempted::from_message(pod.clone(), message))
+            .collect()
     }
 
     /// The room pods hold, and its changes.
@@ -562,7 +565,8 @@ impl World {
             return;
         };
         self.pod_changed(&marked);
-        self.preempted.insert(format!("{namespace}/{name}"));
+        self.preempted
+            .insert(format!("{namespace}/{name}"), message.to_owned());
         if let Err(e) = eviction::admit_eviction(&self.store, namespace, name, &marked.value) {
             tracing::warn!(error = %e, pod = name, "eviction refused");
             return;
