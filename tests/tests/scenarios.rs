@@ -91,6 +91,12 @@ async fn preemption_youngest_victim() {
     run_and_check("preemption-youngest-victim.yaml").await;
 }
 
+/// Preemption takes executors above a lower-priority application's minimum before any gang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preemption_soft_first() {
+    run_and_check("preemption-soft-first.yaml").await;
+}
+
 // The API server misbehaving towards the extender (`faults:` in the scenario): the extender
 // stops deciding while it cannot trust its caches or its lease, recovers on its own, and
 // the invariants still hold: nothing double-booked, every gang served, every reservation
