@@ -1,9 +1,12 @@
-//! `POST /preempt`: kube-scheduler's preemption candidates, less every node where a victim is a Spark pod.
+//! `POST /preempt`: kube-scheduler's preemption, taken over for Spark pods, guarded for others.
 //!
 //! kube-scheduler sends `ExtenderPreemptionArgs` (`NodeNameToMetaVictims` when the extender is
 //! `nodeCacheCapable`, else `NodeNameToVictims` with whole pods) and reads back
-//! `ExtenderPreemptionResult.NodeNameToMetaVictims`. The rule is
-//! `ClusterState::guard_preemption`; this module decodes, checks and answers.
+//! `ExtenderPreemptionResult.NodeNameToMetaVictims`. With preemption on, a Spark pod of ours
+//! gets no candidates: for a driver the extender makes its own gang plan instead
+//! (`ClusterState::preempt_for_kube_scheduler`). Other pods keep the candidates whose victims
+//! include no Spark pod (`ClusterState::guard_preemption`). This module decodes, checks and
+//! answers.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1::Pod;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use sparkgang_common::api::extender::{ExtenderPreemptionResult, MetaPod, MetaVictims, Victims};
+use sparkgang_common::cluster::GuardedCandidates;
 use tracing::info;
 
 use crate::Extender;
@@ -35,12 +39,23 @@ pub async fn preempt(State(ext): State<Arc<Extender>>, request: Request) -> Resp
         Err(r) => return r.answer("preempt", parts.version),
     };
     let offered = candidates.len();
+    let mut taken_over = None;
     let guarded = {
         let Ok(mut guard) = ext.state.lock() else {
             return (StatusCode::INTERNAL_SERVER_ERROR, "state lock poisoned").into_response();
         };
         match guard.as_mut() {
-            Some(state) if ext.not_ready_reason().is_none() => state.guard_preemption(candidates),
+            Some(state) if ext.not_ready_reason().is_none() => {
+                // A Spark pod of ours is preempted for by the extender's gang plan, never pod
+                // by pod: kube-scheduler gets no candidates.
+                match state.preempt_for_kube_scheduler(&pod, ext.clock.now()) {
+                    Some(decision) => {
+                        taken_over = Some(decision);
+                        GuardedCandidates::default()
+                    }
+                    None => state.guard_preemption(candidates),
+                }
+            }
             _ => {
                 let why = ext
                     .not_ready_reason()
@@ -51,6 +66,17 @@ pub async fn preempt(State(ext): State<Arc<Extender>>, request: Request) -> Resp
     };
     let pod_name = pod.metadata.name.as_deref().unwrap_or("");
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("");
+    if let Some(decision) = taken_over {
+        info!(
+            pod = pod_name,
+            namespace,
+            offered,
+            outcome = decision.outcome.as_str(),
+            decision = decision.message.as_str(),
+            "kube-scheduler's preemption taken over by the gang plan"
+        );
+        ext.submit(decision.effects);
+    }
     for (node, uids) in &guarded.withheld {
         info!(
             pod = pod_name,

@@ -44,6 +44,10 @@ pub struct Profile {
 pub struct ExtenderEntry {
     pub url_prefix: String,
     pub filter_verb: String,
+    /// kube-scheduler asks the extender about its own preemption candidates on this verb.
+    /// (The simulated kube-scheduler does not preempt: it reads the key and leaves it.)
+    #[serde(default)]
+    pub preempt_verb: Option<String>,
     pub node_cache_capable: bool,
     pub ignorable: bool,
     pub http_timeout: String,

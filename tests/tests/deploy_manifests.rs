@@ -257,6 +257,8 @@ fn embedded_configs_parse_with_the_strict_loaders() {
         format!("http://{}", config.filter_listen_address)
     );
     assert_eq!(ext.filter_verb, "filter");
+    // The extender serves POST /preempt (extender/src/preempt.rs).
+    assert_eq!(ext.preempt_verb.as_deref(), Some("preempt"));
     assert!(ext.node_cache_capable && !ext.ignorable);
     assert_eq!(scheduler.percentage_of_nodes_to_score, Some(100));
 }

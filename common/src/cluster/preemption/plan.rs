@@ -535,3 +535,45 @@ fn message_of(effect: &Effect) -> String {
         _ => String::new(),
     }
 }
+
+impl ClusterState {
+    /// kube-scheduler found no node for `pod` and asks (its preempt verb) whether it may
+    /// evict lower-priority pods on some nodes, pod by pod. With preemption on, a Spark pod of
+    /// ours is never preempted for that way: for a driver, the gang-safe preemption of a filter
+    /// call is made instead, over every node, and its decision returned (the caller carries
+    /// out its effects and gives kube-scheduler no candidates); an executor waits for its slot
+    /// (a decision without effects). `None` for other pods, or with preemption off: then
+    /// kube-scheduler's candidates are only guarded ([`super::super::guard_candidates`]).
+    pub fn preempt_for_kube_scheduler(
+        &mut self,
+        pod: &k8s_openapi::api::core::v1::Pod,
+        now: Timestamp,
+    ) -> Option<Decision> {
+        if !self.config.preemption.enabled {
+            return None;
+        }
+        let key = PodKey::of(pod)?;
+        let mut effects = Vec::new();
+        if !self.pods.contains_key(&key) {
+            effects = self.apply_pod(pod);
+        }
+        let entry = self.pods.get(&key)?;
+        if !entry.ours {
+            return None;
+        }
+        match entry.role? {
+            crate::pods::SparkRole::Executor => Some(
+                Decision::failure(
+                    FilterOutcome::FailureUnbound,
+                    "an executor takes a slot of its application's reservation; it is not \
+                     preempted for pod by pod",
+                )
+                .with_effects(effects),
+            ),
+            crate::pods::SparkRole::Driver => {
+                let nodes = self.node_names();
+                Some(self.filter(pod, &nodes, now).with_effects(effects))
+            }
+        }
+    }
+}

@@ -308,3 +308,34 @@ fn the_room_is_held_and_the_driver_binds_once_the_victim_is_gone() {
     let d = s.filter(&urgent, &names, t(63));
     assert_eq!(d.node.as_deref(), Some(held.as_str()), "{}", d.message);
 }
+
+/// kube-scheduler asks about its own preemption for a driver that fits no node by its
+/// accounting: the extender makes its gang plan instead (the same as a filter call would);
+/// executors and foreign pods are not taken over; with preemption off nothing is.
+#[test]
+fn kube_scheduler_preemption_is_taken_over_for_drivers() {
+    let (mut s, _) = full_cluster(enabled());
+    let d = s
+        .preempt_for_kube_scheduler(&pod(&driver("urgent", 1000, 60)), t(61))
+        .expect("taken over");
+    assert_eq!(
+        d.outcome,
+        crate::cluster::FilterOutcome::FailurePreempting,
+        "{}",
+        d.message
+    );
+    assert!(d.effects.iter().any(
+        |e| matches!(e, crate::cluster::Effect::Evict { pod, .. } if pod.name == "young-driver")
+    ));
+    let web: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "web", "namespace": "default", "uid": "u-web"},
+        "spec": {"containers": [{"name": "c"}]}
+    }))
+    .unwrap();
+    assert!(s.preempt_for_kube_scheduler(&web, t(62)).is_none());
+    let (mut off, _) = full_cluster(PreemptionPolicy::default());
+    assert!(
+        off.preempt_for_kube_scheduler(&pod(&driver("urgent", 1000, 60)), t(61))
+            .is_none()
+    );
+}
