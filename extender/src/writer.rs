@@ -429,28 +429,17 @@ async fn report_exceeds_capacity(
     pod: &PodKey,
     message: &str,
 ) {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-    let now = ext.clock.now();
-    let patch = serde_json::json!({"status": {"conditions": [{
-        "type": "PodExceedsClusterCapacity",
-        "status": "True",
-        "reason": "GangExceedsCapacity",
-        "message": message,
-        "lastTransitionTime": now.to_string(),
-    }]}});
-    match api
-        .patch_status(
-            &pod.name,
-            &PatchParams::default(),
-            &Patch::Strategic(&patch),
-        )
-        .await
+    if let Err(e) = set_condition(
+        client,
+        ext,
+        pod,
+        "PodExceedsClusterCapacity",
+        "GangExceedsCapacity",
+        message,
+    )
+    .await
     {
-        Ok(_) => ext.metrics.count_write("pod-status", "ok"),
-        Err(e) => {
-            ext.metrics.count_write("pod-status", "error");
-            warn!(pod = %pod, error = %e, "cannot set the PodExceedsClusterCapacity condition");
-        }
+        warn!(pod = %pod, error = %e, "cannot set the PodExceedsClusterCapacity condition");
     }
     publish_pod_event(
         ext,
@@ -476,30 +465,23 @@ async fn evict(
     preemptor: &PodKey,
     message: &str,
 ) {
-    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
-    let now = ext.clock.now();
-    let condition = serde_json::json!({"status": {"conditions": [{
-        "type": "DisruptionTarget",
-        "status": "True",
-        "reason": "PreemptionByScheduler",
-        "message": message,
-        "lastTransitionTime": now.to_string(),
-    }]}});
-    match api
-        .patch_status(
-            &pod.name,
-            &PatchParams::default(),
-            &Patch::Strategic(&condition),
-        )
-        .await
+    match set_condition(
+        client,
+        ext,
+        pod,
+        "DisruptionTarget",
+        "PreemptionByScheduler",
+        message,
+    )
+    .await
     {
-        Ok(_) => ext.metrics.count_write("pod-status", "ok"),
+        Ok(()) => {}
         Err(e) if status_code(&e) == Some(404) => return,
         Err(e) => {
-            ext.metrics.count_write("pod-status", "error");
             warn!(pod = %pod, error = %e, "cannot set the DisruptionTarget condition; evicting anyway");
         }
     }
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
     let mut failures = 0u32;
     loop {
         // The term's state is gone when this replica stops leading: the next leader's
@@ -538,6 +520,35 @@ async fn evict(
         message,
     )
     .await;
+}
+
+/// Sets condition `type_` (status `True`, `reason`, `message`) on `pod`, counting the write.
+async fn set_condition(
+    client: &Client,
+    ext: &Extender,
+    pod: &PodKey,
+    type_: &str,
+    reason: &str,
+    message: &str,
+) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace);
+    let patch = serde_json::json!({"status": {"conditions": [{
+        "type": type_,
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": ext.clock.now().to_string(),
+    }]}});
+    let written = api
+        .patch_status(
+            &pod.name,
+            &PatchParams::default(),
+            &Patch::Strategic(&patch),
+        )
+        .await;
+    ext.metrics
+        .count_write("pod-status", if written.is_ok() { "ok" } else { "error" });
+    written.map(|_| ())
 }
 
 /// Publishes an event about `pod`.
