@@ -355,5 +355,6 @@ pub mod keys {
     pub const NODE_SELECTOR_PREFIX: &str = "spark.kubernetes.node.selector.";
     pub const DRIVER_NODE_SELECTOR_PREFIX: &str = "spark.kubernetes.driver.node.selector.";
     pub const EXECUTOR_NODE_SELECTOR_PREFIX: &str = "spark.kubernetes.executor.node.selector.";
+    pub const EXECUTOR_LABEL_PREFIX: &str = "spark.kubernetes.executor.label.";
     pub const DRIVER_ANNOTATION_PREFIX: &str = "spark.kubernetes.driver.annotation.";
 }

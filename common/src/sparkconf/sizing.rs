@@ -101,6 +101,7 @@ impl SparkConf {
             driver_node_selector,
             executor_node_selector,
             driver_annotations: self.prefixed_map(keys::DRIVER_ANNOTATION_PREFIX),
+            executor_labels: self.prefixed_map(keys::EXECUTOR_LABEL_PREFIX),
             driver_custom_resources,
             executor_custom_resources,
             allocation_batch_size,
@@ -492,6 +493,9 @@ pub struct ConfDemand {
     pub executor_node_selector: BTreeMap<String, String>,
     /// `spark.kubernetes.driver.annotation.*` (raw; Spark substitutes `{{APP_ID}}` later).
     pub driver_annotations: BTreeMap<String, String>,
+    /// `spark.kubernetes.executor.label.*`: labels Spark puts on every executor pod (its own
+    /// `spark-*` labels win).
+    pub executor_labels: BTreeMap<String, String>,
     /// Every extended resource of the driver (`<vendor>/<name>` → amount), GPUs or not.
     pub driver_custom_resources: BTreeMap<String, i64>,
     /// Every extended resource of one executor.

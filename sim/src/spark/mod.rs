@@ -227,6 +227,12 @@ pub fn executor_pod(driver: &Pod, demand: &ConfDemand, id: u64, prefix: &str) ->
     }))
     .unwrap_or_default();
     pod.metadata.owner_references = Some(vec![owner(driver)]);
+    // spark.kubernetes.executor.label.*, under Spark's own labels.
+    if let Some(labels) = pod.metadata.labels.as_mut() {
+        for (k, v) in &demand.executor_labels {
+            labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
     pod
 }
 
@@ -449,5 +455,32 @@ mod tests {
             8,
         );
         assert!(refused.is_err());
+    }
+
+    /// `spark.kubernetes.executor.label.*` reaches every executor pod; Spark's own labels win.
+    #[test]
+    fn executor_labels_come_from_the_conf() {
+        let s = Submission {
+            namespace: "spark".into(),
+            name: "pi".into(),
+            conf: BTreeMap::from([
+                (
+                    "spark.kubernetes.executor.label.sparkgang.io/priority-class".to_owned(),
+                    "high".to_owned(),
+                ),
+                (
+                    "spark.kubernetes.executor.label.spark-role".to_owned(),
+                    "impostor".to_owned(),
+                ),
+            ]),
+            annotations: BTreeMap::new(),
+        };
+        let objects = submitted_objects(&s, 7).expect("a valid conf");
+        let properties = &objects.config_map.data.unwrap_or_default()["spark.properties"];
+        let demand = driver_demand(properties).expect("a demand");
+        let executor = executor_pod(&objects.driver, &demand, 1, "pi-exec");
+        let labels = executor.metadata.labels.unwrap_or_default();
+        assert_eq!(labels["sparkgang.io/priority-class"], "high");
+        assert_eq!(labels["spark-role"], "executor");
     }
 }
