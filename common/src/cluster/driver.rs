@@ -83,9 +83,13 @@ impl ClusterState {
             );
         };
         if let Some(node) = self.reservation(&app).and_then(|r| r.driver_node()) {
-            if let Some(short) = self.overcommitted(node) {
+            if let Some(short) = self.overcommitted(node)
+                && self.pods_leaving(&app, node)
+            {
                 // Its places are held while the pods they were taken from leave (preemption):
-                // binding now would put more on the node than it has.
+                // binding now would put more on the node than it has. (A node over-committed
+                // only by pods that stay, say ones another scheduler put there, does not hold
+                // the driver back: that is as before preemption.)
                 let left = self.evictions_left(&app);
                 return Decision::failure(
                     FilterOutcome::FailurePreempting,

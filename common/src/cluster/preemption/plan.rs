@@ -474,9 +474,7 @@ impl ClusterState {
         r.preempting
             .iter()
             .filter_map(|v| {
-                let (pod, uid) = v.rsplit_once('/')?;
-                let (namespace, name) = pod.split_once('/')?;
-                let key = PodKey::new(namespace, name);
+                let (key, uid) = recorded_victim(v)?;
                 let p = self.pods.get(&key)?;
                 (p.uid == uid && !p.finished && !p.deleting).then(|| Effect::Evict {
                     pod: key,
@@ -493,6 +491,26 @@ impl ClusterState {
         self.reservation(app)
             .map(|r| self.victims_left(app, r))
             .unwrap_or_default()
+    }
+
+    /// Whether pods are on their way out that `app`'s held room waits for: a victim recorded
+    /// on its reservation that is still there, or any pod terminating on `node`.
+    pub(in crate::cluster) fn pods_leaving(&self, app: &AppKey, node: &str) -> bool {
+        let recorded = self.reservation(app).is_some_and(|r| {
+            r.preempting
+                .iter()
+                .filter_map(|v| recorded_victim(v))
+                .any(|(key, uid)| {
+                    self.pods
+                        .get(&key)
+                        .is_some_and(|p| p.uid == uid && !p.finished)
+                })
+        });
+        recorded
+            || self
+                .pods
+                .values()
+                .any(|p| p.deleting && !p.finished && p.node.as_deref() == Some(node))
     }
 
     /// What victims of preemption whose pods are not all gone still hold, per node: room
@@ -527,6 +545,13 @@ impl ClusterState {
         );
         (over != Resources::ZERO).then(|| over.to_string())
     }
+}
+
+/// A victim as recorded on a reservation (`namespace/name/uid`): the pod and its UID.
+fn recorded_victim(v: &str) -> Option<(PodKey, &str)> {
+    let (pod, uid) = v.rsplit_once('/')?;
+    let (namespace, name) = pod.split_once('/')?;
+    Some((PodKey::new(namespace, name), uid))
 }
 
 fn message_of(effect: &Effect) -> String {

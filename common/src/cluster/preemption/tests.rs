@@ -339,3 +339,35 @@ fn kube_scheduler_preemption_is_taken_over_for_drivers() {
             .is_none()
     );
 }
+
+/// A reserved driver waits only for pods on their way out: a node over-committed by a pod
+/// that stays (another scheduler's, say) does not hold it back, one that is terminating does.
+#[test]
+fn only_pods_on_their_way_out_hold_a_reserved_driver_back() {
+    let (mut s, names) = full_cluster(PreemptionPolicy::default());
+    let node = s
+        .reservation(&AppKey::new("spark", "old"))
+        .and_then(|r| r.driver_node())
+        .unwrap()
+        .to_owned();
+    let mut old = driver("old", 10, 0);
+    old["spec"]["nodeName"] = json!(node);
+    let mut web = json!({
+        "metadata": {"name": "web", "namespace": "default", "uid": "u-web"},
+        "spec": {"nodeName": node, "containers": [{"name": "c",
+            "resources": {"requests": {"cpu": "4"}}}]},
+        "status": {"phase": "Running"}
+    });
+    s.apply_pod(&pod(&web));
+    let d = s.filter(&pod(&old), &names, t(70));
+    assert_eq!(d.node.as_deref(), Some(node.as_str()), "{}", d.message);
+    web["metadata"]["deletionTimestamp"] = json!(t(71).to_string());
+    s.apply_pod(&pod(&web));
+    let d = s.filter(&pod(&old), &names, t(72));
+    assert_eq!(
+        d.outcome,
+        crate::cluster::FilterOutcome::FailurePreempting,
+        "{}",
+        d.message
+    );
+}
