@@ -140,9 +140,6 @@ pub struct PodRecord {
     pub node: Option<String>,
     pub phase: String,
     pub requests: Resources,
-    /// Carries `DisruptionTarget=True`: it is being evicted (preemption).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub disrupted: bool,
     /// `spec.priority`, as the API server resolved it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i32,
@@ -170,14 +167,6 @@ impl PodRecord {
                 .unwrap_or_default(),
             requests,
             priority: p.spec.as_ref().and_then(|sp| sp.priority).unwrap_or(0),
-            disrupted: p
-                .status
-                .as_ref()
-                .and_then(|st| st.conditions.as_ref())
-                .is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c.type_ == "DisruptionTarget" && c.status == "True")
-                }),
         }
     }
 
@@ -379,7 +368,6 @@ mod tests {
             node: node.map(str::to_owned),
             phase: phase.into(),
             requests: Resources::default(),
-            disrupted: false,
             priority: 0,
         }
     }

@@ -140,7 +140,6 @@ pub(crate) mod build {
             node: node.map(str::to_owned),
             phase: phase.into(),
             requests: app.gang.driver,
-            disrupted: false,
             priority: 0,
         }
     }
@@ -154,7 +153,6 @@ pub(crate) mod build {
             node: node.map(str::to_owned),
             phase: phase.into(),
             requests: app.gang.executor,
-            disrupted: false,
             priority: 0,
         }
     }

@@ -200,7 +200,6 @@ pub(crate) fn summarise(
         role: String,
         bound: Option<(f64, String)>,
         finished: Option<f64>,
-        disrupted: bool,
     }
     let mut pods: BTreeMap<String, Seen> = BTreeMap::new();
     let mut peak_running: HashMap<String, usize> = HashMap::new();
@@ -226,7 +225,6 @@ pub(crate) fn summarise(
             if let (None, Some(n)) = (&seen.bound, &p.node) {
                 seen.bound = Some((state.at, n.clone()));
             }
-            seen.disrupted |= p.disrupted;
             if seen.finished.is_none() && p.is_finished() {
                 seen.finished = Some(state.at);
             }
@@ -273,9 +271,7 @@ pub(crate) fn summarise(
             } else {
                 match last.pods.get(&key).map(|p| p.phase.as_str()) {
                     Some("Succeeded") => "completed",
-                    _ if driver.is_some_and(|d| d.disrupted) || history.was_preempted(&key) => {
-                        "preempted"
-                    }
+                    _ if history.was_preempted(&key) => "preempted",
                     Some("Running") => "running",
                     _ => "pending",
                 }

@@ -254,7 +254,6 @@ mod tests {
             node: node.map(str::to_owned),
             phase: phase.into(),
             requests: cpu(if role == "driver" { 2000 } else { 1000 }),
-            disrupted: false,
             priority: 0,
         }
     }

@@ -20,9 +20,7 @@ pub struct Victim {
     pub kind: VictimKind,
     /// The pods to evict: for a gang its driver and every unfinished executor.
     pub pods: Vec<PodKey>,
-    /// What it frees in all, on the preemptor's nodes.
-    pub frees: Resources,
-    /// What it frees per node (by name).
+    /// What it frees per node (by name), on the preemptor's nodes.
     pub frees_on: Vec<(String, Resources)>,
 }
 
@@ -258,7 +256,6 @@ impl ClusterState {
                         VictimKind::Gang => pods_of.get(&c.app).cloned().unwrap_or_default(),
                         VictimKind::Soft { pod } => vec![PodKey::new(&c.app.namespace, pod)],
                     },
-                    frees: c.frees.iter().fold(Resources::ZERO, |a, &(_, r)| a + r),
                     frees_on: c
                         .frees
                         .iter()
