@@ -34,22 +34,25 @@ pub struct History {
 
 /// A pod evicted for preemption, and the driver it was evicted for (both `namespace/name`;
 /// `by` is empty when the condition's message named none).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preempted {
     pub pod: String,
     pub by: String,
+    /// Seconds from the start of the run when the pod was first seen marked.
+    #[serde(default)]
+    pub at: f64,
 }
 
 impl Preempted {
-    /// From a pod's key and its `DisruptionTarget` message, which the extender writes as
-    /// "… for the gang of driver <namespace>/<name> (priority N)".
-    pub fn from_message(pod: String, message: &str) -> Preempted {
+    /// From a pod's key, its `DisruptionTarget` message, which the extender writes as
+    /// "… for the gang of driver <namespace>/<name> (priority N)", and when it was seen.
+    pub fn from_message(pod: String, message: &str, at: f64) -> Preempted {
         let by = message
             .split_once("driver ")
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .unwrap_or("")
             .to_owned();
-        Preempted { pod, by }
+        Preempted { pod, by, at }
     }
 }
 

@@ -47,14 +47,14 @@ pub fn final_states(report: &Report) -> BTreeMap<String, String> {
 /// must pass (expectations and invariants) and every application must end in the same state.
 /// Fails with a short verdict (the first violations and expectation failures, and their
 /// counts) and the path of the full report.
-pub async fn run_and_check(file: &str) -> Report {
+pub async fn run_and_check(file: &str) -> [Report; 2] {
     let scenario = load(file);
     let report = run(&scenario, Mode::Sparkgang).await;
     check(&report);
     let virtual_run = run_virtual(&scenario, Mode::Sparkgang);
     check(&virtual_run);
     assert_same_final_states(&report, &virtual_run);
-    report
+    [report, virtual_run]
 }
 
 /// Panics with the verdict and where the full report is when `report` did not pass.

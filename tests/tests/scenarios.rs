@@ -88,7 +88,46 @@ async fn preemption_dry_run() {
 /// room held for the urgent gang; an equal-priority arrival never preempts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preemption_youngest_victim() {
-    run_and_check("preemption-youngest-victim.yaml").await;
+    for r in run_and_check("preemption-youngest-victim.yaml").await {
+        let app = |name: &str| {
+            r.history
+                .apps
+                .iter()
+                .find(|a| a.name == name)
+                .unwrap_or_else(|| panic!("{name} was submitted"))
+        };
+        let (urgent, low_b) = (app("urgent"), app("low-b"));
+        let [p] = r.preemptions.as_slice() else {
+            panic!(
+                "one preemption expected ({} clock): {:?}",
+                r.clock, r.preemptions
+            );
+        };
+        assert_eq!(p.preemptor, format!("spark/{}", urgent.driver));
+        assert!(
+            (4.0..9.0).contains(&p.at),
+            "urgent arrives at 4 s and preempts at once, not at {}",
+            p.at
+        );
+        // Exactly low-b's gang: its driver and both executors, by the pods' own labels.
+        let mut gang: Vec<String> = r
+            .history
+            .changes
+            .iter()
+            .flat_map(|c| &c.pods)
+            .filter(|pod| pod.app_id == low_b.app_id)
+            .map(|pod| pod.key())
+            .collect();
+        gang.sort();
+        gang.dedup();
+        assert_eq!(p.victims, gang, "{} clock", r.clock);
+        assert_eq!(gang.len(), 3);
+        // Spark's sizing, recomputed here: a driver of 1 core and executors of 3, each with
+        // 1g of heap plus the 384 MiB minimum overhead.
+        let mib = 1024 * 1024;
+        assert_eq!(p.reclaimed.cpu_milli, 1000 + 2 * 3000);
+        assert_eq!(p.reclaimed.memory_bytes, 3 * (1024 + 384) * mib);
+    }
 }
 
 /// Preemption takes executors above a lower-priority application's minimum before any gang.

@@ -140,6 +140,7 @@ mod tests {
         Preempted {
             pod: pod.key(),
             by: by.key(),
+            at: 1.0,
         }
     }
 
@@ -174,7 +175,7 @@ mod tests {
             .filter(|p| victims.contains(&p.name.as_str()))
             .map(|p| preempted(p, &urgent_pending))
             .collect();
-        h.preempted.sort();
+        h.preempted.sort_by(|a, b| a.pod.cmp(&b.pod));
         preemption_rules(&h)
     }
 
@@ -234,6 +235,7 @@ mod tests {
         h.preempted = vec![Preempted {
             pod: d.key(),
             by: "spark/ghost-driver".into(),
+            at: 1.0,
         }];
         let v = preemption_rules(&h);
         assert!(

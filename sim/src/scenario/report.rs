@@ -61,9 +61,64 @@ pub struct Report {
     pub expectation_failures: Vec<String>,
     /// The extender's filter calls over the run (sparkgang mode).
     pub filter: Option<FilterStats>,
+    /// Each preemption, by preemptor, in time order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preemptions: Vec<PreemptionReport>,
     /// What the run saw, for the oracles and for a closer look (`--history`).
     #[serde(skip)]
     pub history: History,
+}
+
+/// The pods evicted for one preemptor, and the room they held.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreemptionReport {
+    /// When the first victim was seen marked, in seconds from the start of the run.
+    pub at: f64,
+    /// The preemptor's driver, `namespace/name`.
+    pub preemptor: String,
+    /// The victim pods, `namespace/name`, sorted.
+    pub victims: Vec<String>,
+    /// What the victims requested, together.
+    pub reclaimed: Resources,
+}
+
+/// The preemptions of a run, grouped by preemptor, from the evicted pods and the requests
+/// their last record shows.
+pub fn preemptions(history: &History) -> Vec<PreemptionReport> {
+    if history.preempted.is_empty() {
+        return Vec::new();
+    }
+    let victims: std::collections::HashSet<&str> =
+        history.preempted.iter().map(|p| p.pod.as_str()).collect();
+    let mut requests: HashMap<&str, Resources> = HashMap::new();
+    for change in &history.changes {
+        for p in &change.pods {
+            if let Some(key) = victims.get(p.key().as_str()) {
+                requests.insert(key, p.requests);
+            }
+        }
+    }
+    let mut by: BTreeMap<&str, PreemptionReport> = BTreeMap::new();
+    for p in &history.preempted {
+        let entry = by.entry(p.by.as_str()).or_insert_with(|| PreemptionReport {
+            at: p.at,
+            preemptor: p.by.clone(),
+            victims: Vec::new(),
+            reclaimed: Resources::ZERO,
+        });
+        entry.at = entry.at.min(p.at);
+        entry.victims.push(p.pod.clone());
+        entry.reclaimed += requests.get(p.pod.as_str()).copied().unwrap_or_default();
+    }
+    let mut out: Vec<PreemptionReport> = by.into_values().collect();
+    for r in &mut out {
+        r.victims.sort();
+    }
+    out.sort_by(|a, b| {
+        a.at.total_cmp(&b.at)
+            .then_with(|| a.preemptor.cmp(&b.preemptor))
+    });
+    out
 }
 
 /// The extender's filter calls, from its own metrics.
@@ -143,6 +198,7 @@ impl Report {
             violations: crate::oracle::check(&history, with_reservations),
             expectation_failures: Vec::new(),
             filter: None,
+            preemptions: preemptions(&history),
             history,
         }
     }

@@ -148,7 +148,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
             history.apps.push(app);
         }
         let state = sampler.sample(start);
-        history.preempted = sampler.preempted();
+        history.preempted = sampler.preempted(start);
         let done = pending.peek().is_none() && all_finished(&history, &state);
         history.record(&mut last_state, state);
         if done || start.elapsed() >= timeout {
@@ -161,7 +161,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
     let release_by = Instant::now() + Duration::from_secs_f64(oracle::RELEASE_GRACE);
     loop {
         let state = sampler.sample(start);
-        history.preempted = sampler.preempted();
+        history.preempted = sampler.preempted(start);
         let released = !all_finished(&history, &state) || state.reservations.is_empty();
         history.record(&mut last_state, state);
         if released || Instant::now() >= release_by {
@@ -194,6 +194,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
         violations,
         expectation_failures,
         filter,
+        preemptions: report::preemptions(&history),
         history,
     })
 }

@@ -130,6 +130,7 @@ pub fn run_virtual(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioEr
         violations,
         expectation_failures,
         filter: None,
+        preemptions: report::preemptions(&history),
         history,
     })
 }

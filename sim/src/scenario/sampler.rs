@@ -21,7 +21,7 @@ use crate::history::{PodRecord, Preempted, ReservationRecord, State, held_by_nod
 pub struct Sampler {
     pods: Store<Pod>,
     /// Pods seen with `DisruptionTarget` for preemption (`namespace/name`), and its message.
-    preempted: std::sync::Arc<std::sync::Mutex<BTreeMap<String, String>>>,
+    preempted: std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, Instant)>>>,
     reservations: Option<Store<ResourceReservation>>,
     extender: Option<std::sync::Arc<sparkgang_extender::Extender>>,
     /// Each pod's requests by uid (they never change).
@@ -47,14 +47,12 @@ impl Sampler {
                         && let Some(message) = preempted_by_scheduler(p)
                         && let Ok(mut seen) = seen.lock()
                     {
-                        seen.insert(
-                            format!(
-                                "{}/{}",
-                                p.metadata.namespace.as_deref().unwrap_or(""),
-                                p.metadata.name.as_deref().unwrap_or("")
-                            ),
-                            message,
-                        );
+                        seen.entry(format!(
+                            "{}/{}",
+                            p.metadata.namespace.as_deref().unwrap_or(""),
+                            p.metadata.name.as_deref().unwrap_or("")
+                        ))
+                        .or_insert_with(|| (message, Instant::now()));
                     }
                     futures::future::ready(())
                 });
@@ -83,13 +81,17 @@ impl Sampler {
         }
     }
 
-    /// The pods evicted for preemption so far, sorted.
-    pub fn preempted(&self) -> Vec<Preempted> {
+    /// The pods evicted for preemption so far, sorted, with when they were first seen marked
+    /// (seconds since `start`).
+    pub fn preempted(&self, start: Instant) -> Vec<Preempted> {
         self.preempted
             .lock()
             .map(|s| {
                 s.iter()
-                    .map(|(pod, message)| Preempted::from_message(pod.clone(), message))
+                    .map(|(pod, (message, seen))| {
+                        let at = seen.saturating_duration_since(start).as_secs_f64();
+                        Preempted::from_message(pod.clone(), message, at)
+                    })
                     .collect()
             })
             .unwrap_or_default()

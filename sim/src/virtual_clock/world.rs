@@ -61,7 +61,7 @@ pub struct World {
     /// The ConfigMap each submitted driver (`namespace/name`) owns, by the driver.
     driver_config_maps: BTreeMap<String, String>,
     /// Pods evicted for preemption (`namespace/name`), with the message saying for whom.
-    preempted: BTreeMap<String, String>,
+    preempted: BTreeMap<String, (String, f64)>,
     namespaces: Arc<ResourceDef>,
     reservations: Arc<ResourceDef>,
     /// The webhook's configuration and the namespaces its registration selects.
@@ -420,7 +420,9 @@ impl World {
     pub fn preempted(&self) -> Vec<crate::history::Preempted> {
         self.preempted
             .iter()
-            .map(|(pod, message)| crate::history::Preempted::from_message(pod.clone(), message))
+            .map(|(pod, (message, at))| {
+                crate::history::Preempted::from_message(pod.clone(), message, *at)
+            })
             .collect()
     }
 
@@ -565,8 +567,10 @@ impl World {
             return;
         };
         self.pod_changed(&marked);
+        let at = self.now().as_secs_f64();
         self.preempted
-            .insert(format!("{namespace}/{name}"), message.to_owned());
+            .entry(format!("{namespace}/{name}"))
+            .or_insert_with(|| (message.to_owned(), at));
         if let Err(e) = eviction::admit_eviction(&self.store, namespace, name, &marked.value) {
             tracing::warn!(error = %e, pod = name, "eviction refused");
             return;
