@@ -12,6 +12,7 @@ pub mod demand_decision;
 pub mod durations;
 pub mod gang_demand;
 pub mod gate;
+pub mod labels;
 pub mod names;
 pub mod pods;
 pub mod properties;

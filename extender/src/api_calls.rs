@@ -36,6 +36,13 @@ pub const API_CALLS: &[ApiCall] = &[
         verbs: &["create"],
         own_namespace_only: false,
     },
+    // Preemption leaves out victims whose PodDisruptionBudget allows no disruption.
+    ApiCall {
+        group: "policy",
+        resource: "poddisruptionbudgets",
+        verbs: &["list", "watch"],
+        own_namespace_only: false,
+    },
     ApiCall {
         group: "",
         resource: "nodes",

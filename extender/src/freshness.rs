@@ -7,22 +7,29 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The three watched resources.
+/// The four watched resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Watched {
     Nodes,
     Pods,
     Reservations,
+    Budgets,
 }
 
 impl Watched {
-    pub const ALL: [Watched; 3] = [Watched::Nodes, Watched::Pods, Watched::Reservations];
+    pub const ALL: [Watched; 4] = [
+        Watched::Nodes,
+        Watched::Pods,
+        Watched::Reservations,
+        Watched::Budgets,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Watched::Nodes => "nodes",
             Watched::Pods => "pods",
             Watched::Reservations => "resourcereservations",
+            Watched::Budgets => "poddisruptionbudgets",
         }
     }
 
@@ -44,10 +51,10 @@ struct Stale {
     why: String,
 }
 
-/// Freshness of the three caches.
+/// Freshness of the four caches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Freshness {
-    stale: [Option<Stale>; 3],
+    stale: [Option<Stale>; 4],
 }
 
 impl Freshness {

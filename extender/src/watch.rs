@@ -1,4 +1,5 @@
-//! Feeds the cluster state from list+watch of nodes, pods and `ResourceReservation`s, and
+//! Feeds the cluster state from list+watch of nodes, pods, `ResourceReservation`s and
+//! `PodDisruptionBudget`s (which preemption respects), and
 //! keeps [`Freshness`] honest: every list and watch start has a timeout, the server ends each
 //! watch after `watchTimeout` (the extender re-watches from where it was), and a watch that
 //! stays silent past `watchTimeout + requestTimeout` is dead: its cache is stale until it has
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Client;
 use kube::api::{Api, ListParams, WatchEvent as ApiEvent, WatchParams};
 use kube::core::Resource;
@@ -43,11 +45,12 @@ impl WatchSettings {
 /// Objects per list page.
 const PAGE: u32 = 500;
 
-/// One event of one of the three watches (boxed: the objects are large and of unequal size).
+/// One event of one of the four watches (boxed: the objects are large and of unequal size).
 enum Item {
     Node(WatchEvent<Box<Node>>),
     Pod(WatchEvent<Box<Pod>>),
     Reservation(WatchEvent<Box<ResourceReservation>>),
+    Budget(WatchEvent<Box<PodDisruptionBudget>>),
 }
 
 /// Runs until the task is aborted (at the end of a leadership term). `gated` receives drivers
@@ -77,9 +80,17 @@ pub async fn run(
         settings,
     ));
     followers.spawn(follow(
-        Api::<ResourceReservation>::all(client),
+        Api::<ResourceReservation>::all(client.clone()),
         Watched::Reservations,
         Item::Reservation,
+        ext.clone(),
+        tx.clone(),
+        settings,
+    ));
+    followers.spawn(follow(
+        Api::<PodDisruptionBudget>::all(client),
+        Watched::Budgets,
+        Item::Budget,
         ext.clone(),
         tx,
         settings,
@@ -315,6 +326,7 @@ fn handle(ext: &Extender, gated: &mpsc::UnboundedSender<PodKey>, feed: &mut Feed
                 fed
             }
             Item::Reservation(e) => feed.reservation(state, unbox(e)),
+            Item::Budget(e) => feed.budget(state, unbox(e)),
         };
         let mut fed = fed;
         if fed.synced_now {

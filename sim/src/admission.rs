@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhook, MutatingWebhookConfiguration};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
+use sparkgang_common::labels::selector_matches;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -195,30 +195,6 @@ fn rules_match(hook: &MutatingWebhook, r: &AdmissionRequest) -> bool {
             && any(&rule.api_versions, &r.version)
             && any(&rule.resources, &resource)
     })
-}
-
-/// `LabelSelector` semantics: every `matchLabels` pair and every expression must hold; an
-/// absent selector matches everything.
-pub fn selector_matches(
-    selector: Option<&LabelSelector>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
-    let Some(s) = selector else { return true };
-    s.match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v))
-        && s.match_expressions.iter().flatten().all(|e| {
-            let values = e.values.as_deref().unwrap_or(&[]);
-            let value = labels.get(&e.key);
-            match e.operator.as_str() {
-                "In" => value.is_some_and(|v| values.contains(v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                "Exists" => value.is_some(),
-                "DoesNotExist" => value.is_none(),
-                _ => false,
-            }
-        })
 }
 
 fn object_labels(v: &Value) -> BTreeMap<String, String> {

@@ -130,6 +130,28 @@ async fn preemption_youngest_victim() {
     }
 }
 
+/// Preemption leaves out a gang whose PodDisruptionBudget allows no disruption: the older
+/// low-priority gang is evicted instead, and the protected one completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preemption_disruption_budget() {
+    for r in run_and_check("preemption-disruption-budget.yaml").await {
+        let low_b = r
+            .history
+            .apps
+            .iter()
+            .find(|a| a.name == "low-b")
+            .map(|a| format!("spark/{}", a.driver));
+        assert!(
+            r.preemptions
+                .iter()
+                .all(|p| p.victims.iter().all(|v| Some(v) != low_b.as_ref())),
+            "the protected driver was marked for preemption ({} clock): {:?}",
+            r.clock,
+            r.preemptions
+        );
+    }
+}
+
 /// Preemption takes executors above a lower-priority application's minimum before any gang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preemption_soft_first() {

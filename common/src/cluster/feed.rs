@@ -1,5 +1,6 @@
 //! How watch events feed the state: applies, deletes, and relists that delete what they no
-//! longer see. One mechanism for nodes, pods and `ResourceReservation`s.
+//! longer see. One mechanism for nodes, pods, `ResourceReservation`s and
+//! `PodDisruptionBudget`s.
 //!
 //! A relist (a watch that restarts) sends every object again between a begin and a done; what
 //! memory held at the begin and the relist did not send was deleted while the watch was down
@@ -10,10 +11,12 @@ use std::collections::HashSet;
 use std::hash::Hash;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::api::reservation::ResourceReservation;
 
 use super::ClusterState;
+use super::budgets::BudgetKey;
 use super::decision::Effect;
 use super::keys::{AppKey, PodKey};
 
@@ -111,6 +114,26 @@ impl Watched for ResourceReservation {
     }
 }
 
+impl Watched for PodDisruptionBudget {
+    type Key = BudgetKey;
+    const KIND: usize = 3;
+    fn key(&self) -> Option<BudgetKey> {
+        Some((
+            self.metadata.namespace.clone().unwrap_or_default(),
+            self.metadata.name.clone()?,
+        ))
+    }
+    fn keys(state: &ClusterState) -> Vec<BudgetKey> {
+        state.budget_keys()
+    }
+    fn apply(&self, state: &mut ClusterState, _: &mut Fed) {
+        state.apply_budget(self);
+    }
+    fn delete(key: &BudgetKey, state: &mut ClusterState, _: &mut Fed) {
+        state.delete_budget(key);
+    }
+}
+
 /// One kind's relist in progress: what memory held when it began, and what it has sent.
 #[derive(Debug)]
 struct Relist<K> {
@@ -118,13 +141,14 @@ struct Relist<K> {
     seen: HashSet<K>,
 }
 
-/// The relists in progress of the three kinds, and which kinds have completed a first list.
+/// The relists in progress of the four kinds, and which kinds have completed a first list.
 #[derive(Debug, Default)]
 pub struct Feed {
     nodes: Option<Relist<String>>,
     pods: Option<Relist<PodKey>>,
     reservations: Option<Relist<AppKey>>,
-    listed: [bool; 3],
+    budgets: Option<Relist<BudgetKey>>,
+    listed: [bool; 4],
 }
 
 impl Feed {
@@ -145,6 +169,15 @@ impl Feed {
     ) -> Fed {
         let done = feed(&mut self.reservations, state, event);
         self.finish::<ResourceReservation>(state, done)
+    }
+
+    pub fn budget(
+        &mut self,
+        state: &mut ClusterState,
+        event: WatchEvent<PodDisruptionBudget>,
+    ) -> Fed {
+        let done = feed(&mut self.budgets, state, event);
+        self.finish::<PodDisruptionBudget>(state, done)
     }
 
     /// True once every kind has completed its first list.

@@ -6,6 +6,7 @@
 //! writes the caller must carry out. Time is always passed in.
 
 mod apps;
+mod budgets;
 mod config;
 mod decision;
 mod driver;
@@ -24,6 +25,7 @@ mod shortfall;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub use apps::{AppReservation, Slot};
+pub use budgets::{Budget, BudgetKey, Covered};
 pub use config::{FifoPolicy, PreemptionPolicy, SchedulerConfig};
 pub use decision::{Decision, Effect, FilterOutcome};
 pub use feed::{Fed, Feed, WatchEvent, Watched};
@@ -60,6 +62,8 @@ pub struct ClusterState {
     plan_epoch: u64,
     /// Gangs preempted recently (the victims-per-minute budget).
     preemption_log: preemption::PreemptionLog,
+    /// PodDisruptionBudgets, which preemption respects.
+    budgets: BTreeMap<BudgetKey, Budget>,
 }
 
 impl ClusterState {
@@ -75,6 +79,7 @@ impl ClusterState {
             exceeds_capacity: HashMap::new(),
             plan_epoch: 0,
             preemption_log: preemption::PreemptionLog::default(),
+            budgets: BTreeMap::new(),
         }
     }
 

@@ -49,6 +49,8 @@ pub struct PodEntry {
     pub priority: i32,
     /// Scheduled by our scheduler (`spec.schedulerName`).
     pub ours: bool,
+    /// `metadata.labels`, for the PodDisruptionBudgets that select the pod.
+    pub labels: BTreeMap<String, String>,
     pub instance_group: Option<String>,
     pub driver: Option<Box<DriverInfo>>,
     /// What this pod currently adds to its node's `pods` usage (node, amount, foreign).
@@ -114,6 +116,7 @@ impl PodEntry {
                 .map(|t| t.0),
             priority: spec.priority.unwrap_or(0),
             ours,
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
             instance_group: pods::instance_group(spec, &config.instance_group_label)
                 .map(str::to_owned),
             driver,

@@ -26,7 +26,7 @@ use super::errors::{ApiError, Cause, Details};
 use super::resources::{ResourceDef, Subresource};
 use super::selectors::Selectors;
 use super::store::{DeleteOptions, Store, Stored};
-use crate::admission::selector_matches;
+use sparkgang_common::labels::selector_matches;
 
 /// Evicts pod `name` of `namespace`; the deleted (or marked) pod.
 pub fn evict(

@@ -36,6 +36,10 @@ pub struct Scenario {
     /// `PriorityClass`es created before the run: `[{name: high, value: 1000}]`.
     #[serde(default)]
     pub priority_classes: Vec<PriorityClassSpec>,
+    /// `PodDisruptionBudget`s created before the run:
+    /// `[{name: keep-b, selector: {spark-app-name: b}, disruptions_allowed: 0}]`.
+    #[serde(default)]
+    pub disruption_budgets: Vec<DisruptionBudgetSpec>,
     pub apps: Vec<AppSpec>,
     #[serde(default)]
     pub expect: Vec<Expectation>,
@@ -126,6 +130,36 @@ impl PriorityClassSpec {
         serde_json::json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
             "metadata": {"name": self.name}, "value": self.value,
             "globalDefault": self.global_default})
+    }
+}
+
+/// A `PodDisruptionBudget` of the scenario's cluster, selecting pods by labels, with the
+/// status the disruption controller would write (the simulator has no disruption controller:
+/// `disruptions_allowed` is what the Eviction API spends).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisruptionBudgetSpec {
+    pub name: String,
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// `matchLabels` of its selector (Spark labels every pod `spark-app-name: <app name>`).
+    pub selector: BTreeMap<String, String>,
+    pub disruptions_allowed: u32,
+}
+
+impl DisruptionBudgetSpec {
+    /// The API object.
+    pub fn object(&self) -> serde_json::Value {
+        serde_json::json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {"selector": {"matchLabels": self.selector}}})
+    }
+
+    /// Its `status`, as the disruption controller would write it.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::json!({"disruptionsAllowed": self.disruptions_allowed,
+            "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0,
+            "observedGeneration": 1})
     }
 }
 

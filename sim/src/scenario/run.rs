@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
 use sparkgang_common::GpuResourceNames;
 use sparkgang_common::durations::parse_duration;
@@ -72,6 +73,18 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
         let object = serde_json::from_value(class.object())
             .map_err(|e| ScenarioError::Invalid(format!("priority_classes: {e}")))?;
         classes.create(&PostParams::default(), &object).await?;
+    }
+    for budget in &scenario.disruption_budgets {
+        let api: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &budget.namespace);
+        let object = serde_json::from_value(budget.object())
+            .map_err(|e| ScenarioError::Invalid(format!("disruption_budgets: {e}")))?;
+        api.create(&PostParams::default(), &object).await?;
+        api.patch_status(
+            &budget.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": budget.status()})),
+        )
+        .await?;
     }
     let node_api: Api<Node> = Api::all(client.clone());
     let mut node_records = Vec::new();

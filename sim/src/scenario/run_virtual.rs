@@ -42,6 +42,9 @@ pub fn run_virtual(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioEr
     for class in &scenario.priority_classes {
         world.create_priority_class(class.object())?;
     }
+    for budget in &scenario.disruption_budgets {
+        world.create_disruption_budget(budget.object(), budget.status())?;
+    }
     for (node, record) in nodes(scenario)? {
         world.create_node(&node)?;
         history.nodes.push(record);

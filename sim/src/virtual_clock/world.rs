@@ -23,17 +23,19 @@ use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_common::cluster::{AppKey, ClusterState, Effect, Feed, WatchEvent};
 use sparkgang_common::demand_decision::DemandRules;
 use sparkgang_common::gate::{self, GatePlan, GateRules};
+use sparkgang_common::labels::selector_matches;
 use sparkgang_common::pods;
 use sparkgang_common::resources::node_allocatable;
 use sparkgang_common::{GangDemand, GpuResourceNames};
 
+mod disruption;
+
 use super::ledger::Ledger;
-use crate::admission::selector_matches;
+use crate::apiserver::priority;
 use crate::apiserver::{
     Clock, DeleteOptions, ManualClock, ResourceDef, ResourceTable, ServerConfig, Store,
     StoreConfig, Stored, Subresource, WriteOptions,
 };
-use crate::apiserver::{eviction, priority};
 use crate::deploy_config::{SchedulerDeployment, load_webhook_configuration};
 use crate::harness::{SimError, extender_config, load_admission_config};
 use crate::history::{Change, PodRecord, ReservationRecord, State, held_by_node};
@@ -142,6 +144,8 @@ impl World {
             feed.pod(state, WatchEvent::RelistDone);
             feed.reservation(state, WatchEvent::RelistBegin);
             feed.reservation(state, WatchEvent::RelistDone);
+            feed.budget(state, WatchEvent::RelistBegin);
+            feed.budget(state, WatchEvent::RelistDone);
             (
                 Some((MutationConfig::from(&admission), selector)),
                 Some(side),
@@ -214,17 +218,6 @@ impl World {
                 json!({"metadata": {"name": name, "labels": labels}}),
             )
             .map_err(api)?;
-        Ok(())
-    }
-
-    /// Stores a `scheduling.k8s.io/v1` `PriorityClass` (the API server's Priority plugin reads
-    /// it when pods are created).
-    pub fn create_priority_class(&mut self, class: Value) -> Result<(), SimError> {
-        let def = self
-            .store
-            .resource("scheduling.k8s.io", "v1", "priorityclasses")
-            .ok_or_else(|| api("the PriorityClass resource is not served"))?;
-        self.store.create(&def, "", class).map_err(api)?;
         Ok(())
     }
 
@@ -416,16 +409,6 @@ impl World {
         }
     }
 
-    /// The pods evicted for preemption so far (`namespace/name`), sorted.
-    pub fn preempted(&self) -> Vec<crate::history::Preempted> {
-        self.preempted
-            .iter()
-            .map(|(pod, (message, at))| {
-                crate::history::Preempted::from_message(pod.clone(), message, *at)
-            })
-            .collect()
-    }
-
     /// The room pods hold, and its changes.
     pub fn ledger(&mut self) -> &mut Ledger {
         &mut self.ledger
@@ -538,44 +521,6 @@ impl World {
         for (pod, message) in evictions {
             self.evict(&pod.namespace, &pod.name, &message);
         }
-    }
-
-    /// Evicts a pod for preemption as the extender's writer does: `DisruptionTarget`
-    /// (`PreemptionByScheduler`), then the Eviction API's budget check, then the delete. A
-    /// refusal by a PodDisruptionBudget leaves the pod (the writer tries again in real time;
-    /// the virtual clock does not yet).
-    fn evict(&mut self, namespace: &str, name: &str, message: &str) {
-        let now = crate::apiserver::clock::format_time(self.timestamp());
-        let condition = json!({"type": "DisruptionTarget", "status": "True",
-            "reason": "PreemptionByScheduler", "message": message, "lastTransitionTime": now});
-        let Ok(marked) = self.store.modify(
-            &self.pods,
-            Some(Subresource::Status),
-            namespace,
-            name,
-            |p| {
-                let conditions = &mut p["status"]["conditions"];
-                if !conditions.is_array() {
-                    *conditions = json!([]);
-                }
-                if let Some(list) = conditions.as_array_mut() {
-                    list.retain(|c| c["type"] != "DisruptionTarget");
-                    list.push(condition.clone());
-                }
-            },
-        ) else {
-            return;
-        };
-        self.pod_changed(&marked);
-        let at = self.now().as_secs_f64();
-        self.preempted
-            .entry(format!("{namespace}/{name}"))
-            .or_insert_with(|| (message.to_owned(), at));
-        if let Err(e) = eviction::admit_eviction(&self.store, namespace, name, &marked.value) {
-            tracing::warn!(error = %e, pod = name, "eviction refused");
-            return;
-        }
-        self.delete_pod(namespace, name);
     }
 
     fn sync_reservation(&mut self, app: &AppKey) {

@@ -35,6 +35,9 @@ pub struct Candidate {
     pub kind: VictimKind,
     /// What evicting it frees, per node (a gang's includes its soft reservations).
     pub frees: Vec<(NodeIdx, Resources)>,
+    /// The PodDisruptionBudgets its pods fall under (index into the allowed disruptions), and
+    /// how many of its pods each.
+    pub disruptions: Vec<(usize, u32)>,
 }
 
 impl Candidate {
@@ -66,11 +69,14 @@ fn try_order(c: &Candidate) -> impl Ord + '_ {
 
 /// The indices of the chosen candidates (in try order), or why there are none. `fits` is asked
 /// with what the chosen candidates free per node (each node once, in node order); at most
-/// `gang_budget` whole gangs are chosen.
+/// `gang_budget` whole gangs are chosen, and the chosen pods under each PodDisruptionBudget
+/// number at most its `disruptions_allowed` (a candidate that would exceed one is passed over;
+/// a budget missing from the slice allows none).
 pub fn choose_victims(
     candidates: &[Candidate],
     mut fits: impl FnMut(&[(NodeIdx, Resources)]) -> bool,
     gang_budget: usize,
+    disruptions_allowed: &[u32],
 ) -> Result<Vec<usize>, NoVictims> {
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by(|&a, &b| try_order(&candidates[a]).cmp(&try_order(&candidates[b])));
@@ -84,10 +90,15 @@ pub fn choose_victims(
             break;
         }
         let c = &candidates[i];
+        let mut with = chosen.clone();
         if c.is_gang() {
-            chosen.retain(|&j| candidates[j].app != c.app);
+            with.retain(|&j| candidates[j].app != c.app);
         }
-        chosen.push(i);
+        with.push(i);
+        if !within_budgets(candidates, &with, disruptions_allowed) {
+            continue;
+        }
+        chosen = with;
         fitted = fits(&freed(candidates, &chosen));
     }
     if !fitted {
@@ -113,6 +124,18 @@ pub fn choose_victims(
         });
     }
     Ok(chosen)
+}
+
+/// Whether the pods of `chosen` stay within every disruption budget.
+fn within_budgets(candidates: &[Candidate], chosen: &[usize], allowed: &[u32]) -> bool {
+    let mut used: BTreeMap<usize, u32> = BTreeMap::new();
+    for &i in chosen {
+        for &(b, n) in &candidates[i].disruptions {
+            *used.entry(b).or_default() += n;
+        }
+    }
+    used.iter()
+        .all(|(&b, &n)| n <= allowed.get(b).copied().unwrap_or(0))
 }
 
 /// What `chosen` frees, per node, in node order.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::binpack::Packing;
 use crate::resources::Resources;
 
+use super::super::budgets::{BudgetKey, Covered};
 use super::super::decision::{Decision, Effect, FilterOutcome};
 use super::super::keys::{AppKey, PodKey};
 use super::super::nodes::NodeIdx;
@@ -132,6 +133,8 @@ impl ClusterState {
         let mut candidates = Vec::new();
         let mut pods_of: BTreeMap<AppKey, Vec<PodKey>> = BTreeMap::new();
         let mut too_young = 0usize;
+        let mut protected = 0usize;
+        let mut budgets = BudgetIndex::default();
         for (app_key, entry) in &self.apps {
             let Some(driver) = entry.driver.as_ref().and_then(|d| self.pods.get(d)) else {
                 continue;
@@ -142,6 +145,11 @@ impl ClusterState {
             let started = driver.started.unwrap_or(driver.created);
             for (pod_name, slot) in &entry.soft {
                 if let Some(n) = self.nodes.index_of(&slot.node).filter(|&n| on_eligible(n)) {
+                    let pod = PodKey::new(&app_key.namespace, pod_name);
+                    let Some(disruptions) = budgets.of(self, std::slice::from_ref(&pod)) else {
+                        protected += 1;
+                        continue;
+                    };
                     candidates.push(Candidate {
                         app: app_key.clone(),
                         priority: driver.priority,
@@ -150,6 +158,7 @@ impl ClusterState {
                             pod: pod_name.clone(),
                         },
                         frees: vec![(n, slot.resources)],
+                        disruptions,
                     });
                 }
             }
@@ -181,16 +190,25 @@ impl ClusterState {
             if frees.is_empty() {
                 continue;
             }
-            pods_of.insert(
-                app_key.clone(),
-                members.iter().map(|p| p.key.clone()).collect(),
-            );
+            let pods: Vec<PodKey> = members.iter().map(|p| p.key.clone()).collect();
+            // Pods already terminating pass the Eviction API without a budget.
+            let evicted: Vec<PodKey> = members
+                .iter()
+                .filter(|p| !p.deleting)
+                .map(|p| p.key.clone())
+                .collect();
+            let Some(disruptions) = budgets.of(self, &evicted) else {
+                protected += 1;
+                continue;
+            };
+            pods_of.insert(app_key.clone(), pods);
             candidates.push(Candidate {
                 app: app_key.clone(),
                 priority: driver.priority,
                 started,
                 kind: VictimKind::Gang,
                 frees,
+                disruptions,
             });
         }
         let going = self.terminating_on(&eligible.mask);
@@ -212,7 +230,7 @@ impl ClusterState {
                 let extra = with_going(f);
                 self.pack_with_freed(&eligible, &demand, &extra).is_ok()
             };
-            choose_victims(&candidates, fits, allowed)
+            choose_victims(&candidates, fits, allowed, &budgets.allowed)
         };
         let chosen = match chosen {
             Ok(c) => c,
@@ -226,9 +244,19 @@ impl ClusterState {
                 } else {
                     String::new()
                 };
+                let budgeted = if protected > 0 {
+                    format!(
+                        " ({protected} lower-priority gang{} or executor{} protected by \
+                         PodDisruptionBudgets that allow too few evictions)",
+                        if protected == 1 { "" } else { "s" },
+                        if protected == 1 { "" } else { "s" },
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(format!(
                     "preemption cannot make room: evicting every lower-priority gang and soft \
-                     reservation on its {} eligible nodes would not be enough{young}",
+                     reservation on its {} eligible nodes would not be enough{young}{budgeted}",
                     eligible.list.len()
                 ));
             }
@@ -324,6 +352,44 @@ impl ClusterState {
             }
         }
         per_node.into_iter().collect()
+    }
+}
+
+/// The PodDisruptionBudgets a plan's candidates fall under, numbered as met.
+#[derive(Debug, Default)]
+struct BudgetIndex {
+    keys: Vec<BudgetKey>,
+    /// `status.disruptionsAllowed` of each, by number.
+    allowed: Vec<u32>,
+}
+
+impl BudgetIndex {
+    /// How many of `pods` fall under each budget; `None` when they cannot all be evicted: a
+    /// pod under several budgets (the Eviction API refuses it), or more pods under one budget
+    /// than it allows.
+    fn of(&mut self, state: &ClusterState, pods: &[PodKey]) -> Option<Vec<(usize, u32)>> {
+        let mut used: BTreeMap<usize, u32> = BTreeMap::new();
+        for pod in pods {
+            match state.budgets_covering(pod) {
+                Covered::None => {}
+                Covered::Several => return None,
+                Covered::One(key) => {
+                    let i = match self.keys.iter().position(|k| k == key) {
+                        Some(i) => i,
+                        None => {
+                            self.keys.push(key.clone());
+                            self.allowed
+                                .push(state.budget(key).map_or(0, |b| b.disruptions_allowed));
+                            self.keys.len() - 1
+                        }
+                    };
+                    *used.entry(i).or_default() += 1;
+                }
+            }
+        }
+        used.iter()
+            .all(|(&i, &n)| n <= self.allowed[i])
+            .then(|| used.into_iter().collect())
     }
 }
 

@@ -371,3 +371,43 @@ fn only_pods_on_their_way_out_hold_a_reserved_driver_back() {
         d.message
     );
 }
+
+fn budget(
+    name: &str,
+    app: &str,
+    allowed: i32,
+) -> k8s_openapi::api::policy::v1::PodDisruptionBudget {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "spark"},
+        "spec": {"selector": {"matchLabels": {"spark-app-id": app}}},
+        "status": {"disruptionsAllowed": allowed, "currentHealthy": 1, "desiredHealthy": 1,
+            "expectedPods": 1}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_gang_whose_disruption_budget_allows_nothing_is_spared_for_an_older_one() {
+    let (mut s, _) = full_cluster(enabled());
+    s.apply_budget(&budget("keep-young", "young", 0));
+    s.apply_pod(&pod(&driver("urgent", 1000, 60)));
+    let key = PodKey::new("spark", "urgent-driver");
+    let plan = s.plan_preemption(&key, t(61)).expect("a plan");
+    let victims: Vec<&AppKey> = plan.victims.iter().map(|v| &v.app).collect();
+    assert_eq!(victims, [&AppKey::new("spark", "old")]);
+    // Once the budget allows the disruption, the youngest is the victim again.
+    s.apply_budget(&budget("keep-young", "young", 1));
+    let plan = s.plan_preemption(&key, t(61)).expect("a plan");
+    assert_eq!(plan.victims[0].app, AppKey::new("spark", "young"));
+    // Two budgets over one pod: the Eviction API refuses it, so it is never a victim.
+    s.apply_budget(&budget("keep-young-too", "young", 5));
+    s.apply_budget(&budget("keep-old", "old", 0));
+    let err = s.plan_preemption(&key, t(61)).unwrap_err();
+    assert!(
+        err.contains("2 lower-priority gangs or executors protected by PodDisruptionBudgets"),
+        "{err}"
+    );
+    s.delete_budget(&("spark".to_owned(), "keep-old".to_owned()));
+    let plan = s.plan_preemption(&key, t(61)).expect("a plan");
+    assert_eq!(plan.victims[0].app, AppKey::new("spark", "old"));
+}

@@ -19,6 +19,7 @@ fn gang(app: &str, priority: i32, started: i64, frees: &[(NodeIdx, i64)]) -> Can
         started: t(started),
         kind: VictimKind::Gang,
         frees: frees.iter().map(|&(n, c)| (n, cpu(c))).collect(),
+        disruptions: Vec::new(),
     }
 }
 
@@ -59,7 +60,7 @@ fn the_most_recently_started_of_equal_priority_is_the_victim() {
         gang("old", 10, 0, &[(0, 4000)]),
         gang("young", 10, 50, &[(1, 4000)]),
     ];
-    let chosen = choose_victims(&c, one_node_fits(&[0, 0], 4000), 9).unwrap();
+    let chosen = choose_victims(&c, one_node_fits(&[0, 0], 4000), 9, &[]).unwrap();
     assert_eq!(names(&c, &chosen), ["young"]);
 }
 
@@ -69,7 +70,7 @@ fn the_lowest_priority_goes_before_a_more_recent_one() {
         gang("recent-mid", 10, 50, &[(0, 4000)]),
         gang("old-low", 5, 0, &[(1, 4000)]),
     ];
-    let chosen = choose_victims(&c, one_node_fits(&[0, 0], 4000), 9).unwrap();
+    let chosen = choose_victims(&c, one_node_fits(&[0, 0], 4000), 9, &[]).unwrap();
     assert_eq!(names(&c, &chosen), ["old-low"]);
 }
 
@@ -79,7 +80,7 @@ fn soft_reservations_go_before_any_gang() {
         gang("g", 1, 90, &[(0, 8000)]),
         soft("other", "other-exec-3", 5, 0, 0, 2000),
     ];
-    let chosen = choose_victims(&c, one_node_fits(&[2000], 4000), 9).unwrap();
+    let chosen = choose_victims(&c, one_node_fits(&[2000], 4000), 9, &[]).unwrap();
     assert_eq!(names(&c, &chosen), ["other-exec-3"]);
 }
 
@@ -87,7 +88,7 @@ fn soft_reservations_go_before_any_gang() {
 #[test]
 fn a_victim_that_is_not_needed_is_spared() {
     let c = [gang("a", 1, 0, &[(0, 2000)]), gang("b", 2, 0, &[(0, 4000)])];
-    let chosen = choose_victims(&c, one_node_fits(&[0], 4000), 9).unwrap();
+    let chosen = choose_victims(&c, one_node_fits(&[0], 4000), 9, &[]).unwrap();
     assert_eq!(names(&c, &chosen), ["b"]);
 }
 
@@ -98,7 +99,7 @@ fn a_gang_replaces_its_own_soft_reservations() {
         soft("g", "g-exec-5", 1, 0, 0, 1000),
         gang("g", 1, 0, &[(0, 6000)]),
     ];
-    let chosen = choose_victims(&c, one_node_fits(&[0], 5000), 9).unwrap();
+    let chosen = choose_victims(&c, one_node_fits(&[0], 5000), 9, &[]).unwrap();
     assert_eq!(names(&c, &chosen), ["g"]);
 }
 
@@ -106,7 +107,7 @@ fn a_gang_replaces_its_own_soft_reservations() {
 fn nothing_is_chosen_when_everything_together_is_not_enough() {
     let c = [gang("a", 1, 0, &[(0, 2000)]), gang("b", 1, 0, &[(1, 2000)])];
     assert_eq!(
-        choose_victims(&c, one_node_fits(&[0, 0], 4000), 9),
+        choose_victims(&c, one_node_fits(&[0, 0], 4000), 9, &[]),
         Err(NoVictims::NotEnough)
     );
 }
@@ -115,14 +116,14 @@ fn nothing_is_chosen_when_everything_together_is_not_enough() {
 fn the_gang_budget_refuses_a_plan_that_needs_more() {
     let c = [gang("a", 1, 0, &[(0, 2000)]), gang("b", 1, 9, &[(0, 2000)])];
     assert_eq!(
-        choose_victims(&c, one_node_fits(&[0], 4000), 1),
+        choose_victims(&c, one_node_fits(&[0], 4000), 1, &[]),
         Err(NoVictims::OverBudget {
             needed: 2,
             allowed: 1
         })
     );
     assert_eq!(
-        choose_victims(&c, one_node_fits(&[0], 4000), 2).map(|v| v.len()),
+        choose_victims(&c, one_node_fits(&[0], 4000), 2, &[]).map(|v| v.len()),
         Ok(2)
     );
 }
@@ -185,7 +186,7 @@ proptest! {
         (candidates, free, need) in arbitrary_candidates(),
     ) {
         let fits = one_node_fits(&free, need);
-        match choose_victims(&candidates, &fits, usize::MAX) {
+        match choose_victims(&candidates, &fits, usize::MAX, &[]) {
             Ok(chosen) => {
                 prop_assert!(fits(&freed(&candidates, &chosen)));
                 for k in 0..chosen.len() {
@@ -195,7 +196,7 @@ proptest! {
                 }
                 let mut reversed = candidates.clone();
                 reversed.reverse();
-                let again = choose_victims(&reversed, &fits, usize::MAX).unwrap();
+                let again = choose_victims(&reversed, &fits, usize::MAX, &[]).unwrap();
                 let as_set = |c: &[Candidate], v: &[usize]| {
                     let mut s: Vec<(AppKey, VictimKind)> =
                         v.iter().map(|&i| (c[i].app.clone(), c[i].kind.clone())).collect();
@@ -217,6 +218,70 @@ proptest! {
                 prop_assert!(!fits(&freed(&candidates, &all)));
             }
             Err(e) => prop_assert!(false, "unexpected {e:?}"),
+        }
+    }
+}
+
+fn under(mut c: Candidate, budget: usize, pods: u32) -> Candidate {
+    c.disruptions.push((budget, pods));
+    c
+}
+
+#[test]
+fn a_gang_its_disruption_budget_protects_is_passed_over_for_an_older_one() {
+    // young has 3 pods under budget 0, which allows 2 disruptions: evicting it would be refused.
+    let c = [
+        gang("old", 10, 0, &[(0, 4000)]),
+        under(gang("young", 10, 50, &[(0, 4000)]), 0, 3),
+    ];
+    let chosen = choose_victims(&c, one_node_fits(&[0], 4000), 9, &[2]).unwrap();
+    assert_eq!(names(&c, &chosen), ["old"]);
+    // With 3 allowed, the youngest goes, as without a budget.
+    let chosen = choose_victims(&c, one_node_fits(&[0], 4000), 9, &[3]).unwrap();
+    assert_eq!(names(&c, &chosen), ["young"]);
+}
+
+#[test]
+fn candidates_share_a_budget_and_a_missing_one_allows_nothing() {
+    // Two soft executors under one budget that allows one disruption: one goes, then a gang.
+    let c = [
+        under(soft("a", "a-exec-3", 1, 10, 0, 2000), 0, 1),
+        under(soft("b", "b-exec-3", 1, 20, 0, 2000), 0, 1),
+        gang("g", 1, 0, &[(0, 2000)]),
+    ];
+    let chosen = choose_victims(&c, one_node_fits(&[0], 4000), 9, &[1]).unwrap();
+    assert_eq!(names(&c, &chosen), ["b-exec-3", "g"]);
+    // A budget index with no allowance given (an unknown budget) protects its pods.
+    assert_eq!(
+        choose_victims(&c, one_node_fits(&[0], 6000), 9, &[]),
+        Err(NoVictims::NotEnough)
+    );
+}
+
+proptest! {
+    /// Whatever the budgets, a plan fits and the pods it evicts under each budget number at
+    /// most what that budget allows.
+    #[test]
+    fn plans_respect_every_disruption_budget(
+        (candidates, free, need) in arbitrary_candidates(),
+        budgets in prop::collection::vec((0usize..2, 1u32..4), 8),
+        allowed in [0u32..4, 0u32..4],
+    ) {
+        let candidates: Vec<Candidate> = candidates
+            .into_iter()
+            .zip(budgets)
+            .map(|(c, (b, n))| under(c, b, n))
+            .collect();
+        let fits = one_node_fits(&free, need);
+        if let Ok(chosen) = choose_victims(&candidates, &fits, usize::MAX, &allowed) {
+            prop_assert!(fits(&freed(&candidates, &chosen)));
+            let mut used = [0u32; 2];
+            for &i in &chosen {
+                for &(b, n) in &candidates[i].disruptions {
+                    used[b] += n;
+                }
+            }
+            prop_assert!(used[0] <= allowed[0] && used[1] <= allowed[1], "{used:?} > {allowed:?}");
         }
     }
 }
