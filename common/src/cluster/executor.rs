@@ -96,13 +96,30 @@ impl ClusterState {
             .filter(|(_, s)| self.slot_is_free(&app.namespace, s.pod.as_deref(), &s.node))
             .map(|(name, s)| (name.clone(), s.node.clone()))
             .collect();
+        // A slot whose node pods are still leaving for it (preemption) waits for them: binding
+        // now would put more on the node than it has.
+        let waiting =
+            |node: &str| self.overcommitted(node).is_some() && self.pods_leaving(&app, node);
         if let Some((slot, node)) = free
             .iter()
+            .filter(|(_, node)| !waiting(node))
             .filter_map(|(slot, node)| self.nodes.offered_position(node).map(|p| (p, slot, node)))
             .min()
             .map(|(_, slot, node)| (slot.clone(), node.clone()))
         {
             return self.bind_slot(&app, &slot, &node, key, FilterOutcome::SuccessReservedSlot);
+        }
+        if let Some((_, node)) = free.iter().find(|(_, node)| waiting(node)) {
+            let short = self.overcommitted(node).unwrap_or_default();
+            return Decision::failure(
+                FilterOutcome::FailurePreempting,
+                format!(
+                    "application {} has an executor slot held on node {node}, which pods being \
+                     evicted for it still occupy ({short} over); waiting for them to leave",
+                    app.app_id
+                ),
+            )
+            .with_effects(self.evictions_left(&app));
         }
 
         // 3. A free slot elsewhere: move it to an offered node with room.

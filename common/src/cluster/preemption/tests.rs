@@ -372,6 +372,51 @@ fn only_pods_on_their_way_out_hold_a_reserved_driver_back() {
     );
 }
 
+/// An executor whose free slot is on a node that pods being evicted still over-commit waits
+/// for them, as the driver does; once they are gone it takes the slot.
+#[test]
+fn an_executor_slot_waits_for_pods_leaving_its_node() {
+    let (mut s, names) = full_cluster(PreemptionPolicy::default());
+    let node = s
+        .reservation(&AppKey::new("spark", "old"))
+        .and_then(|r| r.driver_node())
+        .unwrap()
+        .to_owned();
+    let web = json!({
+        "metadata": {"name": "web", "namespace": "default", "uid": "u-web",
+            "deletionTimestamp": t(71).to_string()},
+        "spec": {"nodeName": node, "containers": [{"name": "c",
+            "resources": {"requests": {"cpu": "4"}}}]},
+        "status": {"phase": "Running"}
+    });
+    s.apply_pod(&pod(&web));
+    let exec = pod(&json!({
+        "metadata": {"name": "old-exec-1", "namespace": "spark", "uid": "u-old-exec-1",
+            "creationTimestamp": t(72).to_string(),
+            "labels": {"spark-role": "executor", "spark-app-id": "old"}},
+        "spec": {"schedulerName": "spark-scheduler", "priority": 10,
+            "containers": [{"name": "executor",
+                "resources": {"requests": {"cpu": "3", "memory": "2Gi"}}}]}
+    }));
+    s.apply_pod(&exec);
+    let d = s.filter(&exec, &names, t(72));
+    assert_eq!(
+        d.outcome,
+        crate::cluster::FilterOutcome::FailurePreempting,
+        "{}",
+        d.message
+    );
+    assert!(
+        d.message
+            .contains(&format!("executor slot held on node {node}")),
+        "{}",
+        d.message
+    );
+    s.delete_pod(&PodKey::new("default", "web"));
+    let d = s.filter(&exec, &names, t(73));
+    assert_eq!(d.node.as_deref(), Some(node.as_str()), "{}", d.message);
+}
+
 fn budget(
     name: &str,
     app: &str,
