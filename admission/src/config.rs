@@ -100,6 +100,16 @@ pub struct AdmissionConfig {
     /// Per-namespace default `PriorityClass`; wins over `defaultPriorityClass`. Default empty.
     #[serde(default)]
     pub default_priority_class_by_namespace: BTreeMap<String, String>,
+    /// Executors that name no priority class inherit their driver's: the webhook reads the
+    /// driver (`GET pods`, with the pod's service account) when it admits such an executor.
+    /// Default `true`; `false` runs without API access (executors then get the class of
+    /// their own label or their namespace's default).
+    #[serde(default = "yes")]
+    pub executor_priority_from_driver: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_tls_listen_address() -> SocketAddr {
@@ -148,6 +158,7 @@ impl AdmissionConfig {
             gpu_resource_names: default_gpu_resource_names(),
             default_priority_class: None,
             default_priority_class_by_namespace: BTreeMap::new(),
+            executor_priority_from_driver: true,
         }
     }
 

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod config;
+pub mod drivers;
 pub mod metrics;
 pub mod mutation;
 pub mod review;
@@ -30,4 +31,4 @@ pub mod tls;
 pub use config::{AdmissionConfig, ConfigError};
 pub use mutation::{Mutation, MutationConfig, Verdict, mutate_pod};
 pub use review::{Answer, BadReview, review};
-pub use server::{RunError, RunningServer, StartError, router, run, start};
+pub use server::{RunError, RunningServer, StartError, router, run, start, start_with_api};

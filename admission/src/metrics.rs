@@ -100,7 +100,13 @@ pub struct Metrics {
     patches: Family<KindLabels, Counter>,
     cert_expiry: Gauge<i64, AtomicI64>,
     cert_reloads: Family<ReloadLabels, Counter>,
+    driver_reads: Family<ResultLabels, Counter>,
     connections: Arc<ServeStats>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
 }
 
 impl Default for Metrics {
@@ -147,6 +153,13 @@ impl Metrics {
             "Attempts to load a changed certificate/key pair, by result (a failure keeps the old pair)",
             cert_reloads.clone(),
         );
+        let driver_reads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "driver_reads",
+            "Drivers read for their executors' priority class, by result (found, no-class, \
+             not-found, failed)",
+            driver_reads.clone(),
+        );
         let connections = Arc::new(ServeStats::default());
         registry.register_collector(Box::new(ConnectionMetrics(connections.clone())));
         Metrics {
@@ -157,6 +170,7 @@ impl Metrics {
             patches,
             cert_expiry,
             cert_reloads,
+            driver_reads,
             connections,
         }
     }
@@ -175,6 +189,13 @@ impl Metrics {
         self.latency
             .get_or_create(&RoleLabels { role })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one read of an executor's driver (`found`, `no-class`, `not-found`, `failed`).
+    pub fn driver_read(&self, result: &'static str) {
+        self.driver_reads
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Records one denial.

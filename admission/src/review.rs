@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::metrics::ReviewOutcome;
-use crate::mutation::{self, MESSAGE_PREFIX, Mutation, MutationConfig, PatchKind, Role, Verdict};
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::mutation::{
+    self, DriverClass, MESSAGE_PREFIX, Mutation, MutationConfig, PatchKind, Role, Verdict,
+};
 
 /// The only `apiVersion` accepted and answered.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -119,12 +123,35 @@ struct StatusOut<'a> {
     message: &'a str,
 }
 
-/// Answers one `AdmissionReview` request body.
+/// Answers one `AdmissionReview` request body, knowing nothing of an executor's driver.
 ///
 /// Only `CREATE` of `pods` (core group, no subresource) is looked at; everything else is
 /// allowed untouched. A body that is not an `admission.k8s.io/v1` `AdmissionReview` with a
 /// `request` is a [`BadReview`]. Never panics on any input.
 pub fn review(config: &MutationConfig, body: &[u8]) -> Result<Answer, BadReview> {
+    Ok(answer(config, parse(body)?, &DriverClass::Unknown))
+}
+
+/// A decoded review request, and the pod under review when it is a pod `CREATE`.
+pub struct Review<'a> {
+    request: RequestIn<'a>,
+    pod: Option<Result<Pod, String>>,
+}
+
+impl Review<'_> {
+    /// The namespace and name of the driver whose priority class the executor under review
+    /// inherits, when it names none of its own ([`mutation::driver_to_look_up`]): the shell
+    /// reads it and passes it to [`answer`].
+    pub fn driver_to_look_up(&self) -> Option<(&str, &str)> {
+        let pod = self.pod.as_ref()?.as_ref().ok()?;
+        let driver = mutation::driver_to_look_up(pod)?;
+        Some((self.request.namespace.as_deref().unwrap_or(""), driver))
+    }
+}
+
+/// Decodes a request body; [`BadReview`] when it is not an `admission.k8s.io/v1`
+/// `AdmissionReview` with a `request`.
+pub fn parse(body: &[u8]) -> Result<Review<'_>, BadReview> {
     let input: ReviewIn<'_> = match serde_json::from_slice(body) {
         Ok(input) => input,
         Err(e) => {
@@ -144,24 +171,28 @@ pub fn review(config: &MutationConfig, body: &[u8]) -> Result<Answer, BadReview>
     let request = input
         .request
         .ok_or_else(|| BadReview::new("the AdmissionReview has no request"))?;
-
     let is_pod = request
         .resource
         .as_ref()
         .is_some_and(|r| r.group.is_empty() && r.resource == "pods")
         && request.sub_resource.as_deref().unwrap_or("").is_empty();
-    let mutation = if !is_pod || request.operation != "CREATE" {
-        None
-    } else {
-        let namespace = request.namespace.as_deref().unwrap_or("");
-        match request.object {
-            None => Some(invalid_object("request.object is missing")),
-            Some(raw) => match mutation::parse_pod(raw.get()) {
-                Ok(pod) => Some(mutation::mutate_pod(config, namespace, &pod)),
-                Err(e) => Some(invalid_object(&format!("request.object is not a Pod: {e}"))),
-            },
+    let pod = (is_pod && request.operation == "CREATE").then(|| match request.object {
+        None => Err("request.object is missing".to_owned()),
+        Some(raw) => {
+            mutation::parse_pod(raw.get()).map_err(|e| format!("request.object is not a Pod: {e}"))
         }
-    };
+    });
+    Ok(Review { request, pod })
+}
+
+/// The answer to a decoded review, with what the shell read of an executor's driver.
+pub fn answer(config: &MutationConfig, review: Review<'_>, driver: &DriverClass) -> Answer {
+    let Review { request, pod } = review;
+    let namespace = request.namespace.as_deref().unwrap_or("");
+    let mutation = pod.map(|pod| match pod {
+        Ok(pod) => mutation::mutate_pod_with_driver(config, namespace, &pod, driver),
+        Err(why) => invalid_object(&why),
+    });
     let mut answer = respond(&request.uid, mutation);
     if answer.role.is_some() || answer.denial_reason.is_some() {
         answer.subject = format!(
@@ -170,7 +201,7 @@ pub fn review(config: &MutationConfig, body: &[u8]) -> Result<Answer, BadReview>
             request.name.as_deref().unwrap_or("")
         );
     }
-    Ok(answer)
+    answer
 }
 
 /// The envelope alone, to explain a body whose `request` does not decode.

@@ -19,8 +19,9 @@ use tokio::task::JoinHandle;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::AdmissionConfig;
+use crate::drivers::DriverReader;
 use crate::metrics::{Metrics, ReviewOutcome};
-use crate::mutation::{MESSAGE_PREFIX, MutationConfig};
+use crate::mutation::{DriverClass, MESSAGE_PREFIX, MutationConfig};
 use crate::review;
 use crate::tls::{CertReloader, TlsError};
 use sparkgang_serve::{Listener, Tls};
@@ -37,14 +38,25 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// False once shutdown has begun: `/readyz` then fails while `/mutate` still answers.
     pub ready: AtomicBool,
+    /// Reads executors' drivers for their priority class; `None` without API access.
+    pub drivers: Option<DriverReader>,
 }
 
 impl AppState {
     pub fn new(mutation: MutationConfig, metrics: Arc<Metrics>) -> Arc<Self> {
+        Self::with_drivers(mutation, metrics, None)
+    }
+
+    pub fn with_drivers(
+        mutation: MutationConfig,
+        metrics: Arc<Metrics>,
+        drivers: Option<DriverReader>,
+    ) -> Arc<Self> {
         Arc::new(AppState {
             mutation,
             metrics,
             ready: AtomicBool::new(true),
+            drivers,
         })
     }
 }
@@ -181,27 +193,33 @@ async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Respons
             );
         }
     };
-    match review::review(&state.mutation, &bytes) {
-        Ok(answer) => {
-            metrics.review(answer.role, answer.outcome, started.elapsed());
-            if let Some(reason) = answer.denial_reason {
-                metrics.denial(reason);
-                tracing::info!(reason, pod = %answer.subject, "denied a pod");
-            }
-            if !answer.patch_kinds.is_empty() {
-                metrics.patches(answer.patch_kinds.iter().copied());
-            }
-            (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                Body::from(answer.body),
-            )
-                .into_response()
+    let parsed = match review::parse(&bytes) {
+        Ok(parsed) => parsed,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, e.message),
+    };
+    let driver = match (&state.drivers, parsed.driver_to_look_up()) {
+        (Some(reader), Some((namespace, name))) => {
+            reader.priority_class(namespace, name, metrics).await
         }
-        Err(e) => bad(StatusCode::BAD_REQUEST, e.message),
+        _ => DriverClass::Unknown,
+    };
+    let answer = review::answer(&state.mutation, parsed, &driver);
+    metrics.review(answer.role, answer.outcome, started.elapsed());
+    if let Some(reason) = answer.denial_reason {
+        metrics.denial(reason);
+        tracing::info!(reason, pod = %answer.subject, "denied a pod");
     }
+    if !answer.patch_kinds.is_empty() {
+        metrics.patches(answer.patch_kinds.iter().copied());
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Body::from(answer.body),
+    )
+        .into_response()
 }
 
 /// How much of an oversized body is read and thrown away so that the client, still sending,
@@ -287,9 +305,19 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 /// Validates `config`, loads the certificate, binds both ports and starts serving on the
-/// current tokio runtime. Use port 0 in the listen addresses to let the OS choose, then read
+/// current tokio runtime, without API access (executors do not inherit their driver's
+/// priority class). Use port 0 in the listen addresses to let the OS choose, then read
 /// [`RunningServer::tls_addr`] and [`RunningServer::metrics_addr`].
 pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError> {
+    start_with_api(config, None).await
+}
+
+/// [`start`], reading executors' drivers through `api` when
+/// `executorPriorityFromDriver` is on.
+pub async fn start_with_api(
+    config: AdmissionConfig,
+    api: Option<kube::Client>,
+) -> Result<RunningServer, StartError> {
     config
         .validate()
         .map_err(|(key, message)| StartError::Config { key, message })?;
@@ -326,7 +354,10 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
         bind("metricsListenAddress", config.metrics_listen_address)?;
 
     let (stop, stop_rx) = watch::channel(false);
-    let state = AppState::new(MutationConfig::from(&config), metrics.clone());
+    let drivers = api
+        .filter(|_| config.executor_priority_from_driver)
+        .map(DriverReader::new);
+    let state = AppState::with_drivers(MutationConfig::from(&config), metrics.clone(), drivers);
     let rustls = reloader.rustls_config();
     let listener = Listener {
         listener: tls_listener,
@@ -465,7 +496,22 @@ pub async fn run(
     config: AdmissionConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let server = start(config).await?;
+    let api = if config.executor_priority_from_driver {
+        Some(
+            kube::Client::try_default()
+                .await
+                .map_err(|e| StartError::Config {
+                    key: "executorPriorityFromDriver".to_owned(),
+                    message: format!(
+                        "reading drivers needs API access (in-cluster service account or \
+                         kubeconfig), and none works: {e}; set it to false to run without"
+                    ),
+                })?,
+        )
+    } else {
+        None
+    };
+    let server = start_with_api(config, api).await?;
     server.serve_until(shutdown).await?;
     Ok(())
 }

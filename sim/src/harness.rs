@@ -143,9 +143,13 @@ impl SimCluster {
             .with_crd_dir(options.deploy_dir.join("crds"))
             .map_err(SimError::ApiServer)?;
         server_config.clock = Arc::new(apiserver::SystemClock);
-        // The webhook first: the API server needs its address and CA to call it.
+        let api = apiserver::start(server_config)
+            .await
+            .map_err(SimError::ApiServer)?;
+        let client = client_for(&api)?;
+        // Then the webhook (it reads executors' drivers through the API server), registered
+        // with the API server once it listens.
         let mut webhook = None;
-        let mut endpoint = None;
         let mut kept_pki = None;
         if options.webhook {
             let pki = TestPki::for_service("sparkgang-webhook", "sparkgang-system")
@@ -163,26 +167,20 @@ impl SimCluster {
                 .map_err(|_| SimError::Webhook("address".into()))?;
             // Rotations in tests should show within a fraction of a second.
             config.cert_reload_interval = Duration::from_millis(200);
-            let running = sparkgang_admission::start(config)
+            let running = sparkgang_admission::start_with_api(config, Some(client.clone()))
                 .await
                 .map_err(|e| SimError::Webhook(e.to_string()))?;
-            endpoint = Some(WebhookEndpoint {
+            let endpoint = WebhookEndpoint {
                 address: running.tls_addr(),
                 ca_pem: pki.ca_cert_pem().to_owned(),
-            });
-            webhook = Some(running);
-            kept_pki = Some(pki);
-        }
-        let api = apiserver::start(server_config)
-            .await
-            .map_err(SimError::ApiServer)?;
-        if let Some(endpoint) = endpoint {
+            };
             let hook_config = deploy_config::load_webhook_configuration(&options.deploy_dir)?;
             let dispatcher = WebhookDispatcher::new(hook_config, endpoint, api.store().clone())
                 .map_err(SimError::Webhook)?;
             api.hooks().add_admission(Arc::new(dispatcher));
+            webhook = Some(running);
+            kept_pki = Some(pki);
         }
-        let client = client_for(&api)?;
         let mut cluster = SimCluster {
             api,
             client: client.clone(),

@@ -41,18 +41,28 @@ pub struct Preempted {
     /// Seconds from the start of the run when the pod was first seen marked.
     #[serde(default)]
     pub at: f64,
+    /// The pod's requests (what its eviction frees), as seen then: a victim may come and go
+    /// between two samples.
+    #[serde(default)]
+    pub requests: Resources,
 }
 
 impl Preempted {
     /// From a pod's key, its `DisruptionTarget` message, which the extender writes as
-    /// "… for the gang of driver <namespace>/<name> (priority N)", and when it was seen.
-    pub fn from_message(pod: String, message: &str, at: f64) -> Preempted {
+    /// "… for the gang of driver <namespace>/<name> (priority N)", when it was seen, and its
+    /// requests.
+    pub fn from_message(pod: String, message: &str, at: f64, requests: Resources) -> Preempted {
         let by = message
             .split_once("driver ")
             .and_then(|(_, rest)| rest.split_whitespace().next())
             .unwrap_or("")
             .to_owned();
-        Preempted { pod, by, at }
+        Preempted {
+            pod,
+            by,
+            at,
+            requests,
+        }
     }
 }
 

@@ -816,6 +816,14 @@ async fn deleting_the_driver_collects_its_configmap_reservation_and_executors() 
             .owner_references
             .is_none_or(|r| r.is_empty())
     );
+
+    // An executor created after its driver is gone (Spark asked for it just before the driver
+    // died) is collected at once, as the garbage collector does with owners that do not exist.
+    let mut late = pod("drv-exec-2");
+    late.metadata.owner_references = Some(vec![owner_ref(&driver)]);
+    let created = pods.create(&PostParams::default(), &late).await.unwrap();
+    assert_eq!(created.metadata.name.as_deref(), Some("drv-exec-2"));
+    assert!(pods.get_opt("drv-exec-2").await.unwrap().is_none());
 }
 
 #[tokio::test]

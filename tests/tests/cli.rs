@@ -101,6 +101,42 @@ fn both_servers_take_serve_config_and_plain_config() {
     }
 }
 
+/// The webhook reads executors' drivers by default; without any way to reach the API it stops
+/// at start-up, naming the key that turns the reads off.
+#[test]
+fn the_webhook_without_api_access_says_which_key_to_turn_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = sparkgang_certs::TestPki::for_service("sparkgang-webhook", "sparkgang-system")
+        .expect("a test PKI");
+    pki.write_to_dir(dir.path()).expect("the PKI is written");
+    let config = dir.path().join("admission.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "tlsListenAddress: 127.0.0.1:0\nmetricsListenAddress: 127.0.0.1:0\n\
+             tlsCertFile: {}\ntlsKeyFile: {}\n",
+            dir.path().join("tls.crt").display(),
+            dir.path().join("tls.key").display()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(workspace_bin("sparkgang-admission"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("RUST_BACKTRACE", "0")
+        .env("KUBECONFIG", dir.path().join("no-such-kubeconfig"))
+        .env("HOME", dir.path())
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("executorPriorityFromDriver") && t.contains("false"),
+        "{t}"
+    );
+}
+
 #[test]
 fn config_errors_name_the_key_and_what_is_accepted() {
     let dir = tempfile::tempdir().unwrap();

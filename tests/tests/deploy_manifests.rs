@@ -319,6 +319,31 @@ fn rbac_grants_exactly_what_the_extender_calls() {
     }
 }
 
+#[test]
+fn rbac_grants_exactly_what_the_webhook_calls() {
+    let objects = kustomize(&repo().join("deploy"));
+    let cluster: ClusterRole =
+        serde_json::from_value(find(&objects, "ClusterRole", "sparkgang-webhook").clone()).unwrap();
+    let granted = rules_by_resource(cluster.rules.as_deref().unwrap_or(&[]));
+    let wanted: BTreeMap<(String, String), BTreeSet<String>> =
+        sparkgang_admission::drivers::API_CALLS
+            .iter()
+            .map(|(group, resource, verbs)| {
+                (
+                    (group.to_string(), resource.to_string()),
+                    verbs.iter().map(|v| v.to_string()).collect(),
+                )
+            })
+            .collect();
+    assert_eq!(
+        granted, wanted,
+        "ClusterRole sparkgang-webhook vs drivers::API_CALLS"
+    );
+    let binding = find(&objects, "ClusterRoleBinding", "sparkgang-webhook");
+    assert_eq!(binding["subjects"][0]["name"], "sparkgang-webhook");
+    assert_eq!(binding["subjects"][0]["namespace"], "sparkgang-system");
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -50,9 +50,12 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-/// A state with three nodes in which the fixture driver has just been placed: its
-/// reservation exists in memory only.
-fn state_with_a_placed_driver() -> (ClusterState, sparkgang_common::cluster::AppKey) {
+/// A state with three nodes in which the fixture driver has just been placed: the driver pod
+/// exists in the API server (it owns the reservation: without it the garbage collector would
+/// take the reservation at once), its reservation in memory only.
+async fn state_with_a_placed_driver(
+    api: &apiserver::ApiServer,
+) -> (ClusterState, sparkgang_common::cluster::AppKey) {
     let mut state = ClusterState::new(SchedulerConfig::default());
     let mut names = Vec::new();
     for i in 0..3 {
@@ -85,6 +88,14 @@ fn state_with_a_placed_driver() -> (ClusterState, sparkgang_common::cluster::App
         )]
         .into(),
     );
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    pod.metadata.uid = None;
+    pod.metadata.resource_version = None;
+    pod.metadata.creation_timestamp = None;
+    let pod = Api::<Pod>::namespaced(client_for(api).unwrap(), &namespace)
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
     let decision = state.filter(&pod, &names, k8s_openapi::jiff::Timestamp::now());
     assert!(
         decision.node.is_some(),
@@ -102,7 +113,7 @@ async fn a_write_whose_answer_was_lost_is_read_back_not_repeated() {
     let api = api_server().await;
     let log = RequestLog::new();
     api.add_observer(log.clone());
-    let (state, app) = state_with_a_placed_driver();
+    let (state, app) = state_with_a_placed_driver(&api).await;
     let (ext, _effects) = Extender::standalone(state, Arc::new(SystemClock));
     let mut config = config_with_agent(&api, EXTENDER_USER_AGENT).unwrap();
     config.read_timeout = Some(Duration::from_millis(300));

@@ -21,13 +21,15 @@ use sparkgang_common::text;
 
 use crate::config::AdmissionConfig;
 
+mod priority;
+
+pub use priority::{DriverClass, PRIORITY_CLASS_LABEL, driver_to_look_up};
+use priority::{priority_class, priority_class_ops};
+
 /// The longest warning sent; the API server and kubectl want them under 120 characters.
 pub const MAX_WARNING_CHARS: usize = 119;
 /// Prefix of every denial message and warning, so users know where it comes from.
 pub const MESSAGE_PREFIX: &str = "sparkgang: ";
-/// The pod label naming a priority class: `spark.kubernetes.driver.label.sparkgang.io/priority-class=high`
-/// (and `spark.kubernetes.executor.label.…`) from a plain spark-submit.
-pub const PRIORITY_CLASS_LABEL: &str = "sparkgang.io/priority-class";
 /// The scheduler name the API server defaults to.
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 
@@ -78,7 +80,7 @@ impl MutationConfig {
             .map(String::as_str)
     }
 
-    fn default_priority_class_for(&self, namespace: &str) -> Option<&str> {
+    pub(crate) fn default_priority_class_for(&self, namespace: &str) -> Option<&str> {
         self.default_priority_class_by_namespace
             .get(namespace)
             .or(self.default_priority_class.as_ref())
@@ -326,7 +328,7 @@ pub fn clip_warning(text: String) -> String {
 }
 
 /// Quotes a user value for a warning, shortened so the warning stays readable.
-fn short(value: &str) -> String {
+pub(crate) fn short(value: &str) -> String {
     text::quoted(value, 40)
 }
 
@@ -401,8 +403,18 @@ impl<'a> MapEdit<'a> {
 }
 
 /// Decides what to do with a pod at CREATE in `namespace` (the request's namespace; the object
-/// usually has none yet).
+/// usually has none yet), knowing nothing of an executor's driver.
 pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutation {
+    mutate_pod_with_driver(config, namespace, pod, &DriverClass::Unknown)
+}
+
+/// [`mutate_pod`], with what the shell read of an executor's driver (its priority class).
+pub fn mutate_pod_with_driver(
+    config: &MutationConfig,
+    namespace: &str,
+    pod: &Pod,
+    driver: &DriverClass,
+) -> Mutation {
     let Some(role) = pods::spark_role(pod) else {
         return Mutation::ignored(None, Vec::new());
     };
@@ -552,7 +564,7 @@ pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutati
         kinds.push(PatchKind::InstanceGroup);
     }
 
-    if let Some(class) = priority_class(config, namespace, pod, &mut warnings) {
+    if let Some(class) = priority_class(config, namespace, pod, role, driver, &mut warnings) {
         spec_ops.extend(priority_class_ops(spec, &class));
         kinds.push(PatchKind::PriorityClass);
     }
@@ -603,73 +615,6 @@ pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutati
             ignored: false,
         },
     }
-}
-
-/// The priority class `pod` should get, when it differs from the one it names: its
-/// [`PRIORITY_CLASS_LABEL`] label, else (for a pod that names none) its namespace's default.
-/// A label that overrides a different `priorityClassName` wins, with a warning.
-fn priority_class(
-    config: &MutationConfig,
-    namespace: &str,
-    pod: &Pod,
-    warnings: &mut Vec<String>,
-) -> Option<String> {
-    let current = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.priority_class_name.as_deref())
-        .filter(|c| !c.is_empty());
-    let labelled = pod
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(PRIORITY_CLASS_LABEL))
-        .map(String::as_str)
-        .filter(|c| !c.is_empty());
-    let wanted = match (labelled, current) {
-        (Some(l), Some(c)) if l != c => {
-            warnings.push(clip_warning(format!(
-                "{MESSAGE_PREFIX}label {PRIORITY_CLASS_LABEL}={} replaces priorityClassName {}",
-                short(l),
-                short(c)
-            )));
-            l
-        }
-        (Some(l), _) => l,
-        (None, Some(_)) => return None,
-        (None, None) => config.default_priority_class_for(namespace)?,
-    };
-    (current != Some(wanted)).then(|| wanted.to_owned())
-}
-
-/// Sets `priorityClassName` and removes `priority` and `preemptionPolicy`: the API server's
-/// Priority plugin filled those from the pod's old class before webhooks ran, and resolves the
-/// new class only if they are gone (left in place, they contradict it and the pod is refused).
-fn priority_class_ops(spec: Option<&PodSpec>, class: &str) -> Vec<PatchOp> {
-    let mut ops = vec![PatchOp {
-        op: if spec.is_some_and(|s| s.priority_class_name.is_some()) {
-            Op::Replace
-        } else {
-            Op::Add
-        },
-        path: "/spec/priorityClassName".to_owned(),
-        value: Value::String(class.to_owned()),
-    }];
-    if spec.is_some_and(|s| s.priority.is_some()) {
-        ops.push(PatchOp {
-            op: Op::Remove,
-            path: "/spec/priority".to_owned(),
-            value: Value::Null,
-        });
-    }
-    if spec.is_some_and(|s| s.preemption_policy.is_some()) {
-        ops.push(PatchOp {
-            op: Op::Remove,
-            path: "/spec/preemptionPolicy".to_owned(),
-            value: Value::Null,
-        });
-    }
-    ops
 }
 
 #[cfg(test)]

@@ -347,3 +347,72 @@ fn a_label_overriding_a_template_class_warns() {
         "{warnings:?}"
     );
 }
+
+/// An executor that names no class inherits its driver's (read by the shell): its own label
+/// or class still wins; a failed read falls back to the namespace default with a warning.
+#[test]
+fn an_executor_inherits_its_drivers_class() {
+    let config = with_priority_defaults();
+    let executor = |labels: Value, class: Option<&str>| {
+        let mut e = json!({"metadata": {"name": "e", "labels": labels,
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "drv",
+                    "uid": "u", "controller": true}]},
+            "spec": {"containers": [{"name": "c"}], "priority": 0}});
+        if let Some(c) = class {
+            e["spec"]["priorityClassName"] = json!(c);
+        }
+        e
+    };
+    let plain = executor(json!({"spark-role": "executor"}), None);
+    assert_eq!(driver_to_look_up(&pod(plain.clone())), Some("drv"));
+    let run = |e: &Value, driver: DriverClass| {
+        let (ops, warnings) = allow(mutate_pod_with_driver(
+            &config,
+            "elsewhere",
+            &pod(e.clone()),
+            &driver,
+        ));
+        let out = patched(e, &ops);
+        (
+            out["spec"]["priorityClassName"].clone(),
+            out["spec"].get("priority").cloned(),
+            warnings,
+        )
+    };
+    let (class, priority, warnings) = run(&plain, DriverClass::Known(Some("urgent".into())));
+    assert_eq!(class, "urgent");
+    assert_eq!(
+        priority, None,
+        "the resolved priority goes so the API server resolves again"
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    // A driver without a class, or none read: the namespace's default, as for any pod.
+    assert_eq!(run(&plain, DriverClass::Known(None)).0, "batch");
+    assert_eq!(run(&plain, DriverClass::Unknown).0, "batch");
+    let (class, _, warnings) = run(&plain, DriverClass::Failed("403 Forbidden".into()));
+    assert_eq!(class, "batch");
+    assert!(
+        warnings.iter().any(|w| w.contains("403 Forbidden")),
+        "{warnings:?}"
+    );
+    // Its own label, or its own class, is not looked up and wins.
+    let labelled = executor(
+        json!({"spark-role": "executor", "sparkgang.io/priority-class": "low"}),
+        None,
+    );
+    assert_eq!(driver_to_look_up(&pod(labelled.clone())), None);
+    assert_eq!(
+        run(&labelled, DriverClass::Known(Some("urgent".into()))).0,
+        "low"
+    );
+    let named = executor(json!({"spark-role": "executor"}), Some("mine"));
+    assert_eq!(driver_to_look_up(&pod(named.clone())), None);
+    assert_eq!(
+        run(&named, DriverClass::Known(Some("urgent".into()))).0,
+        "mine"
+    );
+    // Drivers and client-mode executors are never looked up.
+    assert_eq!(driver_to_look_up(&pod(driver())), None);
+    let client_mode = json!({"metadata": {"labels": {"spark-role": "executor"}}, "spec": {}});
+    assert_eq!(driver_to_look_up(&pod(client_mode)), None);
+}

@@ -141,6 +141,7 @@ mod tests {
             pod: pod.key(),
             by: by.key(),
             at: 1.0,
+            requests: pod.requests,
         }
     }
 
@@ -236,6 +237,7 @@ mod tests {
             pod: d.key(),
             by: "spark/ghost-driver".into(),
             at: 1.0,
+            requests: d.requests,
         }];
         let v = preemption_rules(&h);
         assert!(

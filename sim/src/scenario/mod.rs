@@ -178,7 +178,8 @@ pub struct AppSpec {
     #[serde(default = "default_namespace")]
     pub namespace: String,
     /// The `PriorityClass` its driver and executors ask for, as a plain spark-submit does:
-    /// `--conf spark.kubernetes.{driver,executor}.label.sparkgang.io/priority-class=<class>`.
+    /// `--conf spark.kubernetes.driver.label.sparkgang.io/priority-class=<class>` (executors
+    /// inherit the driver's class through the webhook).
     #[serde(default)]
     pub priority_class: Option<String>,
     #[serde(default)]
@@ -332,12 +333,11 @@ fn expand(s: &Scenario) -> Result<Vec<Planned>, ScenarioError> {
         };
         let mut conf = a.conf.clone();
         if let Some(class) = &a.priority_class {
-            for role in ["driver", "executor"] {
-                conf.insert(
-                    format!("spark.kubernetes.{role}.label.sparkgang.io/priority-class"),
-                    class.clone(),
-                );
-            }
+            // The driver's label only: executors inherit its class through the webhook.
+            conf.insert(
+                "spark.kubernetes.driver.label.sparkgang.io/priority-class".to_owned(),
+                class.clone(),
+            );
         }
         let n = a.count.unwrap_or(1);
         for k in 0..n {

@@ -82,21 +82,10 @@ pub struct PreemptionReport {
     pub reclaimed: Resources,
 }
 
-/// The preemptions of a run, grouped by preemptor, from the evicted pods and the requests
-/// their last record shows.
+/// The preemptions of a run, grouped by preemptor, from the evicted pods and their requests.
 pub fn preemptions(history: &History) -> Vec<PreemptionReport> {
     if history.preempted.is_empty() {
         return Vec::new();
-    }
-    let victims: std::collections::HashSet<&str> =
-        history.preempted.iter().map(|p| p.pod.as_str()).collect();
-    let mut requests: HashMap<&str, Resources> = HashMap::new();
-    for change in &history.changes {
-        for p in &change.pods {
-            if let Some(key) = victims.get(p.key().as_str()) {
-                requests.insert(key, p.requests);
-            }
-        }
     }
     let mut by: BTreeMap<&str, PreemptionReport> = BTreeMap::new();
     for p in &history.preempted {
@@ -108,7 +97,7 @@ pub fn preemptions(history: &History) -> Vec<PreemptionReport> {
         });
         entry.at = entry.at.min(p.at);
         entry.victims.push(p.pod.clone());
-        entry.reclaimed += requests.get(p.pod.as_str()).copied().unwrap_or_default();
+        entry.reclaimed += p.requests;
     }
     let mut out: Vec<PreemptionReport> = by.into_values().collect();
     for r in &mut out {

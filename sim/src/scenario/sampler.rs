@@ -17,11 +17,14 @@ use tokio::time::Instant;
 use crate::harness::SimCluster;
 use crate::history::{PodRecord, Preempted, ReservationRecord, State, held_by_node};
 
+/// A pod first seen marked for preemption: the condition's message, when, and its requests.
+type Marked = (String, Instant, Resources);
+
 /// Pods and reservations as the watches deliver them, and the extender's own usage per node.
 pub struct Sampler {
     pods: Store<Pod>,
     /// Pods seen with `DisruptionTarget` for preemption (`namespace/name`), and its message.
-    preempted: std::sync::Arc<std::sync::Mutex<BTreeMap<String, (String, Instant)>>>,
+    preempted: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Marked>>>,
     reservations: Option<Store<ResourceReservation>>,
     extender: Option<std::sync::Arc<sparkgang_extender::Extender>>,
     /// Each pod's requests by uid (they never change).
@@ -52,7 +55,14 @@ impl Sampler {
                             p.metadata.namespace.as_deref().unwrap_or(""),
                             p.metadata.name.as_deref().unwrap_or("")
                         ))
-                        .or_insert_with(|| (message, Instant::now()));
+                        .or_insert_with(|| {
+                            let requests = p
+                                .spec
+                                .as_ref()
+                                .and_then(|sp| pod_requests(sp, &GpuResourceNames::default()).ok())
+                                .unwrap_or_default();
+                            (message, Instant::now(), requests)
+                        });
                     }
                     futures::future::ready(())
                 });
@@ -88,9 +98,9 @@ impl Sampler {
             .lock()
             .map(|s| {
                 s.iter()
-                    .map(|(pod, (message, seen))| {
+                    .map(|(pod, (message, seen, requests))| {
                         let at = seen.saturating_duration_since(start).as_secs_f64();
-                        Preempted::from_message(pod.clone(), message, at)
+                        Preempted::from_message(pod.clone(), message, at, *requests)
                     })
                     .collect()
             })

@@ -16,7 +16,8 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sparkgang_admission::MutationConfig;
-use sparkgang_admission::review::review;
+use sparkgang_admission::mutation::DriverClass;
+use sparkgang_admission::review;
 use sparkgang_admission::review_client::{decode_response, pod_create_review};
 use sparkgang_common::api::extender::ExtenderFilterResult;
 use sparkgang_common::api::reservation::ResourceReservation;
@@ -63,11 +64,12 @@ pub struct World {
     /// The ConfigMap each submitted driver (`namespace/name`) owns, by the driver.
     driver_config_maps: BTreeMap<String, String>,
     /// Pods evicted for preemption (`namespace/name`), with the message saying for whom.
-    preempted: BTreeMap<String, (String, f64)>,
+    preempted: BTreeMap<String, (String, f64, sparkgang_common::Resources)>,
     namespaces: Arc<ResourceDef>,
     reservations: Arc<ResourceDef>,
-    /// The webhook's configuration and the namespaces its registration selects.
-    webhook: Option<(MutationConfig, Option<LabelSelector>)>,
+    /// The webhook's configuration, the namespaces its registration selects, and whether it
+    /// reads executors' drivers (`executorPriorityFromDriver`).
+    webhook: Option<(MutationConfig, Option<LabelSelector>, bool)>,
     extender: Option<ExtenderSide>,
     scheduler: SchedulerCore,
     uids: u64,
@@ -147,7 +149,11 @@ impl World {
             feed.budget(state, WatchEvent::RelistBegin);
             feed.budget(state, WatchEvent::RelistDone);
             (
-                Some((MutationConfig::from(&admission), selector)),
+                Some((
+                    MutationConfig::from(&admission),
+                    selector,
+                    admission.executor_priority_from_driver,
+                )),
                 Some(side),
             )
         } else {
@@ -241,7 +247,7 @@ impl World {
     /// What the webhook does to a pod created in `namespace`: its JSON patch applied, or the
     /// denial's message.
     fn admit(&mut self, namespace: &str, pod: Value) -> Result<Value, String> {
-        let Some((config, selector)) = &self.webhook else {
+        let Some((config, selector, reads_drivers)) = &self.webhook else {
             return Ok(pod);
         };
         let labels: BTreeMap<String, String> = self
@@ -257,7 +263,21 @@ impl World {
         self.uids += 1;
         let request = pod_create_review(namespace, &format!("review-{}", self.uids), &pod, false);
         let body = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
-        let answer = review(config, &body).map_err(|e| e.to_string())?;
+        let parsed = review::parse(&body).map_err(|e| e.to_string())?;
+        // The webhook's one API read: an executor's driver, for its priority class.
+        let driver = match parsed.driver_to_look_up().filter(|_| *reads_drivers) {
+            Some((ns, name)) => match self.store.get(&self.pods, ns, name) {
+                Some(d) => DriverClass::Known(
+                    d.value
+                        .pointer("/spec/priorityClassName")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                ),
+                None => DriverClass::Failed(format!("driver {ns}/{name} not found")),
+            },
+            None => DriverClass::Unknown,
+        };
+        let answer = review::answer(config, parsed, &driver);
         let response = decode_response(&answer.body)?;
         if !response.allowed {
             return Err(response.status.map(|(_, m)| m).unwrap_or_default());
@@ -288,7 +308,14 @@ impl World {
             .store
             .create(&self.pods, namespace, pod)
             .map_err(|e| e.to_string())?;
-        self.pod_changed(&stored);
+        // Its owner may be gone already: then the garbage collector took it at once.
+        if self
+            .store
+            .get(&self.pods, namespace, stored.name())
+            .is_some()
+        {
+            self.pod_changed(&stored);
+        }
         Ok(stored)
     }
 

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use super::crd::{crd_status, is_crd};
 use super::handle::Store;
 use super::object::{Stored, meta_str, metadata_mut};
-use super::options::WriteOptions;
-use super::state::obj_key;
+use super::options::{Propagation, WriteOptions};
+use super::state::{State, obj_key};
 use crate::apiserver::clock::format_time;
 use crate::apiserver::conversion;
 use crate::apiserver::errors::ApiError;
@@ -135,7 +135,40 @@ impl Store {
         if def.namespaced {
             self.ensure_namespace(&mut st, &ns);
         }
-        Ok(st.put(&key, obj, self.history()))
+        let stored = st.put(&key, obj, self.history());
+        if self.owners_all_gone(&st, &stored.value, &ns) {
+            // The garbage collector deletes an object whose owners are all gone: one created
+            // after its owner was deleted (an executor its driver asked for just before it
+            // died, say) does not outlive it.
+            self.delete_locked(&mut st, def, &key, Propagation::Background);
+        }
+        Ok(stored)
+    }
+
+    /// Whether `obj` (in `namespace`) names owners and none of them exists, by UID or by name.
+    /// (The real garbage collector goes by UID alone; by name too, an object whose recorded
+    /// owner UID came from another cluster, as in replayed traffic, is kept while an owner of
+    /// that name exists. An owner of an unknown kind counts as existing.)
+    fn owners_all_gone(&self, st: &State, obj: &Value, namespace: &str) -> bool {
+        let owners = obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        !owners.is_empty()
+            && owners.iter().all(|o| {
+                let field = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("");
+                if st.uids.contains_key(field("uid")) {
+                    return false;
+                }
+                match self.resource_for(field("apiVersion"), field("kind")) {
+                    Some(def) => {
+                        let ns = if def.namespaced { namespace } else { "" };
+                        st.get(&obj_key(&def, ns, field("name"))).is_none()
+                    }
+                    None => false,
+                }
+            })
     }
 
     /// Creates an object as `POST` would, without admission.

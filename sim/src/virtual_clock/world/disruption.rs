@@ -1,10 +1,13 @@
 //! Priorities and disruption in the virtual world: `PriorityClass`es and
 //! `PodDisruptionBudget`s as the scenario creates them, and evictions for preemption.
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sparkgang_common::GpuResourceNames;
 use sparkgang_common::cluster::WatchEvent;
+use sparkgang_common::resources::pod_requests;
 
 use super::World;
 use super::api;
@@ -88,8 +91,8 @@ impl World {
     pub fn preempted(&self) -> Vec<crate::history::Preempted> {
         self.preempted
             .iter()
-            .map(|(pod, (message, at))| {
-                crate::history::Preempted::from_message(pod.clone(), message, *at)
+            .map(|(pod, (message, at, requests))| {
+                crate::history::Preempted::from_message(pod.clone(), message, *at, *requests)
             })
             .collect()
     }
@@ -122,9 +125,14 @@ impl World {
         };
         self.pod_changed(&marked);
         let at = self.now().as_secs_f64();
+        let requests = Pod::deserialize(&marked.value)
+            .ok()
+            .and_then(|p| p.spec)
+            .and_then(|sp| pod_requests(&sp, &GpuResourceNames::default()).ok())
+            .unwrap_or_default();
         self.preempted
             .entry(format!("{namespace}/{name}"))
-            .or_insert_with(|| (message.to_owned(), at));
+            .or_insert_with(|| (message.to_owned(), at, requests));
         if let Err(e) = eviction::admit_eviction(&self.store, namespace, name, &marked.value) {
             tracing::warn!(error = %e, pod = name, "eviction refused");
             return;
