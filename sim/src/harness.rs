@@ -35,6 +35,9 @@ pub struct SimOptions {
     /// Schedule pods of this scheduler name instead of deploy/'s profile (the baseline:
     /// `default-scheduler`, without webhook and extender).
     pub scheduler_name: Option<String>,
+    /// How long a deleted running pod takes to stop (at most its grace period): the API server
+    /// marks it and the kubelet removes it then. `None`: deleted pods go at once.
+    pub pod_termination: Option<Duration>,
 }
 
 impl Default for SimOptions {
@@ -46,6 +49,7 @@ impl Default for SimOptions {
             extender_overrides: None,
             observer: None,
             scheduler_name: None,
+            pod_termination: None,
         }
     }
 }
@@ -146,6 +150,8 @@ impl SimCluster {
         let api = apiserver::start(server_config)
             .await
             .map_err(SimError::ApiServer)?;
+        api.store()
+            .set_graceful_pod_deletion(options.pod_termination.is_some());
         let client = client_for(&api)?;
         // Then the webhook (it reads executors' drivers through the API server), registered
         // with the API server once it listens.
@@ -189,7 +195,10 @@ impl SimCluster {
             options: options.clone(),
             deployment,
             scheduler: None,
-            kubelet: tokio::spawn(crate::kubelet::run(client)),
+            kubelet: tokio::spawn(crate::kubelet::run(
+                client,
+                options.pod_termination.unwrap_or_default(),
+            )),
             pki: kept_pki,
             pki_dir,
         };

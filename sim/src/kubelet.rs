@@ -1,26 +1,44 @@
-//! The kubelet simulator: pods bound to a node start running (their status says so), and pods
-//! can be made to finish (succeed or fail) on request.
+//! The kubelet simulator: pods bound to a node start running (their status says so), pods
+//! can be made to finish (succeed or fail) on request, and a pod being deleted gracefully stops
+//! after the simulated stop time (at most its grace period) and is removed.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams};
+use std::collections::HashSet;
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use serde_json::json;
 use sparkgang_common::pods::node_name;
 use tracing::warn;
 
-/// Starts every bound pod that is still `Pending`; runs until the watch ends.
-pub async fn run(client: Client) {
+/// Starts every bound pod that is still `Pending`, and stops every running pod marked for
+/// deletion after `stop` (at most its grace period): its containers exit 143 (SIGTERM), then it
+/// is removed (a delete with grace 0, as the kubelet's). Runs until the watch ends.
+pub async fn run(client: Client, stop: Duration) {
     let api: Api<Pod> = Api::all(client.clone());
     let mut events = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .applied_objects()
         .boxed();
+    let mut stopping: HashSet<String> = HashSet::new();
+    let mut stops = tokio::task::JoinSet::new();
     while let Some(event) = events.next().await {
         let Ok(pod) = event else { continue };
+        if let Some(grace) = pod.metadata.deletion_grace_period_seconds
+            && node_name(&pod).is_some()
+            && let Some(uid) = pod.metadata.uid.clone()
+            && stopping.insert(uid)
+        {
+            let wait = stop.min(Duration::from_secs(grace.max(0) as u64));
+            stops.spawn(terminate(client.clone(), pod, wait));
+            continue;
+        }
+        while stops.try_join_next().is_some() {}
         let pending = pod
             .status
             .as_ref()
@@ -33,6 +51,35 @@ pub async fn run(client: Client) {
         {
             warn!(error = %e, pod = pod.metadata.name.as_deref().unwrap_or(""), "cannot start pod");
         }
+    }
+}
+
+/// Stops a pod being deleted after `wait`, then removes it.
+async fn terminate(client: Client, pod: Pod, wait: Duration) {
+    tokio::time::sleep(wait).await;
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let finished = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|p| p == "Succeeded" || p == "Failed");
+    if !finished && let Err(e) = set_phase(&client, &pod, Phase::Failed(143)).await {
+        warn!(error = %e, pod = name, "cannot stop pod");
+    }
+    let api: Api<Pod> = Api::namespaced(client, namespace);
+    let mut params = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    if let Some(uid) = &pod.metadata.uid {
+        params.preconditions = Some(Preconditions {
+            uid: Some(uid.clone()),
+            resource_version: None,
+        });
+    }
+    if let Err(e) = api.delete(name, &params).await {
+        warn!(error = %e, pod = name, "cannot remove a stopped pod");
     }
 }
 

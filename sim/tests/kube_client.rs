@@ -1090,3 +1090,52 @@ async fn evictions_honour_pod_disruption_budgets() {
         .expect_err("no such pod");
     assert_eq!(code(&missing), 404);
 }
+
+/// With graceful deletion (a kubelet that takes time to stop pods), deleting a running pod
+/// marks it with its grace period and keeps it until a delete with grace 0 (the kubelet's);
+/// a pod bound to no node goes at once, as on kube-apiserver.
+#[tokio::test]
+async fn running_pods_are_deleted_gracefully() {
+    let server = common::server().await;
+    server.store().set_graceful_pod_deletion(true);
+    let client = common::client(&server);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "spark");
+    let mut running = pod("running");
+    running.spec.as_mut().unwrap().node_name = Some("n-1".into());
+    running
+        .spec
+        .as_mut()
+        .unwrap()
+        .termination_grace_period_seconds = Some(20);
+    pods.create(&PostParams::default(), &running).await.unwrap();
+    pods.create(&PostParams::default(), &pod("pending"))
+        .await
+        .unwrap();
+
+    pods.delete("running", &DeleteParams::default())
+        .await
+        .unwrap();
+    let marked = pods.get("running").await.unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(20));
+    // Deleting again changes nothing; grace 0 removes it.
+    pods.delete("running", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(pods.get_opt("running").await.unwrap().is_some());
+    pods.delete(
+        "running",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(pods.get_opt("running").await.unwrap().is_none());
+
+    pods.delete("pending", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(pods.get_opt("pending").await.unwrap().is_none());
+}

@@ -175,6 +175,30 @@ async fn preemption_disruption_budget() {
     }
 }
 
+/// Preemption while victims take 4 s to stop: the room is held, the urgent gang binds once they
+/// are gone, and no node runs more than it has at any instant (terminating pods count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preemption_graceful_termination() {
+    for r in run_and_check("preemption-graceful-termination.yaml").await {
+        let [p] = r.preemptions.as_slice() else {
+            panic!("one preemption ({} clock): {:?}", r.clock, r.preemptions);
+        };
+        let urgent = r
+            .apps
+            .iter()
+            .find(|a| a.name == "urgent")
+            .and_then(|a| a.driver_scheduled_at)
+            .expect("urgent was placed");
+        // Its driver binds only once the victims stopped, 4 s after they were marked.
+        assert!(
+            urgent >= p.at + 4.0,
+            "urgent bound at {urgent} s, victims marked at {} s and stopping for 4 s ({} clock)",
+            p.at,
+            r.clock
+        );
+    }
+}
+
 /// Preemption takes executors above a lower-priority application's minimum before any gang.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preemption_soft_first() {

@@ -588,6 +588,12 @@ fn delete_options(q: &Query, body: &[u8]) -> Result<DeleteOptions, ApiError> {
             .and_then(Value::as_str)
             .map(str::to_owned)
     });
+    opts.grace_period_seconds = match q.get("gracePeriodSeconds") {
+        Some(v) => Some(v.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("gracePeriodSeconds: {v:?} is not an integer"))
+        })?),
+        None => parsed.get("gracePeriodSeconds").and_then(Value::as_i64),
+    };
     let orphan = q.flag("orphanDependents")
         || parsed.get("orphanDependents").and_then(Value::as_bool) == Some(true);
     opts.propagation = match policy.as_deref() {

@@ -64,6 +64,9 @@ pub struct ServerConfig {
     pub crds: Vec<Value>,
     /// Events kept per resource for resuming watches; older resourceVersions get 410 Gone.
     pub history: usize,
+    /// Running pods are deleted gracefully, for their kubelet to finish
+    /// ([`StoreConfig::graceful_pod_deletion`]).
+    pub graceful_pod_deletion: bool,
     /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK when idle.
     pub bookmark_interval: Duration,
     /// Watch duration when the client sends no `timeoutSeconds` (the real server: 30–60 min).
@@ -83,6 +86,7 @@ impl Default for ServerConfig {
             clock: Arc::new(SystemClock),
             crds: Vec::new(),
             history: StoreConfig::default().history,
+            graceful_pod_deletion: false,
             bookmark_interval: Duration::from_secs(10),
             default_watch_timeout: Duration::from_secs(1800),
             max_body_bytes: 16 << 20,
@@ -188,6 +192,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
         config.clock.clone(),
         StoreConfig {
             history: config.history,
+            graceful_pod_deletion: config.graceful_pod_deletion,
         },
     );
     // The CRDs are also objects, as on a real cluster.

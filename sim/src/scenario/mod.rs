@@ -49,6 +49,20 @@ pub struct Scenario {
     /// API server faults during the run (`docs/scenarios.md`, "Faults").
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// How long a pod deleted while running takes to stop (at most its grace period): until
+    /// then it is terminating and holds its room. Default: deleted pods go at once.
+    #[serde(default)]
+    pub pod_termination: Option<String>,
+}
+
+impl Scenario {
+    /// [`Scenario::pod_termination`], parsed.
+    pub fn pod_termination(&self) -> Result<Option<std::time::Duration>, ScenarioError> {
+        self.pod_termination
+            .as_deref()
+            .map(|d| duration("pod_termination", d))
+            .transpose()
+    }
 }
 
 /// `{at: 10s, kind: api-hang, for: 20s, clients: extender}`: from `at` after the start, for

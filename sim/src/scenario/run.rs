@@ -42,10 +42,12 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
             r.insert(key, m.clone());
         }
     });
+    let pod_termination = scenario.pod_termination()?;
     let options = match mode {
         Mode::Sparkgang => SimOptions {
             extender_overrides: Some(scenario.extender_overrides()),
             observer: Some(observer),
+            pod_termination,
             ..SimOptions::default()
         },
         Mode::DefaultScheduler => SimOptions {
@@ -53,6 +55,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
             extender: false,
             scheduler_name: Some("default-scheduler".to_owned()),
             observer: Some(observer),
+            pod_termination,
             ..SimOptions::default()
         },
     };

@@ -30,6 +30,7 @@ pub fn run_virtual(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioEr
         sparkgang.then_some(&overrides),
         sparkgang,
     )?;
+    world.set_pod_termination(scenario.pod_termination()?);
     let enabled = BTreeMap::from([("sparkgang.io/enabled".to_owned(), "true".to_owned())]);
     for ns in namespaces(&plan) {
         world.create_namespace(&ns, &enabled)?;

@@ -28,6 +28,8 @@ enum Event {
     Driver(String),
     /// A pod's scheduling backoff ends.
     Retry,
+    /// Pods being deleted stop.
+    Terminate,
 }
 
 /// A running Spark driver.
@@ -75,6 +77,8 @@ pub struct Simulation {
     /// Driver key by `namespace/app-id`.
     by_app: BTreeMap<String, String>,
     retry_at: Option<Duration>,
+    /// When a [`Event::Terminate`] is on the agenda.
+    terminate_at: Option<Duration>,
     /// A backoff ended at this instant: the round runs even if nothing changed.
     retry_due: bool,
     seen_version: u64,
@@ -90,6 +94,7 @@ impl Simulation {
             drivers: BTreeMap::new(),
             by_app: BTreeMap::new(),
             retry_at: None,
+            terminate_at: None,
             retry_due: false,
         }
     }
@@ -168,6 +173,7 @@ impl Simulation {
                     }
                 }
                 Event::Retry => self.retry_due = true,
+                Event::Terminate => self.world.finish_terminations(now),
             }
         }
         Some(happened)
@@ -207,6 +213,12 @@ impl Simulation {
                 run.wake = tick;
                 self.agenda.push(tick, Event::Driver(key.clone()));
             }
+        }
+        if let Some(end) = self.world.next_termination()
+            && self.terminate_at.is_none_or(|t| t <= now || t > end)
+        {
+            self.agenda.push(end, Event::Terminate);
+            self.terminate_at = Some(end);
         }
         if let Some(end) = self.world.next_backoff_end()
             && self.retry_at.is_none_or(|r| r <= now || r > end)
@@ -269,7 +281,10 @@ fn start_driver(
 /// driver would act at), unless an executor is lost first.
 fn driver_round(world: &mut World, run: &mut DriverRun, now: Duration) -> Option<Duration> {
     let driver = run.pod.metadata.name.as_deref().unwrap_or("");
-    if world.pod(&run.namespace, driver).is_none() {
+    if world
+        .pod(&run.namespace, driver)
+        .is_none_or(|d| d.metadata.deletion_timestamp.is_some())
+    {
         // Evicted (preemption) or deleted: the application ends with its driver, and its
         // executors go with it, as garbage collection would take them.
         for e in world.executors_of(&run.namespace, &run.app_id) {

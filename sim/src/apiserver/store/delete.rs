@@ -61,6 +61,26 @@ impl Store {
         if opts.dry_run {
             return Ok(current);
         }
+        if self.graceful_pod_deletion()
+            && opts.grace_period_seconds != Some(0)
+            && let Some(grace) = termination_grace(def, &current.value, opts)
+        {
+            // A running pod is marked for its kubelet, which stops it and removes it
+            // (a delete with grace 0); it holds its node's room until then.
+            if current
+                .value
+                .pointer("/metadata/deletionTimestamp")
+                .is_some()
+            {
+                return Ok(current);
+            }
+            let deadline = self.shared.clock.now() + std::time::Duration::from_secs(grace);
+            let mut v = current.value.clone();
+            let meta = metadata_mut(&mut v);
+            meta.insert("deletionTimestamp".into(), json!(format_time(deadline)));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            return Ok(st.put(&key, v, self.history()));
+        }
         Ok(self
             .delete_locked(&mut st, def, &key, opts.propagation)
             .unwrap_or(current))
@@ -168,6 +188,34 @@ impl Store {
         }
         Some(first)
     }
+}
+
+/// The grace period of a pod that must terminate before it goes: bound to a node and not
+/// finished (`gracePeriodSeconds`, else its `terminationGracePeriodSeconds`, else 30 s).
+/// `None` for other objects and for pods that can go at once.
+fn termination_grace(def: &ResourceDef, pod: &Value, opts: &DeleteOptions) -> Option<u64> {
+    if !(def.group.is_empty() && def.plural == "pods") {
+        return None;
+    }
+    let bound = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !bound || phase == "Succeeded" || phase == "Failed" {
+        return None;
+    }
+    let grace = opts
+        .grace_period_seconds
+        .or_else(|| {
+            pod.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+        })
+        .unwrap_or(30);
+    Some(grace.max(1) as u64)
 }
 
 /// Marks an object with finalizers as being deleted (once), or removes it.

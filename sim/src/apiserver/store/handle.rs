@@ -18,11 +18,18 @@ use crate::apiserver::validation::{DefaultsState, apply_create_defaults};
 pub struct StoreConfig {
     /// Events kept per resource for watches that resume from a resourceVersion.
     pub history: usize,
+    /// Deleting a pod bound to a node that has not finished marks it (`deletionTimestamp`,
+    /// `deletionGracePeriodSeconds`) for its kubelet to stop and remove, as kube-apiserver
+    /// does; off, such a pod is removed at once (a kubelet that stops pods instantly).
+    pub graceful_pod_deletion: bool,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { history: 20_000 }
+        StoreConfig {
+            history: 20_000,
+            graceful_pod_deletion: false,
+        }
     }
 }
 
@@ -37,6 +44,9 @@ pub(super) struct Shared {
     /// Bumped by [`Store::disconnect_watches`]: open watches end quietly.
     pub(super) disconnect: tokio::sync::watch::Sender<u64>,
     pub(super) open_watches: std::sync::atomic::AtomicUsize,
+    /// [`StoreConfig::graceful_pod_deletion`], which a simulation may turn on after creating
+    /// the store.
+    pub(super) graceful: std::sync::atomic::AtomicBool,
 }
 
 /// The cluster's objects. Cheap to clone; every clone sees the same objects. The methods
@@ -62,6 +72,7 @@ const DEFAULT_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", 
 impl Store {
     pub fn new(table: ResourceTable, clock: SharedClock, config: StoreConfig) -> Self {
         let seed = RandomState::new().build_hasher().finish();
+        let graceful = config.graceful_pod_deletion;
         let store = Store {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
@@ -78,6 +89,7 @@ impl Store {
                 expire: tokio::sync::watch::Sender::new(0),
                 disconnect: tokio::sync::watch::Sender::new(0),
                 open_watches: std::sync::atomic::AtomicUsize::new(0),
+                graceful: std::sync::atomic::AtomicBool::new(graceful),
             }),
         };
         for ns in DEFAULT_NAMESPACES {
@@ -112,6 +124,19 @@ impl Store {
     /// The resource for an `apiVersion` and `kind`.
     pub fn resource_for(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceDef>> {
         self.table().by_kind(api_version, kind)
+    }
+
+    /// Turns graceful pod deletion on or off ([`StoreConfig::graceful_pod_deletion`]).
+    pub fn set_graceful_pod_deletion(&self, on: bool) {
+        self.shared
+            .graceful
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(super) fn graceful_pod_deletion(&self) -> bool {
+        self.shared
+            .graceful
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The clock the store stamps objects with.

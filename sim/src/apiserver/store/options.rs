@@ -22,6 +22,9 @@ pub struct WriteOptions {
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     pub propagation: Propagation,
+    /// `gracePeriodSeconds`: `Some(0)` removes a running pod at once (the kubelet's final
+    /// delete, or `--force`); otherwise the pod's own `terminationGracePeriodSeconds`.
+    pub grace_period_seconds: Option<i64>,
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
     pub dry_run: bool,
