@@ -26,18 +26,21 @@ pub enum DriverClass {
 /// The driver whose class an executor inherits, when the executor names no class of its own
 /// (no label, no `priorityClassName`): the name of its controlling owner pod.
 pub fn driver_to_look_up(pod: &Pod) -> Option<&str> {
-    if pods::spark_role(pod) != Some(Role::Executor) || own_class(pod).is_some() {
-        return None;
-    }
-    let current = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.priority_class_name.as_deref())
-        .filter(|c| !c.is_empty());
-    if current.is_some() {
+    if pods::spark_role(pod) != Some(Role::Executor)
+        || own_class(pod).is_some()
+        || current_class(pod).is_some()
+    {
         return None;
     }
     pods::owning_driver(pod).map(|o| o.name.as_str())
+}
+
+/// Its `priorityClassName`, when not empty.
+fn current_class(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.priority_class_name.as_deref())
+        .filter(|c| !c.is_empty())
 }
 
 fn own_class(pod: &Pod) -> Option<&str> {
@@ -61,11 +64,7 @@ pub(super) fn priority_class(
     driver: &DriverClass,
     warnings: &mut Vec<String>,
 ) -> Option<String> {
-    let current = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.priority_class_name.as_deref())
-        .filter(|c| !c.is_empty());
+    let current = current_class(pod);
     let wanted = match (own_class(pod), current) {
         (Some(l), Some(c)) if l != c => {
             warnings.push(clip_warning(format!(

@@ -7,7 +7,7 @@
 //! (whole gangs before soft reservations, higher priority and older first), is given back if
 //! the gang still fits without it. What is left is minimal: no single victim can be spared.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::resources::Resources;
 
@@ -82,28 +82,59 @@ pub fn choose_victims(
     order.sort_by(|&a, &b| try_order(&candidates[a]).cmp(&try_order(&candidates[b])));
 
     // Add in try order until the gang fits. A gang replaces the soft reservations of its own
-    // application chosen before it (its frees include theirs).
-    let mut chosen: Vec<usize> = Vec::new();
-    let mut fitted = fits(&[]);
-    for &i in &order {
-        if fitted {
-            break;
-        }
-        let c = &candidates[i];
-        let mut with = chosen.clone();
-        if c.is_gang() {
-            with.retain(|&j| candidates[j].app != c.app);
-        }
-        with.push(i);
-        if !within_budgets(candidates, &with, disruptions_allowed) {
-            continue;
-        }
-        chosen = with;
-        fitted = fits(&freed(candidates, &chosen));
-    }
-    if !fitted {
+    // application chosen before it (its frees include theirs). What the first m candidates
+    // free only grows with m, so the shortest prefix that fits is searched for: a few fit
+    // tests (each a packing of the gang) instead of one per candidate, and two when even every
+    // candidate together is not enough.
+    let accepted = accepted(candidates, &order, disruptions_allowed);
+    let chosen_after = |m: usize| -> Vec<usize> {
+        let tried = || {
+            order[..m]
+                .iter()
+                .zip(&accepted)
+                .filter(|(_, a)| **a)
+                .map(|(&i, _)| i)
+        };
+        let gangs: BTreeSet<&AppKey> = tried()
+            .filter(|&i| candidates[i].is_gang())
+            .map(|i| &candidates[i].app)
+            .collect();
+        tried()
+            .filter(|&i| candidates[i].is_gang() || !gangs.contains(&candidates[i].app))
+            .collect()
+    };
+    let mut fits_after = |m: usize| fits(&freed(candidates, &chosen_after(m)));
+    // Galloping search: the empty prefix, the first candidate, then (when even all of them
+    // are enough) prefixes doubling in length, and bisection in the last step. Usually one or
+    // two victims suffice and that costs what trying them in turn would.
+    let n = order.len();
+    let high = if fits_after(0) {
+        0
+    } else if n == 0 {
         return Err(NoVictims::NotEnough);
-    }
+    } else if fits_after(1) {
+        1
+    } else if n == 1 || !fits_after(n) {
+        return Err(NoVictims::NotEnough);
+    } else {
+        // The prefix of `low` does not fit; the prefix of `high` does once the loop ends (the
+        // prefix of n does).
+        let (mut low, mut high) = (1, 2.min(n));
+        while high < n && !fits_after(high) {
+            low = high;
+            high = (high * 2).min(n);
+        }
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if fits_after(mid) {
+                high = mid;
+            } else {
+                low = mid;
+            }
+        }
+        high
+    };
+    let mut chosen = chosen_after(high);
 
     // Give back what is not needed, most valuable first: the last added went in because the
     // ones before did not suffice, so try sparing from the end.
@@ -126,16 +157,43 @@ pub fn choose_victims(
     Ok(chosen)
 }
 
-/// Whether the pods of `chosen` stay within every disruption budget.
-fn within_budgets(candidates: &[Candidate], chosen: &[usize], allowed: &[u32]) -> bool {
+/// Whether the greedy takes each candidate of `order` (by position) when it comes to it: a
+/// candidate that would take a disruption budget past what it allows, together with those
+/// taken before (a gang in place of its own application's soft reservations), is passed over.
+/// Soft reservations come before every gang in `order`.
+fn accepted(candidates: &[Candidate], order: &[usize], allowed: &[u32]) -> Vec<bool> {
     let mut used: BTreeMap<usize, u32> = BTreeMap::new();
-    for &i in chosen {
-        for &(b, n) in &candidates[i].disruptions {
-            *used.entry(b).or_default() += n;
-        }
-    }
-    used.iter()
-        .all(|(&b, &n)| n <= allowed.get(b).copied().unwrap_or(0))
+    let mut soft_used: BTreeMap<&AppKey, Vec<(usize, u32)>> = BTreeMap::new();
+    order
+        .iter()
+        .map(|&i| {
+            let c = &candidates[i];
+            let mut tentative = used.clone();
+            if c.is_gang() {
+                for &(b, n) in soft_used.get(&c.app).into_iter().flatten() {
+                    if let Some(u) = tentative.get_mut(&b) {
+                        *u = u.saturating_sub(n);
+                    }
+                }
+            }
+            for &(b, n) in &c.disruptions {
+                *tentative.entry(b).or_default() += n;
+            }
+            let ok = tentative
+                .iter()
+                .all(|(&b, &n)| n <= allowed.get(b).copied().unwrap_or(0));
+            if ok {
+                used = tentative;
+                if !c.is_gang() {
+                    soft_used
+                        .entry(&c.app)
+                        .or_default()
+                        .extend(c.disruptions.iter().copied());
+                }
+            }
+            ok
+        })
+        .collect()
 }
 
 /// What `chosen` frees, per node, in node order.
