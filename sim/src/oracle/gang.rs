@@ -8,6 +8,8 @@ use crate::history::History;
 
 /// How long after a driver is seen bound its reservation may take to appear in the API: the
 /// extender decides in memory and writes the object right after, while kube-scheduler binds.
+/// Time in API outages towards the extender does not count (it holds the room in memory and
+/// writes once the API answers again), as for the release invariant.
 pub const RESERVATION_WRITE_GRACE: f64 = 2.0;
 
 /// How long a running driver may stay below its minimum executors while holding its
@@ -15,11 +17,12 @@ pub const RESERVATION_WRITE_GRACE: f64 = 2.0;
 pub const STARVATION_LIMIT: f64 = 30.0;
 
 /// Every driver that was bound had, by [`RESERVATION_WRITE_GRACE`] after it was first seen
-/// bound, a reservation with its driver slot on its node and at least its minimum executor slots.
+/// bound (not counting outages), a reservation with its driver slot on its node and at least
+/// its minimum executor slots.
 pub fn gang_reserved_before_driver(history: &History) -> Vec<Violation> {
     // Per app: (first seen bound: time and node), and whether a complete reservation was seen
     // in time.
-    let mut bound: BTreeMap<String, (f64, String)> = BTreeMap::new();
+    let mut bound: BTreeMap<String, (f64, String, f64)> = BTreeMap::new();
     let mut complete: BTreeSet<String> = BTreeSet::new();
     let apps = super::accepted_apps(history);
     history.replay(|state| {
@@ -27,12 +30,13 @@ pub fn gang_reserved_before_driver(history: &History) -> Vec<Violation> {
             if !bound.contains_key(&a.name)
                 && let Some(node) = state.pods.get(driver).and_then(|p| p.node.clone())
             {
-                bound.insert(a.name.clone(), (state.at, node));
+                let due = history.due_after(state.at, RESERVATION_WRITE_GRACE);
+                bound.insert(a.name.clone(), (state.at, node, due));
             }
-            let Some((since, node)) = bound.get(&a.name) else {
+            let Some((_, node, due)) = bound.get(&a.name) else {
                 continue;
             };
-            if state.at > since + RESERVATION_WRITE_GRACE || complete.contains(&a.name) {
+            if state.at > *due || complete.contains(&a.name) {
                 continue;
             }
             if state.reservations.get(reservation).is_some_and(|r| {
@@ -46,7 +50,7 @@ pub fn gang_reserved_before_driver(history: &History) -> Vec<Violation> {
     bound
         .into_iter()
         .filter(|(name, _)| !complete.contains(name))
-        .map(|(name, (at, node))| Violation {
+        .map(|(name, (at, node, _))| Violation {
             invariant: "gang_reserved_before_driver",
             at,
             message: format!(
@@ -121,6 +125,38 @@ mod tests {
             ],
         );
         assert_eq!(gang_reserved_before_driver(&h), vec![]);
+    }
+
+    /// The API failing the extender just after a bind delays the write by the outage, and
+    /// no more.
+    #[test]
+    fn an_outage_delays_the_reservation_by_its_length_and_no_more() {
+        let a = app("a", 0.0, 2, 2);
+        let states = |written_at: f64| {
+            vec![
+                at(1.0, vec![driver(&a, Some("n1"), "Running")], vec![]),
+                at(
+                    written_at,
+                    vec![driver(&a, Some("n1"), "Running")],
+                    vec![reservation(&a, "n1", &["n1", "n1"])],
+                ),
+            ]
+        };
+        let with_outage = |mut h: History| {
+            h.outages.push(crate::history::Outage {
+                kind: "api-5xx".into(),
+                from: 1.1,
+                until: 9.1,
+            });
+            h
+        };
+        // Due at 1 + 2 + 8 (the outage) = 11.
+        let in_time = with_outage(history(vec![node("n1", 8)], vec![a.clone()], states(11.0)));
+        assert_eq!(gang_reserved_before_driver(&in_time), vec![]);
+        let late = with_outage(history(vec![node("n1", 8)], vec![a.clone()], states(11.5)));
+        assert_eq!(gang_reserved_before_driver(&late).len(), 1);
+        let no_outage = history(vec![node("n1", 8)], vec![a.clone()], states(11.0));
+        assert_eq!(gang_reserved_before_driver(&no_outage).len(), 1);
     }
 
     #[test]
