@@ -142,14 +142,7 @@ mod tests {
                 ),
             ]
         };
-        let with_outage = |mut h: History| {
-            h.outages.push(crate::history::Outage {
-                kind: "api-5xx".into(),
-                from: 1.1,
-                until: 9.1,
-            });
-            h
-        };
+        let with_outage = |h: History| with_outage(h, "api-5xx", 1.1, 9.1);
         // Due at 1 + 2 + 8 (the outage) = 11.
         let in_time = with_outage(history(vec![node("n1", 8)], vec![a.clone()], states(11.0)));
         assert_eq!(gang_reserved_before_driver(&in_time), vec![]);

@@ -197,4 +197,14 @@ pub(crate) mod build {
         }
         h
     }
+
+    /// `h` with an API outage of `kind` towards the extender from `from` until `until`.
+    pub fn with_outage(mut h: History, kind: &str, from: f64, until: f64) -> History {
+        h.outages.push(crate::history::Outage {
+            kind: kind.into(),
+            from,
+            until,
+        });
+        h
+    }
 }

@@ -103,14 +103,7 @@ mod tests {
                 at(released_at, vec![driver(&a, Some("n1"), "Failed")], vec![]),
             ]
         };
-        let with_outage = |mut h: History| {
-            h.outages.push(crate::history::Outage {
-                kind: "api-hang".into(),
-                from: 3.0,
-                until: 11.0,
-            });
-            h
-        };
+        let with_outage = |h: History| with_outage(h, "api-hang", 3.0, 11.0);
         // Due at 2 + 5 + 8 (the outage) = 15.
         let in_time = with_outage(history(vec![node("n1", 8)], vec![a.clone()], states(15.0)));
         assert_eq!(reservations_released(&in_time), vec![]);

@@ -37,6 +37,16 @@ fn driver(app: &str, priority: i32, second: u32) -> serde_json::Value {
     })
 }
 
+/// The decision waits for (or starts) a preemption: `failure-preempting`.
+fn assert_preempting(d: &crate::cluster::Decision) {
+    assert_eq!(
+        d.outcome,
+        crate::cluster::FilterOutcome::FailurePreempting,
+        "{}",
+        d.message
+    );
+}
+
 fn pod(v: &serde_json::Value) -> Pod {
     serde_json::from_value(v.clone()).unwrap()
 }
@@ -253,12 +263,7 @@ fn the_room_is_held_and_the_driver_binds_once_the_victim_is_gone() {
     let (mut s, names) = full_cluster(enabled());
     let urgent = pod(&driver("urgent", 1000, 60));
     let d = s.filter(&urgent, &names, t(61));
-    assert_eq!(
-        d.outcome,
-        crate::cluster::FilterOutcome::FailurePreempting,
-        "{}",
-        d.message
-    );
+    assert_preempting(&d);
     assert!(
         d.message
             .contains("preempting the gang of driver spark/young-driver"),
@@ -286,12 +291,7 @@ fn the_room_is_held_and_the_driver_binds_once_the_victim_is_gone() {
     assert_eq!(evicted, [&PodKey::new("spark", "young-driver")]);
     // The victim is still there: the driver waits, and nobody else gets its room.
     let d = s.filter(&urgent, &names, t(62));
-    assert_eq!(
-        d.outcome,
-        crate::cluster::FilterOutcome::FailurePreempting,
-        "{}",
-        d.message
-    );
+    assert_preempting(&d);
     assert!(
         d.message.contains(&format!("held on node {held}")),
         "{}",
@@ -318,12 +318,7 @@ fn kube_scheduler_preemption_is_taken_over_for_drivers() {
     let d = s
         .preempt_for_kube_scheduler(&pod(&driver("urgent", 1000, 60)), t(61))
         .expect("taken over");
-    assert_eq!(
-        d.outcome,
-        crate::cluster::FilterOutcome::FailurePreempting,
-        "{}",
-        d.message
-    );
+    assert_preempting(&d);
     assert!(d.effects.iter().any(
         |e| matches!(e, crate::cluster::Effect::Evict { pod, .. } if pod.name == "young-driver")
     ));
@@ -364,12 +359,7 @@ fn only_pods_on_their_way_out_hold_a_reserved_driver_back() {
     web["metadata"]["deletionTimestamp"] = json!(t(71).to_string());
     s.apply_pod(&pod(&web));
     let d = s.filter(&pod(&old), &names, t(72));
-    assert_eq!(
-        d.outcome,
-        crate::cluster::FilterOutcome::FailurePreempting,
-        "{}",
-        d.message
-    );
+    assert_preempting(&d);
 }
 
 /// An executor whose free slot is on a node that pods being evicted still over-commit waits
@@ -400,12 +390,7 @@ fn an_executor_slot_waits_for_pods_leaving_its_node() {
     }));
     s.apply_pod(&exec);
     let d = s.filter(&exec, &names, t(72));
-    assert_eq!(
-        d.outcome,
-        crate::cluster::FilterOutcome::FailurePreempting,
-        "{}",
-        d.message
-    );
+    assert_preempting(&d);
     assert!(
         d.message
             .contains(&format!("executor slot held on node {node}")),
