@@ -2,6 +2,7 @@
 
 pub mod crds;
 pub mod demand;
+pub mod explain;
 pub mod extender;
 pub mod reservation;
 

@@ -208,6 +208,10 @@ pub(super) struct AppEntry {
     /// take a new one.
     pub soft_seen: BTreeSet<String>,
     pub sync: ReservationSync,
+    /// The driver's last filter call: outcome, message, when (for the explain API).
+    pub last_decision: Option<(super::FilterOutcome, String, super::Timestamp)>,
+    /// When this extender placed the gang.
+    pub placed_at: Option<super::Timestamp>,
 }
 
 impl AppEntry {

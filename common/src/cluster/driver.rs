@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::affinity;
 use crate::api::reservation::{DRIVER_SLOT, executor_slot_name};
-use crate::binpack::{self, Packing, PackingRequest, PackingResult};
+use crate::binpack::{self, Packing, PackingFailure, PackingRequest, PackingResult};
 use crate::gang_demand::GangDemand;
 use crate::pods::SparkRole;
 use crate::resources::Resources;
@@ -15,18 +15,68 @@ use crate::resources::Resources;
 use super::apps::{AppReservation, Slot};
 use super::config::SchedulerConfig;
 use super::decision::{Decision, Effect, FilterOutcome};
-use super::fifo::{FifoVerdict, PlannedDriver, QueuePosition};
+use super::fifo::{FifoBlock, FifoVerdict, PlannedDriver, QueuePosition};
 use super::keys::{AppKey, PodKey};
 use super::nodes::{NodeIdx, PackingView};
 use super::pod_entry::PodEntry;
 use super::preemption::Preemption;
 use super::{ClusterState, Timestamp};
+use crate::api::explain::Blocker;
 
 /// The nodes one driver placement allows, as a list and as a mask by node index.
 #[derive(Debug, Default)]
 pub(super) struct EligibleNodes {
     pub list: Vec<NodeIdx>,
     pub mask: Vec<bool>,
+}
+
+/// What the decision code concludes about a pending driver's gang.
+pub(super) struct PendingGang {
+    pub app: AppKey,
+    pub demand: GangDemand,
+    pub group: Option<String>,
+    pub eligible: Arc<EligibleNodes>,
+    /// What the drivers ahead in the queue that fit take first, per node.
+    pub taken: Vec<(NodeIdx, Resources)>,
+    pub verdict: GangVerdict,
+}
+
+/// Where a pending gang stands.
+pub(super) enum GangVerdict {
+    /// A driver ahead in the queue must be placed first.
+    Blocked(Box<FifoBlock>),
+    /// It fits: this packing.
+    Fits(Packing),
+    /// It does not fit now; `exceeds`: not even on empty nodes.
+    DoesNotFit {
+        failure: PackingFailure,
+        exceeds: bool,
+    },
+}
+
+/// The failure message of a gang that does not fit (the `FailedScheduling` text).
+pub(super) fn fit_failure_message(
+    gang: &PendingGang,
+    failure: &PackingFailure,
+    exceeds: bool,
+) -> String {
+    let group_text = gang
+        .group
+        .as_deref()
+        .map_or_else(String::new, |g| format!(" in instance group {g}"));
+    if exceeds {
+        format!(
+            "application {} can never fit{group_text}: even with every node empty, {}",
+            gang.app.app_id,
+            gang_text(&gang.demand)
+        )
+    } else {
+        format!(
+            "application {} does not fit{group_text}: {} — {failure}",
+            gang.app.app_id,
+            gang_text(&gang.demand)
+        )
+    }
 }
 
 /// The ordered candidates of one packing.
@@ -57,7 +107,11 @@ impl ClusterState {
         }
         let role = self.pods.get(&key).and_then(|p| p.role);
         let decision = match role {
-            Some(SparkRole::Driver) => self.filter_driver(&key, candidates, now),
+            Some(SparkRole::Driver) => {
+                let decision = self.filter_driver(&key, candidates, now);
+                self.remember_decision(&key, &decision, now);
+                decision
+            }
             Some(SparkRole::Executor) => self.filter_executor(&key, candidates),
             None => Decision::failure(
                 FilterOutcome::FailureNonSparkPod,
@@ -65,6 +119,19 @@ impl ClusterState {
             ),
         };
         decision.with_effects(effects)
+    }
+
+    /// Keeps a driver's last decision for the explain API, and when its gang was placed.
+    fn remember_decision(&mut self, key: &PodKey, decision: &Decision, now: Timestamp) {
+        let Some(app) = self.pods.get(key).and_then(|p| p.app.as_ref()) else {
+            return;
+        };
+        if let Some(entry) = self.apps.get_mut(app) {
+            if decision.outcome == FilterOutcome::Success {
+                entry.placed_at = Some(now);
+            }
+            entry.last_decision = Some((decision.outcome, decision.message.clone(), now));
+        }
     }
 
     fn filter_driver<S: AsRef<str>>(
@@ -115,60 +182,31 @@ impl ClusterState {
                 )
             };
         }
-        let demand = match pod.driver.as_ref().map(|d| d.demand.clone()) {
-            Some(Ok(d)) => d,
-            Some(Err(why)) => return Decision::failure(FilterOutcome::FailureUnknownDemand, why),
-            None => return Decision::failure(FilterOutcome::FailureUnknownDemand, "not a driver"),
-        };
-        let group = pod.instance_group.clone();
-        let position = pod.queue_position();
-        let eligible = self.eligible_nodes(key);
-
-        let taken = if self.config.fifo.enabled {
-            match self.fifo_verdict(group.as_deref().unwrap_or(""), &position, now) {
-                FifoVerdict::Clear(taken) => taken,
-                FifoVerdict::Blocked(why) => {
-                    return Decision::failure(FilterOutcome::FailureEarlierDriver, why)
-                        .with_effects(vec![Effect::EnsureDemand(key.clone())]);
-                }
-            }
-        } else {
-            Vec::new()
-        };
-
         let offered = self.nodes.offered_mask(candidates);
-        let changes = self.nodes.after_taking(&taken);
-        let sorted = self.fullest_first_among(&eligible);
-        let algorithm = self.config.binpack;
-        let result = self.nodes.with_available_zoned(&changes, |view| {
-            let order = ordered_candidates(&self.config, view, &sorted, |i| offered[i]);
-            algorithm.pack(&request(view.nodes, &order, &demand))
-        });
-        match result {
-            Ok(packing) => self.reserve(key, &app, group, &demand, &packing),
-            Err(failure) => {
-                let outcome = if self.gang_exceeds_capacity(&eligible, &demand) {
+        let gang = match self.assess_pending(key, app, Some(&offered), now) {
+            Ok(gang) => gang,
+            Err(why) => return Decision::failure(FilterOutcome::FailureUnknownDemand, why),
+        };
+        match &gang.verdict {
+            GangVerdict::Blocked(block) => {
+                Decision::failure(FilterOutcome::FailureEarlierDriver, block.message.clone())
+                    .with_effects(vec![Effect::EnsureDemand(key.clone())])
+            }
+            GangVerdict::Fits(packing) => {
+                self.reserve(key, &gang.app, gang.group.clone(), &gang.demand, packing)
+            }
+            &GangVerdict::DoesNotFit {
+                ref failure,
+                exceeds,
+            } => {
+                let outcome = if exceeds {
                     FilterOutcome::FailureExceedsCapacity
                 } else {
                     FilterOutcome::FailureFit
                 };
-                let group_text = group
-                    .as_deref()
-                    .map_or_else(String::new, |g| format!(" in instance group {g}"));
-                let message = if outcome == FilterOutcome::FailureExceedsCapacity {
-                    format!(
-                        "application {} can never fit{group_text}: even with every node empty, {}",
-                        app.app_id,
-                        gang_text(&demand)
-                    )
-                } else {
-                    format!(
-                        "application {} does not fit{group_text}: {} — {failure}",
-                        app.app_id,
-                        gang_text(&demand)
-                    )
-                };
+                let message = fit_failure_message(&gang, failure, exceeds);
                 let mut effects = vec![Effect::EnsureDemand(key.clone())];
+                let (app, group, demand) = (gang.app, gang.group, gang.demand);
                 let message = match self.preempt(key, &app, group, &demand, outcome, now) {
                     Preemption::Acted(preempting) => return preempting,
                     Preemption::Report(text, effect) => {
@@ -177,7 +215,7 @@ impl ClusterState {
                     }
                     Preemption::None => message,
                 };
-                if outcome == FilterOutcome::FailureExceedsCapacity {
+                if exceeds {
                     effects.push(Effect::ReportExceedsCapacity {
                         pod: key.clone(),
                         message: message.clone(),
@@ -186,6 +224,74 @@ impl ClusterState {
                 Decision::failure(outcome, message).with_effects(effects)
             }
         }
+    }
+
+    /// What the decision code concludes about the gang of pending driver `key` (one without a
+    /// reservation): FIFO first, then a packing with the driver on an `offered` node (`None`:
+    /// any node that takes pods). `Err` says why its demand is unknown. The filter acts on
+    /// this; the explain API reports it.
+    pub(super) fn assess_pending(
+        &mut self,
+        key: &PodKey,
+        app: AppKey,
+        offered: Option<&[bool]>,
+        now: Timestamp,
+    ) -> Result<PendingGang, String> {
+        let Some(pod) = self.pods.get(key) else {
+            return Err("unknown pod".to_owned());
+        };
+        let demand = match pod.driver.as_ref().map(|d| d.demand.clone()) {
+            Some(Ok(d)) => d,
+            Some(Err(why)) => return Err(why),
+            None => return Err("not a driver".to_owned()),
+        };
+        let group = pod.instance_group.clone();
+        let position = pod.queue_position();
+        let eligible = self.eligible_nodes(key);
+
+        let taken = if self.config.fifo.enabled {
+            match self.fifo_verdict(group.as_deref().unwrap_or(""), &position, now) {
+                FifoVerdict::Clear(taken) => taken,
+                FifoVerdict::Blocked(block) => {
+                    return Ok(PendingGang {
+                        app,
+                        demand,
+                        group,
+                        eligible,
+                        taken: Vec::new(),
+                        verdict: GangVerdict::Blocked(block),
+                    });
+                }
+            }
+        } else {
+            Vec::new()
+        };
+
+        let changes = self.nodes.after_taking(&taken);
+        let sorted = self.fullest_first_among(&eligible);
+        let algorithm = self.config.binpack;
+        let result = self.nodes.with_available_zoned(&changes, |view| {
+            let order = ordered_candidates(&self.config, view, &sorted, |i| match offered {
+                Some(mask) => mask.get(i).copied().unwrap_or(false),
+                None => view.nodes[i].accepts_executors(),
+            });
+            algorithm.pack(&request(view.nodes, &order, &demand))
+        });
+        let verdict = match result {
+            Ok(packing) => GangVerdict::Fits(packing),
+            Err(failure) => GangVerdict::DoesNotFit {
+                exceeds: self.gang_exceeds_capacity(&eligible, &demand),
+                failure,
+            },
+        };
+        Ok(PendingGang {
+            app,
+            demand,
+            group,
+            eligible,
+            taken,
+            verdict,
+        })
     }
 
     /// Writes the reservation of a driver that fits.
@@ -490,20 +596,31 @@ impl ClusterState {
                 } else {
                     format!(" of instance group {group}")
                 };
-                let ahead = match bound {
-                    Some(me) if d.at.priority() > me.priority() => {
-                        format!(
-                            "application {} of higher priority {}",
-                            d.app_id,
-                            d.at.priority()
-                        )
-                    }
-                    _ => format!("the older application {}", d.app_id),
+                let higher_priority = bound.is_some_and(|me| d.at.priority() > me.priority());
+                let ahead = if higher_priority {
+                    format!(
+                        "application {} of higher priority {}",
+                        d.app_id,
+                        d.at.priority()
+                    )
+                } else {
+                    format!("the older application {}", d.app_id)
                 };
-                FifoVerdict::Blocked(format!(
-                    "waiting for {ahead} (driver {}, pending {:.0}s){group_text}, which must be placed first but does not fit: {}",
-                    d.at.key, age, d.why
-                ))
+                FifoVerdict::Blocked(Box::new(FifoBlock {
+                    message: format!(
+                        "waiting for {ahead} (driver {}, pending {:.0}s){group_text}, which must be placed first but does not fit: {}",
+                        d.at.key, age, d.why
+                    ),
+                    blocker: Blocker {
+                        app_id: d.app_id.clone(),
+                        driver: d.at.key.to_string(),
+                        priority: d.at.priority(),
+                        higher_priority,
+                        pending_seconds: age.max(0.0) as u64,
+                        enforce_after_seconds: enforce_after as u64,
+                        why: d.why.clone(),
+                    },
+                }))
             }
             None => FifoVerdict::Clear(taken.per_node()),
         };

@@ -11,6 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::HashMap;
 
+use crate::api::explain::Blocker;
 use crate::resources::Resources;
 
 use super::Timestamp;
@@ -154,7 +155,14 @@ pub(super) enum FifoVerdict {
     /// Go ahead; older drivers that fit will take these resources first (per node).
     Clear(Vec<(NodeIdx, Resources)>),
     /// An older driver must be placed first.
-    Blocked(String),
+    Blocked(Box<FifoBlock>),
+}
+
+/// The driver that holds a queue back, as data and in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct FifoBlock {
+    pub blocker: Blocker,
+    pub message: String,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod decision;
 mod driver;
 mod events;
 mod executor;
+mod explain;
 mod feed;
 mod fifo;
 mod keys;
