@@ -7,6 +7,7 @@
 pub mod api_calls;
 pub mod clock;
 pub mod config;
+pub mod explain;
 pub mod freshness;
 pub mod gate;
 pub mod input;
@@ -93,6 +94,21 @@ impl Extender {
             .and_then(|f| f.not_ready_reason(now))
     }
 
+    /// Runs `f` on the state when this replica may decide (it leads, its caches are synced
+    /// and fresh); otherwise says why not. Every handler that reads or decides goes through it.
+    pub fn decide<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> Result<R, NotDeciding> {
+        let Ok(mut guard) = self.state.lock() else {
+            return Err(NotDeciding::Poisoned);
+        };
+        match guard.as_mut() {
+            Some(state) if self.not_ready_reason().is_none() => Ok(f(state)),
+            _ => Err(NotDeciding::NotReady(
+                self.not_ready_reason()
+                    .unwrap_or_else(|| "not ready".to_owned()),
+            )),
+        }
+    }
+
     /// Runs `f` on the state; `None` before the state exists.
     pub fn with_state<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> Option<R> {
         let mut guard = self.state.lock().ok()?;
@@ -161,6 +177,27 @@ impl Extender {
     pub(crate) fn lease_renewed(&self, at: Instant, deadline: Duration) {
         if let Ok(mut l) = self.lease.lock() {
             *l = Some((at, deadline));
+        }
+    }
+}
+
+/// Why [`Extender::decide`] did not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotDeciding {
+    /// A thread panicked holding the state lock.
+    Poisoned,
+    /// Not leading, not synced, or a cache is stale: the reason.
+    NotReady(String),
+}
+
+impl axum::response::IntoResponse for NotDeciding {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::StatusCode;
+        match self {
+            NotDeciding::Poisoned => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "state lock poisoned").into_response()
+            }
+            NotDeciding::NotReady(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
         }
     }
 }

@@ -40,29 +40,20 @@ pub async fn preempt(State(ext): State<Arc<Extender>>, request: Request) -> Resp
     };
     let offered = candidates.len();
     let mut taken_over = None;
-    let guarded = {
-        let Ok(mut guard) = ext.state.lock() else {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "state lock poisoned").into_response();
-        };
-        match guard.as_mut() {
-            Some(state) if ext.not_ready_reason().is_none() => {
-                // A Spark pod of ours is preempted for by the extender's gang plan, never pod
-                // by pod: kube-scheduler gets no candidates.
-                match state.preempt_for_kube_scheduler(&pod, ext.clock.now()) {
-                    Some(decision) => {
-                        taken_over = Some(decision);
-                        GuardedCandidates::default()
-                    }
-                    None => state.guard_preemption(candidates),
-                }
+    let guarded = ext.decide(|state| {
+        // A Spark pod of ours is preempted for by the extender's gang plan, never pod by pod:
+        // kube-scheduler gets no candidates.
+        match state.preempt_for_kube_scheduler(&pod, ext.clock.now()) {
+            Some(decision) => {
+                taken_over = Some(decision);
+                GuardedCandidates::default()
             }
-            _ => {
-                let why = ext
-                    .not_ready_reason()
-                    .unwrap_or_else(|| "not ready".to_owned());
-                return (StatusCode::SERVICE_UNAVAILABLE, why).into_response();
-            }
+            None => state.guard_preemption(candidates),
         }
+    });
+    let guarded = match guarded {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
     };
     let pod_name = pod.metadata.name.as_deref().unwrap_or("");
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("");

@@ -1,4 +1,5 @@
-//! The HTTP surface: `POST /filter` (and `/predicates`), `POST /preempt`, health, readiness and metrics.
+//! The HTTP surface: `POST /filter` (and `/predicates`), `POST /preempt`, the explain API and
+//! console, health, readiness and metrics.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,7 @@ pub fn filter_router(ext: Arc<Extender>) -> Router {
         .route("/preempt", post(preempt))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::explain::routes())
         .with_state(ext)
 }
 
@@ -90,22 +92,9 @@ async fn filter(State(ext): State<Arc<Extender>>, request: Request) -> Response 
     let pod = &request.pod;
     let candidates: Vec<&str> = request.candidates.iter().map(|n| n.0.as_ref()).collect();
     let now = ext.clock.now();
-    let decision = {
-        let Ok(mut guard) = ext.state.lock() else {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "state lock poisoned".to_owned(),
-            );
-        };
-        match guard.as_mut() {
-            Some(state) if ext.not_ready_reason().is_none() => state.filter(pod, &candidates, now),
-            _ => {
-                let why = ext
-                    .not_ready_reason()
-                    .unwrap_or_else(|| "not ready".to_owned());
-                return plain(StatusCode::SERVICE_UNAVAILABLE, why);
-            }
-        }
+    let decision = match ext.decide(|state| state.filter(pod, &candidates, now)) {
+        Ok(d) => d,
+        Err(e) => return e.into_response(),
     };
     ext.submit(decision.effects.iter().cloned());
     let role = spark_role(pod).map_or("other", |r| r.as_str());

@@ -233,8 +233,7 @@ impl ClusterState {
     /// Some reservation evicts this pod for its gang.
     fn is_victim(&self, pod: &PodEntry) -> bool {
         let id = format!("{}/{}/{}", pod.key.namespace, pod.key.name, pod.uid);
-        self.reservations()
-            .any(|(_, r)| r.preempting.contains(&id))
+        self.reservations().any(|(_, r)| r.preempting.contains(&id))
     }
 
     fn reason(
