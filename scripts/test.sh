@@ -33,6 +33,19 @@ fi
 export SPARKGANG_SPARK_SUBMIT="$PWD/$venv/bin/spark-submit"
 export SPARKGANG_REQUIRE_SPARK=1
 
+# The web console is tested in a real headless Chromium (Debian's package).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing chromium (once)"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium; } >/dev/null || {
+    echo "scripts/test.sh: cannot install chromium (apt-get install chromium)" >&2
+    exit 1
+  }
+fi
+export SPARKGANG_CHROMIUM="$(command -v chromium)"
+export SPARKGANG_REQUIRE_CHROMIUM=1
+
 # Free disk and the size of target/, printed after each tier: a full run needs several GB.
 disk() {
   printf '%s free, target/ %s' "$(df -h --output=avail . | tail -1 | tr -d ' ')" \

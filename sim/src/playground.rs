@@ -8,6 +8,8 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
+use sparkgang_common::api::explain::{EXPLAIN_SERVICE_NAME, EXPLAIN_SERVICE_NAMESPACE};
+
 use crate::harness::{SimCluster, SimError, SimOptions};
 use crate::spark::{self, Scripts};
 
@@ -47,9 +49,36 @@ impl Playground {
                 .await
                 .map_err(|e| SimError::Client(format!("creating node-{i}: {e}")))?;
         }
+        if let Some(extender) = cluster.extender.as_ref() {
+            cluster.api.service_proxies().register(
+                EXPLAIN_SERVICE_NAMESPACE,
+                EXPLAIN_SERVICE_NAME,
+                extender.filter_address,
+            );
+        }
         let scripts = Scripts::default();
         tokio::spawn(spark::run_drivers(client, scripts.clone()));
         Ok(Playground { cluster, scripts })
+    }
+
+    /// The console and explain API, served by the extender (open, on loopback).
+    pub fn console_url(&self) -> Option<String> {
+        self.cluster
+            .extender
+            .as_ref()
+            .map(|e| format!("http://{}/", e.filter_address))
+    }
+
+    /// A kubeconfig for this cluster (no credentials: the simulated API server has no
+    /// authentication), with namespace `spark` as the default.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sparkgang-playground\n  cluster:\n    \
+             server: {}\ncontexts:\n- name: sparkgang-playground\n  context:\n    cluster: \
+             sparkgang-playground\n    user: sparkgang-playground\n    namespace: spark\n\
+             current-context: sparkgang-playground\nusers:\n- name: sparkgang-playground\n  user: {{}}\n",
+            self.cluster.api.url()
+        )
     }
 
     /// The `--master` of spark-submit for this cluster.

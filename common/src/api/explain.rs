@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::resources::Resources;
 
+/// The namespace and name of the Service in front of the explain API: `kubectl sparkgang`
+/// reaches it through the API server's service proxy there.
+pub const EXPLAIN_SERVICE_NAMESPACE: &str = "sparkgang-system";
+pub const EXPLAIN_SERVICE_NAME: &str = "sparkgang-extender";
+
 /// The version of these types; answers carry it as `apiVersion`.
 pub const EXPLAIN_API_VERSION: &str = "sparkgang.io/explain/v1";
 
@@ -193,7 +198,11 @@ pub struct NeverFits {
 
 /// Why an application is where it is, as data. `kind` names the variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Reason {
     /// The driver's demand is still being read from its `spark.properties`.
     Gated {

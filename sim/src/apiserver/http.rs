@@ -41,6 +41,7 @@ pub(crate) struct AppState {
     pub settings: Arc<HttpSettings>,
     pub address: SocketAddr,
     pub faults: Faults,
+    pub proxies: super::proxy::ServiceProxies,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -284,6 +285,15 @@ async fn serve(
         user_agent: user_agent.clone(),
         code: 0,
     };
+    if let Some(rest) = path.strip_prefix("/openapi/v3") {
+        return match super::openapi::serve(&app.store.table(), rest) {
+            Some(doc) => value_response(200, &doc),
+            None => error_response(&not_found_path()),
+        };
+    }
+    if super::proxy::parse(&path).is_some() {
+        return super::proxy::forward(&app.proxies, &method, &path, &query, body).await;
+    }
     let q = Query::parse(&query);
     let caller = Caller { user_agent };
     let injected = injected_error(&app.faults, &method, caller.user_agent.as_deref());

@@ -23,9 +23,11 @@ pub mod eviction;
 pub mod faults;
 pub mod hooks;
 pub mod http;
+pub mod openapi;
 pub mod ops;
 pub mod patch;
 pub mod priority;
+pub mod proxy;
 pub mod resources;
 pub mod selectors;
 pub mod store;
@@ -174,6 +176,7 @@ pub struct ApiServer {
     api: Api,
     hooks: Arc<Hooks>,
     faults: Faults,
+    proxies: proxy::ServiceProxies,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -221,6 +224,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
     }
     let api = Api::new(store.clone(), hooks.clone());
     let faults = Faults::default();
+    let proxies = proxy::ServiceProxies::default();
     let listener = sparkgang_serve::bind(config.bind, config.limits.backlog())?;
     let address = listener.local_addr()?;
     let state = http::AppState {
@@ -234,6 +238,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
         }),
         address,
         faults: faults.clone(),
+        proxies: proxies.clone(),
     };
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let app = http::router(state).layer(sparkgang_serve::body_read_timeout(&config.limits));
@@ -260,6 +265,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
         api,
         hooks,
         faults,
+        proxies,
         stop,
         task: Some(task),
     })
@@ -272,6 +278,11 @@ impl ApiServer {
     }
 
     /// `http://127.0.0.1:<port>`: the `cluster_url` / `spark.master` `k8s://` target.
+    /// Service backends for the `services/proxy` subresource.
+    pub fn service_proxies(&self) -> &proxy::ServiceProxies {
+        &self.proxies
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.address)
     }

@@ -1,0 +1,163 @@
+//! The service proxy subresource, `/api/v1/namespaces/{ns}/services/{[scheme:]name[:port]}/proxy/…`,
+//! as kube-apiserver serves it: the request is forwarded over HTTP to the service's backend.
+//! Backends are registered in-process (the simulator has no endpoints controller).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+/// Service backends by `(namespace, name)`.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceProxies(Arc<Mutex<HashMap<(String, String), SocketAddr>>>);
+
+impl ServiceProxies {
+    /// Requests to service `namespace/name`'s proxy go to `backend`.
+    pub fn register(&self, namespace: &str, name: &str, backend: SocketAddr) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert((namespace.to_owned(), name.to_owned()), backend);
+        }
+    }
+
+    fn backend(&self, namespace: &str, name: &str) -> Option<SocketAddr> {
+        self.0
+            .lock()
+            .ok()?
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .copied()
+    }
+}
+
+/// `(namespace, service name, path at the backend)` of a service proxy path.
+pub fn parse(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix("/api/v1/namespaces/")?;
+    let (namespace, rest) = rest.split_once('/')?;
+    let rest = rest.strip_prefix("services/")?;
+    let (service, rest) = rest.split_once('/')?;
+    let tail = rest.strip_prefix("proxy")?;
+    if !(tail.is_empty() || tail.starts_with('/')) {
+        return None;
+    }
+    let name = match service.split(':').collect::<Vec<_>>().as_slice() {
+        [name] | [name, _] => *name,
+        [_, name, _] => *name,
+        _ => return None,
+    };
+    Some((namespace, name, if tail.is_empty() { "/" } else { tail }))
+}
+
+fn status(code: StatusCode, reason: &str, message: String) -> Response {
+    let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason, "code": code.as_u16()});
+    let mut r = (code, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Forwards one request to the backend of the service `path` names.
+pub async fn forward(
+    proxies: &ServiceProxies,
+    method: &Method,
+    path: &str,
+    query: &str,
+    body: Bytes,
+) -> Response {
+    let Some((namespace, name, target)) = parse(path) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "the server could not find the requested resource".to_owned(),
+        );
+    };
+    let Some(backend) = proxies.backend(namespace, name) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("services \"{name}\" not found"),
+        );
+    };
+    let unavailable = |e: String| {
+        status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            format!("error trying to reach service: {e}"),
+        )
+    };
+    let stream = match tokio::net::TcpStream::connect(backend).await {
+        Ok(s) => s,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    {
+        Ok(c) => c,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    tokio::spawn(conn);
+    let uri = if query.is_empty() {
+        target.to_owned()
+    } else {
+        format!("{target}?{query}")
+    };
+    let request = match hyper::Request::builder()
+        .method(method.clone())
+        .uri(uri)
+        .header(header::HOST, backend.to_string())
+        .body(Full::new(body))
+    {
+        Ok(r) => r,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    let answer = match sender.send_request(request).await {
+        Ok(a) => a,
+        Err(e) => return unavailable(e.to_string()),
+    };
+    let code = answer.status();
+    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+    let bytes = match answer.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return unavailable(e.to_string()),
+    };
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = code;
+    if let Some(t) = content_type {
+        r.headers_mut().insert(header::CONTENT_TYPE, t);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn proxy_paths_name_the_service_in_each_form() {
+        for (path, want) in [
+            (
+                "/api/v1/namespaces/ns/services/svc/proxy",
+                Some(("ns", "svc", "/")),
+            ),
+            (
+                "/api/v1/namespaces/ns/services/svc:8484/proxy/a/b",
+                Some(("ns", "svc", "/a/b")),
+            ),
+            (
+                "/api/v1/namespaces/ns/services/http:svc:web/proxy/",
+                Some(("ns", "svc", "/")),
+            ),
+            ("/api/v1/namespaces/ns/services/svc", None),
+            ("/api/v1/namespaces/ns/services/svc/proxyx", None),
+            ("/api/v1/namespaces/ns/pods/p/proxy/", None),
+        ] {
+            assert_eq!(parse(path), want, "{path}");
+        }
+    }
+}
