@@ -6,6 +6,7 @@
 
 pub mod api_calls;
 pub mod clock;
+pub mod cluster_metrics;
 pub mod config;
 pub mod explain;
 pub mod freshness;

@@ -76,6 +76,8 @@ pub struct Metrics {
     pub preemption_victims: Family<VictimLabels, Counter>,
     /// The `/filter` listener's connections (exported as `connections_*`).
     pub connections: Arc<ServeStats>,
+    /// Capacity, packing, pending reasons, wait times and zone spread (the console's figures).
+    pub cluster: crate::cluster_metrics::ClusterGauges,
 }
 
 impl Default for Metrics {
@@ -194,10 +196,12 @@ impl Metrics {
                     .get();
             }
         }
+        let cluster = crate::cluster_metrics::ClusterGauges::register(&mut registry);
         let connections = Arc::new(ServeStats::default());
         registry.register_collector(Box::new(ConnectionMetrics(connections.clone())));
         Metrics {
             connections,
+            cluster,
             registry,
             decisions,
             filter_seconds,
@@ -216,7 +220,8 @@ impl Metrics {
     }
 
     /// Refreshes the gauges that describe the state.
-    pub fn observe_state(&self, state: &ClusterState) {
+    pub fn observe_state(&self, state: &ClusterState, now: sparkgang_common::cluster::Timestamp) {
+        self.cluster.observe(state, now);
         self.reservations
             .set(i64::try_from(state.reservations().count()).unwrap_or(i64::MAX));
         self.soft_reservations

@@ -15,6 +15,7 @@ use std::fmt;
 use k8s_openapi::api::core::v1::Pod;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use sparkgang_common::api::extender::ExtenderFilterResult;
+use sparkgang_common::cluster::FilterOutcome;
 use sparkgang_common::pods::spark_role;
 use tracing::{debug, info};
 
@@ -59,7 +60,7 @@ async fn metrics(State(ext): State<Arc<Extender>>) -> Response {
     if let Ok(guard) = ext.state.lock()
         && let Some(state) = guard.as_ref()
     {
-        ext.metrics.observe_state(state);
+        ext.metrics.observe_state(state, ext.clock.now());
     }
     (
         [(
@@ -98,6 +99,12 @@ async fn filter(State(ext): State<Arc<Extender>>, request: Request) -> Response 
     };
     ext.submit(decision.effects.iter().cloned());
     let role = spark_role(pod).map_or("other", |r| r.as_str());
+    if decision.outcome == FilterOutcome::Success
+        && let Some(created) = pod.metadata.creation_timestamp.as_ref()
+    {
+        let waited = now.duration_since(created.0).as_secs_f64().max(0.0);
+        ext.metrics.cluster.driver_wait_seconds.observe(waited);
+    }
     ext.metrics
         .decisions
         .get_or_create(&DecisionLabels {

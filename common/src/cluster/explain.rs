@@ -146,6 +146,50 @@ impl ClusterState {
         out
     }
 
+    /// Pending drivers of ours by instance group (`""`: none) and reason: `gated`, the
+    /// outcome of the driver's last filter call (`failure-fit`, `failure-earlier-driver`, ...),
+    /// or `not-asked-yet`. Cheap enough for every scrape (no packing).
+    pub fn pending_by_reason(&self) -> BTreeMap<(String, String), usize> {
+        let mut out = BTreeMap::new();
+        for entry in self.apps.values() {
+            let Some(d) = entry.driver.as_ref().and_then(|k| self.pods.get(k)) else {
+                continue;
+            };
+            if !d.ours || entry.reservation.is_some() {
+                continue;
+            }
+            let state = self.app_state(entry, Some(d));
+            if !matches!(state, AppState::Pending | AppState::Gated) {
+                continue;
+            }
+            let reason = match (&entry.last_decision, state) {
+                (_, AppState::Gated) => "gated",
+                (Some((outcome, _, _)), _) => outcome.as_str(),
+                (None, _) => "not-asked-yet",
+            };
+            *out.entry((
+                d.instance_group.clone().unwrap_or_default(),
+                reason.to_owned(),
+            ))
+            .or_insert(0) += 1;
+        }
+        out
+    }
+
+    /// Reservations whose slots span more than one zone.
+    pub fn cross_zone_gangs(&self) -> usize {
+        self.reservations()
+            .filter(|(_, r)| {
+                let mut zones = r.slots.values().filter_map(|s| {
+                    self.nodes
+                        .index_of(&s.node)
+                        .map(|i| self.nodes.candidates()[i].zone.as_str())
+                });
+                zones.next().is_some_and(|first| zones.any(|z| z != first))
+            })
+            .count()
+    }
+
     fn summary(&self, key: &AppKey, entry: &AppEntry) -> AppSummary {
         let driver = entry.driver.as_ref().and_then(|k| self.pods.get(k));
         let demand = driver

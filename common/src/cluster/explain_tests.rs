@@ -370,3 +370,41 @@ fn apps_are_listed_by_namespace_and_capacity_by_group() {
     assert_eq!(nodes[0].name, "gpu-0");
     assert_eq!(nodes[0].free.cpu_milli, 16_000);
 }
+
+#[test]
+fn pending_drivers_are_counted_by_their_last_decision() {
+    let mut s = cluster(3, "8", true);
+    let huge = pod(driver("huge", 0, 40, 4, "batch"));
+    s.apply_pod(&huge);
+    s.apply_pod(&pod(driver("quiet", 1, 1, 1, "batch")));
+    let mut gated = driver("gated", 2, 1, 1, "batch");
+    gated["spec"]["schedulingGates"] = json!([{"name": "sparkgang.io/spark-conf"}]);
+    s.apply_pod(&pod(gated));
+    s.filter(&huge, &names(3), now());
+    let counts = s.pending_by_reason();
+    let key = |r: &str| ("batch".to_owned(), r.to_owned());
+    assert_eq!(counts.get(&key("failure-exceeds-capacity")), Some(&1));
+    assert_eq!(counts.get(&key("not-asked-yet")), Some(&1));
+    assert_eq!(counts.get(&key("gated")), Some(&1));
+    assert_eq!(counts.values().sum::<usize>(), 3);
+}
+
+/// One gang packed into one zone, one spread over two (each node of 8 cores takes one
+/// executor of 6: three executors need three nodes).
+#[test]
+fn gangs_spanning_zones_are_counted() {
+    let mut s = cluster(0, "8", false);
+    for (name, zone) in [("a-0", "za"), ("a-1", "za"), ("b-0", "zb")] {
+        let mut n = serde_json::to_value(node(name, "batch", "8", false)).unwrap();
+        n["metadata"]["labels"]["topology.kubernetes.io/zone"] = json!(zone);
+        s.apply_node(&serde_json::from_value(n).unwrap());
+    }
+    let nodes = ["a-0", "a-1", "b-0"].map(str::to_owned);
+    let small = pod(driver("small", 0, 1, 1, "batch"));
+    assert!(s.filter(&small, &nodes, now()).node.is_some());
+    assert_eq!(s.cross_zone_gangs(), 0);
+    let wide = pod(driver("wide", 1, 3, 6, "batch"));
+    let placed = s.filter(&wide, &nodes, now());
+    assert!(placed.node.is_some(), "{}", placed.message);
+    assert_eq!(s.cross_zone_gangs(), 1);
+}
