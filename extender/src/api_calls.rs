@@ -75,6 +75,20 @@ pub const API_CALLS: &[ApiCall] = &[
         verbs: &["create", "delete"],
         own_namespace_only: false,
     },
+    // The explain listener checks its callers' tokens and permissions (delegated to the API
+    // server, as the ClusterRole system:auth-delegator grants).
+    ApiCall {
+        group: "authentication.k8s.io",
+        resource: "tokenreviews",
+        verbs: &["create"],
+        own_namespace_only: false,
+    },
+    ApiCall {
+        group: "authorization.k8s.io",
+        resource: "subjectaccessreviews",
+        verbs: &["create"],
+        own_namespace_only: false,
+    },
     ApiCall {
         group: "coordination.k8s.io",
         resource: "leases",

@@ -56,6 +56,43 @@ pub struct ExtenderConfig {
     pub connections: Limits,
     /// Timeouts towards the Kubernetes API server.
     pub api_server: ApiServerConfig,
+    /// The explain API's own listener, for people and `kubectl sparkgang` (`docs/explain.md`).
+    pub explain: ExplainConfig,
+}
+
+/// The explain API and console on a listener of their own. (The filter listener serves them
+/// too, unauthenticated: keep it on loopback.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ExplainConfig {
+    /// Where to listen, e.g. `0.0.0.0:8485`; absent: no such listener.
+    pub listen_address: Option<SocketAddr>,
+    /// `kubernetes`: a bearer token is required (checked with a TokenReview) and each
+    /// application is shown only to callers that may `get pods` in its namespace, capacity only
+    /// to those that may `list nodes` (SubjectAccessReviews). `none`: open, allowed only on a
+    /// loopback address.
+    pub authentication: ExplainAuthentication,
+    /// How long a token's review and an access decision are reused.
+    #[serde(with = "serde_duration")]
+    pub cache_ttl: Duration,
+}
+
+impl Default for ExplainConfig {
+    fn default() -> Self {
+        ExplainConfig {
+            listen_address: None,
+            authentication: ExplainAuthentication::Kubernetes,
+            cache_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How the explain listener authenticates callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExplainAuthentication {
+    Kubernetes,
+    None,
 }
 
 /// How long the extender waits on the API server, and when it stops trusting its caches.
@@ -108,6 +145,7 @@ impl Default for ExtenderConfig {
             write_attempts: 5,
             connections: Limits::default(),
             api_server: ApiServerConfig::default(),
+            explain: ExplainConfig::default(),
         }
     }
 }
@@ -327,6 +365,18 @@ impl ExtenderConfig {
 
     /// The scheduling core's configuration; `Err((key, why))` when a value is unusable.
     pub fn scheduler_config(&self) -> Result<SchedulerConfig, (&'static str, String)> {
+        if let Some(address) = self.explain.listen_address
+            && self.explain.authentication == ExplainAuthentication::None
+            && !address.ip().is_loopback()
+        {
+            return Err((
+                "explain",
+                format!(
+                    "authentication none on {address} would show every application to anyone \
+                     who can reach it: use authentication kubernetes, or a loopback address"
+                ),
+            ));
+        }
         if self.scheduler_name.is_empty() {
             return Err(("schedulerName", "must not be empty".to_owned()));
         }
@@ -475,6 +525,20 @@ preemption: {enabled: true, dryRun: true, minRuntime: 5m, maxVictimsPerMinute: 3
     }
 
     #[test]
+    fn an_open_explain_listener_is_allowed_on_loopback_only() {
+        let c = ExtenderConfig::from_yaml(
+            "explain: {listenAddress: '127.0.0.1:8485', authentication: none}",
+            "cfg.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.explain.authentication, ExplainAuthentication::None);
+        assert_eq!(
+            ExtenderConfig::default().explain.authentication,
+            ExplainAuthentication::Kubernetes
+        );
+    }
+
+    #[test]
     fn rejects_unknown_keys_algorithms_and_bad_values() {
         for (yaml, expect) in [
             ("binpak: tightly-pack", "unknown field `binpak`"),
@@ -495,6 +559,14 @@ preemption: {enabled: true, dryRun: true, minRuntime: 5m, maxVictimsPerMinute: 3
             ),
             ("writeAttempts: 0", "writeAttempts"),
             ("gpuResourceNames: []", "gpuResourceNames"),
+            (
+                "explain: {listenAddress: '0.0.0.0:8485', authentication: none}",
+                "authentication none on 0.0.0.0:8485",
+            ),
+            (
+                "explain: {listenAddress: '0.0.0.0:8485', authentication: basic}",
+                "unknown variant `basic`",
+            ),
         ] {
             let err = ExtenderConfig::from_yaml(yaml, "cfg.yaml")
                 .unwrap_err()

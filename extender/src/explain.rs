@@ -1,13 +1,14 @@
 //! The explain API and the console: `GET /api/v1/apps`, `/api/v1/apps/{namespace}/{app-id}`,
 //! `/api/v1/capacity[/{group}]` (JSON, computed by `ClusterState`'s explain functions) and the
-//! web console at `/`, a static page over that API with no external assets.
+//! web console at `/`, a static page over that API with no external assets. With a
+//! [`Reviewer`], callers are authenticated and see only what they may (`explain_auth`).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
@@ -15,18 +16,52 @@ use sparkgang_common::api::explain::{AppList, CapacityList, EXPLAIN_API_VERSION}
 use sparkgang_common::cluster::AppKey;
 
 use crate::Extender;
+use crate::explain_auth::{Denied, Reviewer, User};
 
 /// The console: one HTML page with its script and style inline.
 const CONSOLE: &str = include_str!("console.html");
 
-/// The explain routes, to merge into a listener's router.
-pub fn routes() -> Router<Arc<Extender>> {
+/// The explain routes, open (`reviewer` `None`) or for authenticated callers only.
+pub fn router(ext: Arc<Extender>, reviewer: Option<Arc<Reviewer>>) -> Router {
     Router::new()
         .route("/", get(console))
         .route("/api/v1/apps", get(list_apps))
         .route("/api/v1/apps/{namespace}/{app_id}", get(one_app))
         .route("/api/v1/capacity", get(all_groups))
         .route("/api/v1/capacity/{group}", get(one_group))
+        .with_state(Explain { ext, reviewer })
+}
+
+/// What the explain handlers share.
+#[derive(Clone)]
+struct Explain {
+    ext: Arc<Extender>,
+    reviewer: Option<Arc<Reviewer>>,
+}
+
+/// An authenticated caller and the reviewer that answers for it (`None`: open).
+type Caller = Option<(Arc<Reviewer>, User)>;
+
+impl Explain {
+    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
+        match &self.reviewer {
+            None => Ok(None),
+            Some(r) => Ok(Some((r.clone(), r.authenticate(headers).await?))),
+        }
+    }
+}
+
+/// Whether the caller may see applications of `namespace`.
+async fn may_read_apps(caller: &Caller, namespace: &str) -> Result<bool, Denied> {
+    match caller {
+        None => Ok(true),
+        Some((r, user)) => r.allowed(user, "get", "pods", Some(namespace)).await,
+    }
+}
+
+fn forbidden(caller: &Caller, what: &str) -> Response {
+    let name = caller.as_ref().map_or("", |(_, u)| u.name.as_str());
+    Denied::Forbidden(format!("user {name} may not {what}")).into_response()
 }
 
 /// An error answer: `{"error": "..."}`.
@@ -57,7 +92,8 @@ struct ListParams {
 }
 
 async fn list_apps(
-    State(ext): State<Arc<Extender>>,
+    State(x): State<Explain>,
+    headers: HeaderMap,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Response {
     let namespace = match params {
@@ -69,23 +105,60 @@ async fn list_apps(
             );
         }
     };
-    match ext.decide(|state| state.app_summaries(namespace.as_deref())) {
-        Ok(items) => axum::Json(AppList {
-            api_version: EXPLAIN_API_VERSION.to_owned(),
-            items,
-        })
-        .into_response(),
-        Err(e) => e.into_response(),
+    let caller = match x.caller(&headers).await {
+        Ok(c) => c,
+        Err(d) => return d.into_response(),
+    };
+    if let Some(ns) = &namespace {
+        match may_read_apps(&caller, ns).await {
+            Ok(true) => {}
+            Ok(false) => return forbidden(&caller, &format!("get pods in namespace {ns}")),
+            Err(d) => return d.into_response(),
+        }
     }
+    let mut items = match x
+        .ext
+        .decide(|state| state.app_summaries(namespace.as_deref()))
+    {
+        Ok(items) => items,
+        Err(e) => return e.into_response(),
+    };
+    if caller.is_some() && namespace.is_none() {
+        let mut readable = std::collections::BTreeMap::new();
+        for a in &items {
+            if !readable.contains_key(&a.namespace) {
+                match may_read_apps(&caller, &a.namespace).await {
+                    Ok(may) => readable.insert(a.namespace.clone(), may),
+                    Err(d) => return d.into_response(),
+                };
+            }
+        }
+        items.retain(|a| readable.get(&a.namespace).copied().unwrap_or(false));
+    }
+    axum::Json(AppList {
+        api_version: EXPLAIN_API_VERSION.to_owned(),
+        items,
+    })
+    .into_response()
 }
 
 async fn one_app(
-    State(ext): State<Arc<Extender>>,
+    State(x): State<Explain>,
+    headers: HeaderMap,
     Path((namespace, app_id)): Path<(String, String)>,
 ) -> Response {
-    let now = ext.clock.now();
+    let caller = match x.caller(&headers).await {
+        Ok(c) => c,
+        Err(d) => return d.into_response(),
+    };
+    match may_read_apps(&caller, &namespace).await {
+        Ok(true) => {}
+        Ok(false) => return forbidden(&caller, &format!("get pods in namespace {namespace}")),
+        Err(d) => return d.into_response(),
+    }
+    let now = x.ext.clock.now();
     let key = AppKey::new(&namespace, &app_id);
-    match ext.decide(|state| state.explain_app(&key, now)) {
+    match x.ext.decide(|state| state.explain_app(&key, now)) {
         Ok(Some(e)) => axum::Json(e).into_response(),
         Ok(None) => error(
             StatusCode::NOT_FOUND,
@@ -99,30 +172,71 @@ async fn one_app(
     }
 }
 
-async fn all_groups(State(ext): State<Arc<Extender>>) -> Response {
-    capacity(&ext, None)
+async fn all_groups(State(x): State<Explain>, headers: HeaderMap) -> Response {
+    capacity(&x, &headers, None).await
 }
 
-async fn one_group(State(ext): State<Arc<Extender>>, Path(group): Path<String>) -> Response {
-    capacity(&ext, Some(group))
+async fn one_group(
+    State(x): State<Explain>,
+    headers: HeaderMap,
+    Path(group): Path<String>,
+) -> Response {
+    capacity(&x, &headers, Some(group)).await
 }
 
-fn capacity(ext: &Extender, group: Option<String>) -> Response {
-    let now = ext.clock.now();
-    match ext.decide(|state| state.capacity(group.as_deref(), now)) {
-        Ok(groups) if groups.is_empty() && group.is_some() => error(
+/// Capacity is shown to callers that may list nodes; each queue only with the drivers of
+/// namespaces they may read.
+async fn capacity(x: &Explain, headers: &HeaderMap, group: Option<String>) -> Response {
+    let caller = match x.caller(headers).await {
+        Ok(c) => c,
+        Err(d) => return d.into_response(),
+    };
+    if let Some((r, user)) = &caller {
+        match r.allowed(user, "list", "nodes", None).await {
+            Ok(true) => {}
+            Ok(false) => return forbidden(&caller, "list nodes"),
+            Err(d) => return d.into_response(),
+        }
+    }
+    let now = x.ext.clock.now();
+    let mut groups = match x.ext.decide(|state| state.capacity(group.as_deref(), now)) {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
+    if groups.is_empty()
+        && let Some(g) = group
+    {
+        return error(
             StatusCode::NOT_FOUND,
             format!(
-                "no node and no pending driver is in instance group {}; GET /api/v1/capacity \
-                 lists the groups",
-                group.unwrap_or_default()
+                "no node and no pending driver is in instance group {g}; GET /api/v1/capacity \
+                 lists the groups"
             ),
-        ),
-        Ok(groups) => axum::Json(CapacityList {
-            api_version: EXPLAIN_API_VERSION.to_owned(),
-            groups,
-        })
-        .into_response(),
-        Err(e) => e.into_response(),
+        );
     }
+    if caller.is_some() {
+        let mut readable = std::collections::BTreeMap::new();
+        for g in &mut groups {
+            let mut kept = Vec::new();
+            for q in std::mem::take(&mut g.queue) {
+                let ns = q.driver.split('/').next().unwrap_or("").to_owned();
+                let may = match readable.get(&ns) {
+                    Some(&m) => m,
+                    None => match may_read_apps(&caller, &ns).await {
+                        Ok(m) => *readable.entry(ns).or_insert(m),
+                        Err(d) => return d.into_response(),
+                    },
+                };
+                if may {
+                    kept.push(q);
+                }
+            }
+            g.queue = kept;
+        }
+    }
+    axum::Json(CapacityList {
+        api_version: EXPLAIN_API_VERSION.to_owned(),
+        groups,
+    })
+    .into_response()
 }

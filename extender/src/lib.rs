@@ -9,6 +9,7 @@ pub mod clock;
 pub mod cluster_metrics;
 pub mod config;
 pub mod explain;
+pub mod explain_auth;
 pub mod freshness;
 pub mod gate;
 pub mod input;
@@ -207,6 +208,8 @@ impl axum::response::IntoResponse for NotDeciding {
 pub struct Running {
     pub filter_address: SocketAddr,
     pub metrics_address: SocketAddr,
+    /// The explain listener, when configured (`explain.listenAddress`).
+    pub explain_address: Option<SocketAddr>,
     pub extender: Arc<Extender>,
     listeners: Vec<JoinHandle<()>>,
     stop_listeners: tokio::sync::watch::Sender<bool>,
@@ -374,7 +377,39 @@ pub async fn start(
             error!(error = %e, "metrics server stopped");
         }
     }));
-    info!(%filter_address, %metrics_address, "listening");
+    let explain_address = match config.explain.listen_address {
+        None => None,
+        Some(address) => {
+            let listener = listen(address).await?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Listen { address, source })?;
+            let reviewer = (config.explain.authentication
+                == config::ExplainAuthentication::Kubernetes)
+                .then(|| {
+                    Arc::new(explain_auth::Reviewer::new(
+                        clients.requests.clone(),
+                        config.explain.cache_ttl,
+                    ))
+                });
+            let app = explain::router(ext.clone(), reviewer)
+                .layer(sparkgang_serve::body_read_timeout(&config.connections));
+            let listener = sparkgang_serve::Listener {
+                listener,
+                tls: sparkgang_serve::Tls::Plain,
+                limits: config.connections,
+                stats: Arc::default(),
+            };
+            let stop = until_stopped(stop_listeners.subscribe());
+            listeners.push(tokio::spawn(async move {
+                if let Err(e) = sparkgang_serve::serve(listener, app, stop, GRACE).await {
+                    error!(error = %e, "explain server stopped");
+                }
+            }));
+            Some(bound)
+        }
+    };
+    info!(%filter_address, %metrics_address, ?explain_address, "listening");
 
     let recorder = kube::runtime::events::Recorder::new(
         clients.requests.clone(),
@@ -447,6 +482,7 @@ pub async fn start(
     Ok(Running {
         filter_address,
         metrics_address,
+        explain_address,
         extender: ext,
         listeners,
         stop_listeners,

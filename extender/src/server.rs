@@ -32,8 +32,8 @@ pub fn filter_router(ext: Arc<Extender>) -> Router {
         .route("/preempt", post(preempt))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(crate::explain::routes())
-        .with_state(ext)
+        .with_state(ext.clone())
+        .merge(crate::explain::router(ext, None))
 }
 
 /// Routes of the metrics listener (Prometheus and the kubelet).

@@ -44,6 +44,15 @@ struct Cli {
     /// `kubectl -n sparkgang-system port-forward deploy/spark-scheduler 8484`.
     #[arg(long, global = true, env = "SPARKGANG_URL", value_name = "URL")]
     url: Option<String>,
+    /// The bearer token for the explain API (default: the kubeconfig's token, if it has one).
+    #[arg(
+        long,
+        global = true,
+        env = "SPARKGANG_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -95,6 +104,7 @@ async fn run(cli: Cli) -> Result<String, CallError> {
     let options = KubeOptions {
         kubeconfig: cli.kubeconfig.clone(),
         context: cli.context.clone(),
+        token: cli.token.clone(),
     };
     let explain = Explain::connect(&options, cli.url.clone()).await?;
     let namespace = cli

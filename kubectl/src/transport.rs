@@ -25,6 +25,13 @@ pub enum CallError {
     NotReady(String),
     #[error("{0}")]
     NotFound(String),
+    #[error(
+        "the explain API did not accept your credentials (HTTP 401): {0}. It needs a Kubernetes \
+         bearer token: the kubeconfig's token, or --token (e.g. $(kubectl create token NAME))"
+    )]
+    Unauthenticated(String),
+    #[error("the explain API refused (HTTP 403): {0}")]
+    Forbidden(String),
     #[error("the explain API answered HTTP {status} to GET {path}: {body}")]
     Status {
         status: StatusCode,
@@ -45,27 +52,35 @@ pub enum CallError {
 pub struct KubeOptions {
     pub kubeconfig: Option<std::path::PathBuf>,
     pub context: Option<String>,
+    /// The bearer token for the explain API (`--token`); else the kubeconfig's, if it has one.
+    pub token: Option<String>,
 }
+
+/// The header the token travels in through the API server's service proxy (which drops the
+/// caller's `Authorization` once it has authenticated it).
+const PROXIED_TOKEN_HEADER: &str = "x-sparkgang-authorization";
 
 /// A way to the explain API, and to the API server when there is one.
 pub struct Explain {
     /// `None` with `--url` and no usable kubeconfig.
     kube: Option<(Client, String)>,
     url: Option<String>,
+    token: Option<String>,
 }
 
 impl Explain {
     /// Connects: with `url`, straight there (the kubeconfig is still read, if it loads, to
     /// find pods and the default namespace); otherwise through the API server.
     pub async fn connect(options: &KubeOptions, url: Option<String>) -> Result<Self, CallError> {
-        let kube = match load_kube(options).await {
-            Ok(k) => Some(k),
+        let (kube, kube_token) = match load_kube(options).await {
+            Ok((client, namespace, token)) => (Some((client, namespace)), token),
             Err(e) if url.is_none() => return Err(e),
-            Err(_) => None,
+            Err(_) => (None, None),
         };
         Ok(Explain {
             kube,
             url: url.map(|u| u.trim_end_matches('/').to_owned()),
+            token: options.token.clone().or(kube_token),
         })
     }
 
@@ -79,8 +94,8 @@ impl Explain {
     /// `GET path` of the explain API (`/api/v1/...`), decoded.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
         let (status, body) = match (&self.url, &self.kube) {
-            (Some(url), _) => get_url(url, path).await?,
-            (None, Some((client, _))) => get_proxied(client, path).await?,
+            (Some(url), _) => get_url(url, path, self.token.as_deref()).await?,
+            (None, Some((client, _))) => get_proxied(client, path, self.token.as_deref()).await?,
             (None, None) => {
                 return Err(CallError::Kubeconfig(
                     "no kubeconfig and no --url".to_owned(),
@@ -111,6 +126,10 @@ impl Explain {
                 Err(CallError::NotInstalled(message()))
             }
             StatusCode::NOT_FOUND => Err(CallError::NotFound(message())),
+            StatusCode::UNAUTHORIZED if !is_proxy_error(&text) => {
+                Err(CallError::Unauthenticated(message()))
+            }
+            StatusCode::FORBIDDEN if !is_proxy_error(&text) => Err(CallError::Forbidden(message())),
             status => Err(CallError::Status {
                 status,
                 path: path.to_owned(),
@@ -142,7 +161,9 @@ fn is_proxy_error(text: &str) -> bool {
         .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some("Status"))
 }
 
-async fn load_kube(options: &KubeOptions) -> Result<(Client, String), CallError> {
+/// The client, the context's namespace and the kubeconfig's static bearer token (`token` or
+/// `tokenFile`; exec and provider credentials stay inside the client).
+async fn load_kube(options: &KubeOptions) -> Result<(Client, String, Option<String>), CallError> {
     let kube_options = KubeConfigOptions {
         context: options.context.clone(),
         ..KubeConfigOptions::default()
@@ -157,15 +178,36 @@ async fn load_kube(options: &KubeOptions) -> Result<(Client, String), CallError>
     }
     .map_err(|e| CallError::Kubeconfig(e.to_string()))?;
     let namespace = config.default_namespace.clone();
+    let token = {
+        use secrecy::ExposeSecret;
+        let auth = &config.auth_info;
+        auth.token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .or_else(|| {
+                auth.token_file
+                    .as_ref()
+                    .and_then(|f| std::fs::read_to_string(f).ok())
+                    .map(|t| t.trim().to_owned())
+            })
+    };
     let client = Client::try_from(config).map_err(|e| CallError::Kubeconfig(e.to_string()))?;
-    Ok((client, namespace))
+    Ok((client, namespace, token))
 }
 
-async fn get_proxied(client: &Client, path: &str) -> Result<(StatusCode, Bytes), CallError> {
+async fn get_proxied(
+    client: &Client,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(StatusCode, Bytes), CallError> {
     let full = format!(
         "/api/v1/namespaces/{EXPLAIN_SERVICE_NAMESPACE}/services/{EXPLAIN_SERVICE_NAME}/proxy{path}"
     );
-    let request = Request::get(&full)
+    let mut request = Request::get(&full);
+    if let Some(t) = token {
+        request = request.header(PROXIED_TOKEN_HEADER, format!("Bearer {t}"));
+    }
+    let request = request
         .body(Vec::new())
         .map_err(|e| CallError::Unreachable {
             at: full.clone(),
@@ -192,7 +234,11 @@ async fn get_proxied(client: &Client, path: &str) -> Result<(StatusCode, Bytes),
 }
 
 /// `GET url+path` over plain HTTP (a port-forward or the playground's loopback listener).
-async fn get_url(url: &str, path: &str) -> Result<(StatusCode, Bytes), CallError> {
+async fn get_url(
+    url: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(StatusCode, Bytes), CallError> {
     let unreachable = |why: String| CallError::Unreachable {
         at: url.to_owned(),
         why,
@@ -218,9 +264,13 @@ async fn get_url(url: &str, path: &str) -> Result<(StatusCode, Bytes), CallError
     let target = uri
         .path_and_query()
         .map_or_else(|| "/".to_owned(), |p| p.to_string());
-    let request = Request::get(target)
+    let mut request = Request::get(target)
         .header(http::header::HOST, format!("{host}:{port}"))
-        .header(http::header::ACCEPT, "application/json")
+        .header(http::header::ACCEPT, "application/json");
+    if let Some(t) = token {
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let request = request
         .body(Empty::<Bytes>::new())
         .map_err(|e| unreachable(e.to_string()))?;
     let response = sender

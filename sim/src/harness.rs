@@ -119,7 +119,7 @@ pub fn extender_config(
     let mut yaml: Yaml =
         serde_yaml::from_str(&deployment.extender_config_yaml).map_err(|e| e.to_string())?;
     let local: Yaml = serde_yaml::from_str(
-        "{filterListenAddress: '127.0.0.1:0', metricsListenAddress: '127.0.0.1:0', leaderElection: {enabled: false}}",
+        "{filterListenAddress: '127.0.0.1:0', metricsListenAddress: '127.0.0.1:0', explain: {listenAddress: '127.0.0.1:0'}, leaderElection: {enabled: false}}",
     )
     .map_err(|e| e.to_string())?;
     merge(&mut yaml, &local);

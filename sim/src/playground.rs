@@ -17,6 +17,10 @@ use crate::spark::{self, Scripts};
 pub const NODE_CPU: &str = "8";
 pub const NODE_MEMORY: &str = "32Gi";
 
+/// The bearer token of the playground's kubeconfig, and who it is.
+pub const TOKEN: &str = "sparkgang-playground-token";
+pub const USER: &str = "playground-admin";
+
 /// A running playground.
 pub struct Playground {
     pub cluster: SimCluster,
@@ -49,19 +53,26 @@ impl Playground {
                 .await
                 .map_err(|e| SimError::Client(format!("creating node-{i}: {e}")))?;
         }
-        if let Some(extender) = cluster.extender.as_ref() {
+        // As deploy/ has it: the Service in front of the authenticated explain listener,
+        // and a token that may read everything (the kubeconfig's).
+        if let Some(address) = cluster.extender.as_ref().and_then(|e| e.explain_address) {
             cluster.api.service_proxies().register(
                 EXPLAIN_SERVICE_NAMESPACE,
                 EXPLAIN_SERVICE_NAME,
-                extender.filter_address,
+                address,
             );
         }
+        let ids = cluster.api.identities();
+        ids.add_token(TOKEN, USER, &["system:authenticated"]);
+        ids.grant(USER, "get", "pods", None);
+        ids.grant(USER, "list", "nodes", None);
         let scripts = Scripts::default();
         tokio::spawn(spark::run_drivers(client, scripts.clone()));
         Ok(Playground { cluster, scripts })
     }
 
-    /// The console and explain API, served by the extender (open, on loopback).
+    /// The console and explain API on the extender's filter listener (open, on loopback; the
+    /// API server's service proxy leads to the authenticated explain listener).
     pub fn console_url(&self) -> Option<String> {
         self.cluster
             .extender
@@ -69,14 +80,15 @@ impl Playground {
             .map(|e| format!("http://{}/", e.filter_address))
     }
 
-    /// A kubeconfig for this cluster (no credentials: the simulated API server has no
-    /// authentication), with namespace `spark` as the default.
+    /// A kubeconfig for this cluster, with namespace `spark` as the default. Its token means
+    /// nothing to the simulated API server, which authenticates nobody; the explain listener
+    /// checks it (a TokenReview) as in a real cluster.
     pub fn kubeconfig(&self) -> String {
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: sparkgang-playground\n  cluster:\n    \
              server: {}\ncontexts:\n- name: sparkgang-playground\n  context:\n    cluster: \
              sparkgang-playground\n    user: sparkgang-playground\n    namespace: spark\n\
-             current-context: sparkgang-playground\nusers:\n- name: sparkgang-playground\n  user: {{}}\n",
+             current-context: sparkgang-playground\nusers:\n- name: sparkgang-playground\n  user:\n    token: {TOKEN}\n",
             self.cluster.api.url()
         )
     }

@@ -42,6 +42,7 @@ pub(crate) struct AppState {
     pub address: SocketAddr,
     pub faults: Faults,
     pub proxies: super::proxy::ServiceProxies,
+    pub identities: super::reviews::Identities,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -62,11 +63,11 @@ fn json_response(code: u16, body: Bytes) -> Response {
     r
 }
 
-fn value_response(code: u16, v: &Value) -> Response {
+pub(super) fn value_response(code: u16, v: &Value) -> Response {
     json_response(code, Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
 }
 
-fn error_response(e: &ApiError) -> Response {
+pub(super) fn error_response(e: &ApiError) -> Response {
     value_response(e.code, &e.to_status())
 }
 
@@ -78,7 +79,7 @@ fn object_response(code: u16, def: &ResourceDef, s: &Stored) -> Response {
     }
 }
 
-fn not_found_path() -> ApiError {
+pub(super) fn not_found_path() -> ApiError {
     ApiError::new(
         404,
         "NotFound",
@@ -285,14 +286,8 @@ async fn serve(
         user_agent: user_agent.clone(),
         code: 0,
     };
-    if let Some(rest) = path.strip_prefix("/openapi/v3") {
-        return match super::openapi::serve(&app.store.table(), rest) {
-            Some(doc) => value_response(200, &doc),
-            None => error_response(&not_found_path()),
-        };
-    }
-    if super::proxy::parse(&path).is_some() {
-        return super::proxy::forward(&app.proxies, &method, &path, &query, body).await;
+    if let Some(r) = super::extras::serve(&app, &method, &path, &query, &headers, &body).await {
+        return r;
     }
     let q = Query::parse(&query);
     let caller = Caller { user_agent };

@@ -20,6 +20,7 @@ pub mod conversion;
 pub mod discovery;
 pub mod errors;
 pub mod eviction;
+mod extras;
 pub mod faults;
 pub mod hooks;
 pub mod http;
@@ -29,6 +30,7 @@ pub mod patch;
 pub mod priority;
 pub mod proxy;
 pub mod resources;
+pub mod reviews;
 pub mod selectors;
 pub mod store;
 pub mod validation;
@@ -177,6 +179,7 @@ pub struct ApiServer {
     hooks: Arc<Hooks>,
     faults: Faults,
     proxies: proxy::ServiceProxies,
+    identities: reviews::Identities,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -225,6 +228,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
     let api = Api::new(store.clone(), hooks.clone());
     let faults = Faults::default();
     let proxies = proxy::ServiceProxies::default();
+    let identities = reviews::Identities::default();
     let listener = sparkgang_serve::bind(config.bind, config.limits.backlog())?;
     let address = listener.local_addr()?;
     let state = http::AppState {
@@ -239,6 +243,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
         address,
         faults: faults.clone(),
         proxies: proxies.clone(),
+        identities: identities.clone(),
     };
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let app = http::router(state).layer(sparkgang_serve::body_read_timeout(&config.limits));
@@ -266,6 +271,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
         hooks,
         faults,
         proxies,
+        identities,
         stop,
         task: Some(task),
     })
@@ -278,6 +284,11 @@ impl ApiServer {
     }
 
     /// `http://127.0.0.1:<port>`: the `cluster_url` / `spark.master` `k8s://` target.
+    /// Bearer tokens and grants that `TokenReview` and `SubjectAccessReview` answer from.
+    pub fn identities(&self) -> &reviews::Identities {
+        &self.identities
+    }
+
     /// Service backends for the `services/proxy` subresource.
     pub fn service_proxies(&self) -> &proxy::ServiceProxies {
         &self.proxies

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -64,11 +64,14 @@ fn status(code: StatusCode, reason: &str, message: String) -> Response {
 }
 
 /// Forwards one request to the backend of the service `path` names.
+/// The caller's headers go along, but for `Authorization` (kube-apiserver drops it once it
+/// has authenticated the caller) and the connection's own.
 pub async fn forward(
     proxies: &ServiceProxies,
     method: &Method,
     path: &str,
     query: &str,
+    headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
     let Some((namespace, name, target)) = parse(path) else {
@@ -107,12 +110,23 @@ pub async fn forward(
     } else {
         format!("{target}?{query}")
     };
-    let request = match hyper::Request::builder()
+    let mut request = hyper::Request::builder()
         .method(method.clone())
         .uri(uri)
-        .header(header::HOST, backend.to_string())
-        .body(Full::new(body))
-    {
+        .header(header::HOST, backend.to_string());
+    for (name, value) in headers {
+        let dropped = [
+            header::AUTHORIZATION,
+            header::HOST,
+            header::CONNECTION,
+            header::TRANSFER_ENCODING,
+            header::CONTENT_LENGTH,
+        ];
+        if !dropped.contains(name) {
+            request = request.header(name, value);
+        }
+    }
+    let request = match request.body(Full::new(body)) {
         Ok(r) => r,
         Err(e) => return unavailable(e.to_string()),
     };
