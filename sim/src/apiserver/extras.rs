@@ -1,4 +1,5 @@
-//! Paths served beside the resources: `/openapi/v3`, the review APIs and the service proxy.
+//! Paths served beside the resources: `/openapi/v3`, the review APIs, `pods/log` and the
+//! service proxy.
 
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
@@ -29,6 +30,19 @@ pub(super) async fn serve(
             Ok(v) => value_response(201, &v),
             Err(why) => error_response(&ApiError::bad_request(why)),
         });
+    }
+    if method == Method::GET
+        && let Some((namespace, name)) = super::logs::parse(path)
+    {
+        let container = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "container")
+            .map(|(_, v)| v.into_owned());
+        return Some(
+            match super::logs::log(&app.store, namespace, name, container.as_deref()) {
+                Ok(r) => r,
+                Err(e) => error_response(&e),
+            },
+        );
     }
     if super::proxy::parse(path).is_some() {
         return Some(

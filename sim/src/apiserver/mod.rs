@@ -24,6 +24,7 @@ mod extras;
 pub mod faults;
 pub mod hooks;
 pub mod http;
+pub mod logs;
 pub mod openapi;
 pub mod ops;
 pub mod patch;
