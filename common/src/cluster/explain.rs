@@ -2,7 +2,7 @@
 //! by the decision code itself ([`ClusterState::assess_pending`], FIFO's blocker, the capacity
 //! check), and each instance group's capacity and queue.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::affinity;
 use crate::api::explain::{
@@ -33,14 +33,30 @@ impl ClusterState {
             .filter(|(k, _)| namespace.is_none_or(|n| k.namespace == n))
             .collect();
         apps.sort_by(|a, b| a.0.cmp(b.0));
-        apps.into_iter().map(|(k, e)| self.summary(k, e)).collect()
+        // Queue positions in one pass per queue (not one walk per application).
+        let mut positions: HashMap<&PodKey, (usize, usize)> = HashMap::new();
+        for q in self.pending_drivers.values() {
+            for (i, at) in q.iter().enumerate() {
+                positions.insert(&at.key, (i + 1, q.len()));
+            }
+        }
+        apps.into_iter()
+            .map(|(k, e)| {
+                let at = e.driver.as_ref().and_then(|d| positions.get(d)).copied();
+                self.summary(k, e, at)
+            })
+            .collect()
     }
 
     /// One application with the reason for its state, in words and in data; `None` when the
     /// state does not know it.
     pub fn explain_app(&mut self, app: &AppKey, now: Timestamp) -> Option<AppExplanation> {
         let entry = self.apps.get(app)?;
-        let summary = self.summary(app, entry);
+        let position = entry
+            .driver
+            .as_ref()
+            .and_then(|d| self.queue_position_of(d));
+        let summary = self.summary(app, entry, position);
         let last_decision =
             entry
                 .last_decision
@@ -125,14 +141,17 @@ impl ClusterState {
                 });
             }
         }
-        for (name, q) in &self.pending_drivers {
+        for name in self.pending_drivers.keys() {
             if group.is_some_and(|g| g != name) {
                 continue;
             }
             let g = groups
                 .entry(name.clone())
                 .or_insert_with(|| empty_group(name.clone()));
-            g.queue = q.iter().map(|at| self.queued(at, now)).collect();
+            g.queue = self
+                .waiting_queue(name)
+                .map(|at| self.queued(at, now))
+                .collect();
         }
         let mut out: Vec<GroupCapacity> = groups.into_values().collect();
         for g in &mut out {
@@ -190,7 +209,29 @@ impl ClusterState {
             .count()
     }
 
-    fn summary(&self, key: &AppKey, entry: &AppEntry) -> AppSummary {
+    /// 1-based place of driver `key` in its group's queue, and that queue's length. (Drivers
+    /// just given a reservation stay in the queue until bound, within milliseconds.)
+    fn queue_position_of(&self, key: &PodKey) -> Option<(usize, usize)> {
+        let d = self.pods.get(key)?;
+        let at = d.queue_position();
+        let q = self
+            .pending_drivers
+            .get(d.instance_group.as_deref().unwrap_or(""))?;
+        q.contains(&at)
+            .then(|| (q.range(..&at).count() + 1, q.len()))
+    }
+
+    /// The queue of `group`, in order.
+    fn waiting_queue(&self, group: &str) -> impl Iterator<Item = &QueuePosition> {
+        self.pending_drivers.get(group).into_iter().flatten()
+    }
+
+    fn summary(
+        &self,
+        key: &AppKey,
+        entry: &AppEntry,
+        position: Option<(usize, usize)>,
+    ) -> AppSummary {
         let driver = entry.driver.as_ref().and_then(|k| self.pods.get(k));
         let demand = driver
             .and_then(|d| d.driver.as_ref())
@@ -215,16 +256,7 @@ impl ClusterState {
             soft: entry.soft.len(),
         };
         let state = self.app_state(entry, driver);
-        let queue = driver
-            .filter(|_| matches!(state, AppState::Pending | AppState::Gated))
-            .and_then(|d| {
-                let at = d.queue_position();
-                let q = self
-                    .pending_drivers
-                    .get(d.instance_group.as_deref().unwrap_or(""))?;
-                q.contains(&at)
-                    .then(|| (q.range(..&at).count() + 1, q.len()))
-            });
+        let queue = position.filter(|_| matches!(state, AppState::Pending | AppState::Gated));
         AppSummary {
             namespace: key.namespace.clone(),
             app_id: key.app_id.clone(),
