@@ -11,8 +11,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
-use sparkgang_common::api::explain::{AppList, CapacityList, EXPLAIN_API_VERSION};
+use serde::Deserialize;
+use sparkgang_common::api::explain::{
+    AppExplanation, AppList, CapacityList, EXPLAIN_API_VERSION, ErrorBody, Reason,
+};
 use sparkgang_common::cluster::AppKey;
 
 use crate::Extender;
@@ -45,9 +47,34 @@ type Caller = Option<(Arc<Reviewer>, User)>;
 impl Explain {
     async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
         match &self.reviewer {
-            None => Ok(None),
+            None => {
+                open_to(headers)?;
+                Ok(None)
+            }
             Some(r) => Ok(Some((r.clone(), r.authenticate(headers).await?))),
         }
+    }
+}
+
+/// The open API (on loopback) answers only requests addressed to a loopback host: a web page
+/// elsewhere cannot read it through a name that resolves to 127.0.0.1 (DNS rebinding).
+fn open_to(headers: &HeaderMap) -> Result<(), Denied> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    if matches!(name, "localhost" | "127.0.0.1" | "::1") {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(format!(
+            "the unauthenticated explain API answers requests to localhost, 127.0.0.1 or [::1] \
+             only, not to Host {host:?}; use the explain listener (explain.listenAddress) with \
+             a bearer token"
+        )))
     }
 }
 
@@ -62,12 +89,6 @@ async fn may_read_apps(caller: &Caller, namespace: &str) -> Result<bool, Denied>
 fn forbidden(caller: &Caller, what: &str) -> Response {
     let name = caller.as_ref().map_or("", |(_, u)| u.name.as_str());
     Denied::Forbidden(format!("user {name} may not {what}")).into_response()
-}
-
-/// An error answer: `{"error": "..."}`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: String,
 }
 
 fn error(status: StatusCode, error: String) -> Response {
@@ -159,7 +180,12 @@ async fn one_app(
     let now = x.ext.clock.now();
     let key = AppKey::new(&namespace, &app_id);
     match x.ext.decide(|state| state.explain_app(&key, now)) {
-        Ok(Some(e)) => axum::Json(e).into_response(),
+        Ok(Some(mut e)) => {
+            if let Err(d) = hide_other_namespaces(&caller, &mut e).await {
+                return d.into_response();
+            }
+            axum::Json(e).into_response()
+        }
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             format!(
@@ -170,6 +196,48 @@ async fn one_app(
         ),
         Err(e) => e.into_response(),
     }
+}
+
+/// The drivers ahead in a queue can be of other namespaces: a caller sees only those of
+/// namespaces it may read (the count stays), and the blocker of another one without its name.
+async fn hide_other_namespaces(caller: &Caller, e: &mut AppExplanation) -> Result<(), Denied> {
+    let Reason::WaitingBehind { blocker, ahead, .. } = &mut e.reason else {
+        return Ok(());
+    };
+    if caller.is_none() {
+        return Ok(());
+    }
+    let namespace_of = |driver: &str| driver.split('/').next().unwrap_or("").to_owned();
+    let mut readable = std::collections::BTreeMap::new();
+    let mut kept = Vec::new();
+    for q in std::mem::take(ahead) {
+        let ns = namespace_of(&q.driver);
+        let may = match readable.get(&ns) {
+            Some(&m) => m,
+            None => *readable
+                .entry(ns.clone())
+                .or_insert(may_read_apps(caller, &ns).await?),
+        };
+        if may {
+            kept.push(q);
+        }
+    }
+    *ahead = kept;
+    let ns = namespace_of(&blocker.driver);
+    let may = match readable.get(&ns) {
+        Some(&m) => m,
+        None => may_read_apps(caller, &ns).await?,
+    };
+    if !may {
+        const HIDDEN: &str = "(an application of another namespace)";
+        e.message = e
+            .message
+            .replace(&blocker.driver, HIDDEN)
+            .replace(&blocker.app_id, HIDDEN);
+        blocker.app_id = HIDDEN.to_owned();
+        blocker.driver = HIDDEN.to_owned();
+    }
+    Ok(())
 }
 
 async fn all_groups(State(x): State<Explain>, headers: HeaderMap) -> Response {

@@ -32,6 +32,8 @@ pub struct User {
     pub name: String,
     pub uid: String,
     pub groups: Vec<String>,
+    /// The token's extra attributes (scopes, credential id), passed on to authorization.
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Why a request is refused.
@@ -52,7 +54,7 @@ impl IntoResponse for Denied {
             Denied::Forbidden(_) => StatusCode::FORBIDDEN,
             Denied::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        let body = crate::explain::ErrorBody {
+        let body = sparkgang_common::api::explain::ErrorBody {
             error: self.to_string(),
         };
         (status, axum::Json(body)).into_response()
@@ -128,6 +130,7 @@ impl Reviewer {
                 name: u.username.unwrap_or_default(),
                 uid: u.uid.unwrap_or_default(),
                 groups: u.groups.unwrap_or_default(),
+                extra: u.extra.unwrap_or_default(),
             }),
             _ => Err(format!(
                 "the bearer token was not accepted by the API server{}",
@@ -161,6 +164,7 @@ impl Reviewer {
                 user: Some(user.name.clone()),
                 uid: Some(user.uid.clone()).filter(|u| !u.is_empty()),
                 groups: Some(user.groups.clone()),
+                extra: Some(user.extra.clone()).filter(|e| !e.is_empty()),
                 resource_attributes: Some(ResourceAttributes {
                     group: Some(String::new()),
                     resource: Some(resource.to_owned()),

@@ -349,7 +349,15 @@ pub async fn start(
         let _ = rx.wait_for(|s| *s).await;
     };
     let mut listeners = Vec::new();
-    let filter_app = server::filter_router(ext.clone())
+    // The unauthenticated explain API only where nobody but the pod reaches it.
+    let open_explain = filter_address.ip().is_loopback();
+    if !open_explain {
+        tracing::warn!(
+            %filter_address,
+            "filterListenAddress is not loopback: the unauthenticated explain API is off on it"
+        );
+    }
+    let filter_app = server::filter_router_with(ext.clone(), open_explain)
         .layer(sparkgang_serve::body_read_timeout(&config.connections));
     let filter_listener = sparkgang_serve::Listener {
         listener: filter_listener,

@@ -15,7 +15,7 @@ use std::fmt;
 use k8s_openapi::api::core::v1::Pod;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use sparkgang_common::api::extender::ExtenderFilterResult;
-use sparkgang_common::cluster::FilterOutcome;
+use sparkgang_common::cluster::PodKey;
 use sparkgang_common::pods::spark_role;
 use tracing::{debug, info};
 
@@ -24,16 +24,26 @@ use crate::input::{self, Rejection, in_field};
 use crate::metrics::DecisionLabels;
 use crate::preempt::preempt;
 
-/// Routes of the filter listener (kube-scheduler's side).
+/// Routes of the filter listener (kube-scheduler's side), with the open explain API.
 pub fn filter_router(ext: Arc<Extender>) -> Router {
-    Router::new()
+    filter_router_with(ext, true)
+}
+
+/// Routes of the filter listener; the unauthenticated explain API only with `explain` (a
+/// listener on loopback).
+pub fn filter_router_with(ext: Arc<Extender>, explain: bool) -> Router {
+    let router = Router::new()
         .route("/filter", post(filter))
         .route("/predicates", post(filter))
         .route("/preempt", post(preempt))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(ext.clone())
-        .merge(crate::explain::router(ext, None))
+        .with_state(ext.clone());
+    if explain {
+        router.merge(crate::explain::router(ext, None))
+    } else {
+        router
+    }
 }
 
 /// Routes of the metrics listener (Prometheus and the kubelet).
@@ -93,13 +103,21 @@ async fn filter(State(ext): State<Arc<Extender>>, request: Request) -> Response 
     let pod = &request.pod;
     let candidates: Vec<&str> = request.candidates.iter().map(|n| n.0.as_ref()).collect();
     let now = ext.clock.now();
-    let decision = match ext.decide(|state| state.filter(pod, &candidates, now)) {
+    let key = PodKey::of(pod);
+    let decided = ext.decide(|state| {
+        let d = state.filter(pod, &candidates, now);
+        let placed_now = key.as_ref().and_then(|k| state.placed_at_of_pod(k)) == Some(now);
+        (d, placed_now)
+    });
+    let (decision, placed_now) = match decided {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
     ext.submit(decision.effects.iter().cloned());
     let role = spark_role(pod).map_or("other", |r| r.as_str());
-    if decision.outcome == FilterOutcome::Success
+    if placed_now
+        && role == "driver"
+        && decision.outcome.is_success()
         && let Some(created) = pod.metadata.creation_timestamp.as_ref()
     {
         let waited = now.duration_since(created.0).as_secs_f64().max(0.0);

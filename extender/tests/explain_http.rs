@@ -7,12 +7,13 @@ use std::sync::Arc;
 use hyper::{Method, StatusCode};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::{Value, json};
-use sparkgang_common::api::explain::{AppExplanation, AppList, AppState, CapacityList, Reason};
+use sparkgang_common::api::explain::{
+    AppExplanation, AppList, AppState, CapacityList, ErrorBody, Reason,
+};
 use sparkgang_common::cluster::{ClusterState, FifoPolicy, SchedulerConfig};
 use sparkgang_common::{GangDemand, Resources};
 use sparkgang_extender::Extender;
 use sparkgang_extender::clock::SystemClock;
-use sparkgang_extender::explain::ErrorBody;
 use sparkgang_extender::server::filter_router;
 use sparkgang_testing::http;
 use tokio::net::{TcpListener, TcpStream};
@@ -141,6 +142,33 @@ async fn errors_say_what_was_wrong() {
     let (status, why) = error_of(addr, "/api/v1/capacity/gpu").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(why.contains("instance group gpu"), "{why}");
+}
+
+/// The open API answers only requests addressed to a loopback name: a page of another site
+/// whose name resolves to 127.0.0.1 (DNS rebinding) gets nothing.
+#[tokio::test]
+async fn the_open_api_refuses_other_hosts() {
+    let addr = serve().await;
+    for host in ["evil.example", "evil.example:8484", "10.0.0.1:8484"] {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (status, body) = http::request(stream, Method::GET, host, "/api/v1/apps", Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
+        let e: ErrorBody = serde_json::from_slice(&body).unwrap();
+        assert!(
+            e.error.contains("localhost, 127.0.0.1 or [::1]"),
+            "{}",
+            e.error
+        );
+    }
+    for host in ["localhost", "127.0.0.1:8484", "[::1]:8484"] {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (status, _) = http::request(stream, Method::GET, host, "/api/v1/apps", Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "{host}");
+    }
 }
 
 #[tokio::test]

@@ -40,8 +40,8 @@ struct Cli {
     /// Every namespace (apps).
     #[arg(short = 'A', long, global = true)]
     all_namespaces: bool,
-    /// The explain API's address instead of the service proxy, e.g. http://127.0.0.1:8484 after
-    /// `kubectl -n sparkgang-system port-forward deploy/spark-scheduler 8484`.
+    /// The explain API's address instead of the service proxy, e.g. http://127.0.0.1:8485 after
+    /// `kubectl -n sparkgang-system port-forward svc/sparkgang-extender 8485`.
     #[arg(long, global = true, env = "SPARKGANG_URL", value_name = "URL")]
     url: Option<String>,
     /// The bearer token for the explain API (default: the kubeconfig's token, if it has one).

@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
 use serde::de::DeserializeOwned;
-use sparkgang_common::api::explain::{EXPLAIN_SERVICE_NAME, EXPLAIN_SERVICE_NAMESPACE};
+use sparkgang_common::api::explain::{
+    EXPLAIN_SERVICE_NAME, EXPLAIN_SERVICE_NAMESPACE, EXPLAIN_SERVICE_PORT,
+};
 
 /// Why a call failed, in words a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -18,10 +20,10 @@ pub enum CallError {
         "sparkgang's extender is not installed in this cluster: the API server has no service \
          {EXPLAIN_SERVICE_NAMESPACE}/{EXPLAIN_SERVICE_NAME} ({0}). Install deploy/ (docs/install.md), \
          or reach the extender with --url (kubectl -n sparkgang-system port-forward \
-         deploy/spark-scheduler 8484, then --url http://127.0.0.1:8484)"
+         svc/sparkgang-extender 8485, then --url http://127.0.0.1:8485)"
     )]
     NotInstalled(String),
-    #[error("the sparkgang extender is not ready (HTTP 503): {0}")]
+    #[error("the sparkgang extender cannot answer now (HTTP 503): {0}")]
     NotReady(String),
     #[error("{0}")]
     NotFound(String),
@@ -77,6 +79,9 @@ impl Explain {
             Err(e) if url.is_none() => return Err(e),
             Err(_) => (None, None),
         };
+        // A kubeconfig's token goes through the API server, or to a URL on this machine (a
+        // port-forward); to any other URL only when given with --token.
+        let kube_token = kube_token.filter(|_| url.as_deref().is_none_or(is_loopback_url));
         Ok(Explain {
             kube,
             url: url.map(|u| u.trim_end_matches('/').to_owned()),
@@ -113,6 +118,13 @@ impl Explain {
                         .and_then(|m| m.as_str().map(str::to_owned))
                 })
                 .unwrap_or_else(|| text.trim().to_owned())
+        };
+        let message = || match message() {
+            m if m.is_empty() => format!(
+                "no answer body for GET {path} (not sparkgang's explain API at this address, or \
+                 an older extender?)"
+            ),
+            m => m,
         };
         match status {
             StatusCode::OK => serde_json::from_str(&text).map_err(|e| CallError::Decode {
@@ -152,6 +164,14 @@ impl Explain {
             .or_else(|| labels.get("spark-app-selector"))
             .cloned()
     }
+}
+
+/// `http://localhost…`, `http://127.0.0.1…` or `http://[::1]…`.
+fn is_loopback_url(url: &str) -> bool {
+    url.parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_owned))
+        .is_some_and(|h| matches!(h.as_str(), "localhost" | "127.0.0.1" | "[::1]" | "::1"))
 }
 
 /// An answer from the API server itself (a `Status`), not from the extender behind it.
@@ -201,7 +221,7 @@ async fn get_proxied(
     token: Option<&str>,
 ) -> Result<(StatusCode, Bytes), CallError> {
     let full = format!(
-        "/api/v1/namespaces/{EXPLAIN_SERVICE_NAMESPACE}/services/{EXPLAIN_SERVICE_NAME}/proxy{path}"
+        "/api/v1/namespaces/{EXPLAIN_SERVICE_NAMESPACE}/services/{EXPLAIN_SERVICE_NAME}:{EXPLAIN_SERVICE_PORT}/proxy{path}"
     );
     let mut request = Request::get(&full);
     if let Some(t) = token {

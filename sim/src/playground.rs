@@ -8,7 +8,9 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
-use sparkgang_common::api::explain::{EXPLAIN_SERVICE_NAME, EXPLAIN_SERVICE_NAMESPACE};
+use sparkgang_common::api::explain::{
+    EXPLAIN_SERVICE_NAME, EXPLAIN_SERVICE_NAMESPACE, EXPLAIN_SERVICE_PORT,
+};
 
 use crate::harness::{SimCluster, SimError, SimOptions};
 use crate::spark::{self, Scripts};
@@ -59,6 +61,7 @@ impl Playground {
             cluster.api.service_proxies().register(
                 EXPLAIN_SERVICE_NAMESPACE,
                 EXPLAIN_SERVICE_NAME,
+                EXPLAIN_SERVICE_PORT,
                 address,
             );
         }

@@ -67,7 +67,10 @@ async fn bad_requests_get_statuses() {
         ("GET", "/apis/nope.io/v1/things".into(), None, Vec::new(), 404),
         ("GET", "/apis/nope.io".into(), None, Vec::new(), 404),
         ("GET", "/apis/nope.io/v1".into(), None, Vec::new(), 404),
-        ("GET", format!("{pods}/p/log"), None, Vec::new(), 404),
+        // A pod that has not started has no log yet (kube-apiserver answers the same).
+        ("GET", format!("{pods}/p/log"), None, Vec::new(), 400),
+        ("GET", format!("{pods}/missing/log"), None, Vec::new(), 404),
+        ("GET", format!("{pods}/p/log?container=nope"), None, Vec::new(), 400),
         ("GET", format!("{pods}/p/status/extra"), None, Vec::new(), 404),
         ("GET", "/api/v1/nodes/n/binding".into(), None, Vec::new(), 404),
         ("GET", "/api/v1/namespaces/spark/nodes".into(), None, Vec::new(), 404),

@@ -240,6 +240,47 @@ fn base_renders_and_every_object_is_well_typed() {
     );
 }
 
+/// `kubectl sparkgang` reaches the explain listener through the Service it names, by port name
+/// (kube-apiserver's proxy matches endpoint ports by name), and the Service leads to the port
+/// the extender's config listens on.
+#[test]
+fn the_explain_service_is_the_one_the_plugin_names() {
+    use sparkgang_common::api::explain::{
+        EXPLAIN_SERVICE_NAME, EXPLAIN_SERVICE_NAMESPACE, EXPLAIN_SERVICE_PORT,
+    };
+    let objects = kustomize(&repo().join("deploy"));
+    let svc = find(&objects, "Service", EXPLAIN_SERVICE_NAME);
+    assert_eq!(svc["metadata"]["namespace"], EXPLAIN_SERVICE_NAMESPACE);
+    let port = &svc["spec"]["ports"][0];
+    assert_eq!(port["name"], EXPLAIN_SERVICE_PORT);
+    let deployment = find(&objects, "Deployment", "spark-scheduler");
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    let extender = containers.iter().find(|c| c["name"] == "extender").unwrap();
+    let target = extender["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == port["targetPort"])
+        .expect("the Service's targetPort names a port of the extender");
+    let cm = find(&objects, "ConfigMap", "spark-scheduler-config");
+    let config = ExtenderConfig::from_yaml(
+        cm["data"]["extender-config.yaml"].as_str().unwrap(),
+        "deploy extender-config.yaml",
+    )
+    .unwrap();
+    let listen = config
+        .explain
+        .listen_address
+        .expect("deploy/ runs the explain listener");
+    assert_eq!(target["containerPort"], listen.port());
+    assert_eq!(
+        config.explain.authentication,
+        sparkgang_extender::config::ExplainAuthentication::Kubernetes
+    );
+}
+
 #[test]
 fn embedded_configs_parse_with_the_strict_loaders() {
     let objects = kustomize(&repo().join("deploy"));

@@ -185,3 +185,113 @@ async fn callers_see_only_what_the_api_server_lets_them() {
     assert_eq!(body["items"], json!([]));
     p.cluster.stop().await;
 }
+
+/// An application of `spark` waiting behind one of `analytics`: a caller who may read only
+/// `spark` learns that it waits, and how many are ahead, but not the other team's application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocker_of_another_namespace_is_not_named() {
+    use sparkgang_common::api::explain::{AppExplanation, Reason};
+    use sparkgang_sim::spark::{self, DriverScript, Submission};
+    use std::collections::BTreeMap;
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let p = Playground::start(2).await.expect("the playground starts");
+    let client = p.cluster.client.clone();
+    let analytics: Namespace = serde_json::from_value(json!({"metadata": {"name": "analytics",
+        "labels": {"sparkgang.io/enabled": "true"}}}))
+    .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &analytics)
+        .await
+        .unwrap();
+    let addr = p
+        .cluster
+        .extender
+        .as_ref()
+        .and_then(|e| e.explain_address)
+        .expect("the explain listener");
+    let ids = p.cluster.api.identities();
+    ids.add_token("alice-token", "alice", &["system:authenticated"]);
+    ids.grant("alice", "get", "pods", Some("spark"));
+    let alice = bearer("alice-token");
+    let admin = bearer(playground::TOKEN);
+
+    // 2 nodes of 8 cores. filler (spark) runs with 1 + 8 x 1; blocker (analytics) needs
+    // 1 + 10 x 1 and fits the empty group, not the 7 cores left; waiter (spark) needs 1 + 1 x 1,
+    // which would fit, but FIFO holds it behind blocker. (On a tie of creation seconds the
+    // queue orders by namespace: analytics first.)
+    let submit = |namespace: &str, name: &str, seed: u64, executors: u32| {
+        let s = Submission {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            conf: BTreeMap::from([
+                ("spark.executor.instances".to_owned(), executors.to_string()),
+                ("spark.executor.cores".to_owned(), "1".to_owned()),
+                ("spark.executor.memory".to_owned(), "1g".to_owned()),
+            ]),
+            annotations: BTreeMap::new(),
+        };
+        let client = client.clone();
+        async move {
+            spark::submit(&client, &s, seed).await.expect("submitted");
+            spark::identities(&s.name, seed).1
+        }
+    };
+    let explain = |ns: &'static str, app: String, token: String, kind: &'static str| async move {
+        eventually(
+            &format!("{app} to be {kind}"),
+            Duration::from_secs(60),
+            || {
+                let (app, token) = (app.clone(), token.clone());
+                async move {
+                    let (status, body) = get(
+                        addr,
+                        &format!("/api/v1/apps/{ns}/{app}"),
+                        &[("authorization", &token)],
+                    )
+                    .await;
+                    let e: AppExplanation = serde_json::from_value(body).ok()?;
+                    (status == StatusCode::OK && e.reason.kind() == kind).then_some(e)
+                }
+            },
+        )
+        .await
+    };
+    let (filler_driver, _, _) = spark::identities("filler", 11);
+    if let Ok(mut scripts) = p.scripts.lock() {
+        scripts.insert(
+            format!("spark/{filler_driver}"),
+            DriverScript {
+                runtime: Duration::from_secs(3600),
+                ..DriverScript::default()
+            },
+        );
+    }
+    let filler = submit("spark", "filler", 11, 8).await;
+    explain("spark", filler, admin.clone(), "placed").await;
+    let blocker = submit("analytics", "blocker", 12, 10).await;
+    explain("analytics", blocker.clone(), admin.clone(), "capacity").await;
+    let waiter = submit("spark", "waiter", 13, 1).await;
+
+    let seen = explain("spark", waiter.clone(), admin.clone(), "waiting-behind").await;
+    let Reason::WaitingBehind { blocker: b, .. } = &seen.reason else {
+        unreachable!()
+    };
+    assert_eq!(b.app_id, blocker);
+    let hidden = explain("spark", waiter, alice, "waiting-behind").await;
+    let Reason::WaitingBehind {
+        blocker: b,
+        ahead,
+        ahead_count,
+    } = &hidden.reason
+    else {
+        unreachable!()
+    };
+    assert_ne!(b.app_id, blocker);
+    assert!(!b.driver.contains("analytics"), "{}", b.driver);
+    assert!(!hidden.message.contains(&blocker), "{}", hidden.message);
+    assert!(!hidden.message.contains("analytics/"), "{}", hidden.message);
+    assert!(ahead.iter().all(|q| !q.driver.starts_with("analytics/")));
+    assert!(*ahead_count >= 1);
+    p.cluster.stop().await;
+}

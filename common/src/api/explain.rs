@@ -10,6 +10,9 @@ use crate::resources::Resources;
 /// reaches it through the API server's service proxy there.
 pub const EXPLAIN_SERVICE_NAMESPACE: &str = "sparkgang-system";
 pub const EXPLAIN_SERVICE_NAME: &str = "sparkgang-extender";
+/// The Service's port name. kube-apiserver's proxy picks the endpoint port by name, so a proxy
+/// path without it would find none for a named port.
+pub const EXPLAIN_SERVICE_PORT: &str = "http-explain";
 
 /// The version of these types; answers carry it as `apiVersion`.
 pub const EXPLAIN_API_VERSION: &str = "sparkgang.io/explain/v1";
@@ -52,6 +55,13 @@ impl AppState {
             AppState::Preempted => "preempted",
         }
     }
+}
+
+/// An error answer of the explain API: `{"error": "..."}`, saying what was wrong and what is
+/// accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
 }
 
 /// What a gang asks for.

@@ -43,39 +43,35 @@ pub(super) struct PendingGang {
 
 /// Where a pending gang stands.
 pub(super) enum GangVerdict {
+    /// It could not fit its nodes even if they were empty: it waits on its own, whatever is
+    /// ahead of it in the queue (and holds back nobody).
+    NeverFits,
     /// A driver ahead in the queue must be placed first.
     Blocked(Box<FifoBlock>),
     /// It fits: this packing.
     Fits(Packing),
-    /// It does not fit now; `exceeds`: not even on empty nodes.
-    DoesNotFit {
-        failure: PackingFailure,
-        exceeds: bool,
-    },
+    /// It does not fit now.
+    DoesNotFit(PackingFailure),
 }
 
-/// The failure message of a gang that does not fit (the `FailedScheduling` text).
-pub(super) fn fit_failure_message(
-    gang: &PendingGang,
-    failure: &PackingFailure,
-    exceeds: bool,
-) -> String {
+/// The failure message of a gang that does not fit now (`failure`) or never (`None`): the
+/// `FailedScheduling` text.
+pub(super) fn fit_failure_message(gang: &PendingGang, failure: Option<&PackingFailure>) -> String {
     let group_text = gang
         .group
         .as_deref()
         .map_or_else(String::new, |g| format!(" in instance group {g}"));
-    if exceeds {
-        format!(
+    match failure {
+        None => format!(
             "application {} can never fit{group_text}: even with every node empty, {}",
             gang.app.app_id,
             gang_text(&gang.demand)
-        )
-    } else {
-        format!(
+        ),
+        Some(failure) => format!(
             "application {} does not fit{group_text}: {} — {failure}",
             gang.app.app_id,
             gang_text(&gang.demand)
-        )
+        ),
     }
 }
 
@@ -127,7 +123,14 @@ impl ClusterState {
             return;
         };
         if let Some(entry) = self.apps.get_mut(app) {
-            if decision.outcome == FilterOutcome::Success {
+            // Placed: a new reservation, or one taken by preemption whose victims have left.
+            let preempted_for = entry
+                .last_decision
+                .as_ref()
+                .is_some_and(|(o, _, _)| *o == FilterOutcome::FailurePreempting);
+            if decision.outcome == FilterOutcome::Success
+                || (decision.outcome == FilterOutcome::SuccessAlreadyBound && preempted_for)
+            {
                 entry.placed_at = Some(now);
             }
             entry.last_decision = Some((decision.outcome, decision.message.clone(), now));
@@ -195,16 +198,18 @@ impl ClusterState {
             GangVerdict::Fits(packing) => {
                 self.reserve(key, &gang.app, gang.group.clone(), &gang.demand, packing)
             }
-            &GangVerdict::DoesNotFit {
-                ref failure,
-                exceeds,
-            } => {
+            GangVerdict::NeverFits | GangVerdict::DoesNotFit(_) => {
+                let failure = match &gang.verdict {
+                    GangVerdict::DoesNotFit(f) => Some(f),
+                    _ => None,
+                };
+                let exceeds = failure.is_none();
                 let outcome = if exceeds {
                     FilterOutcome::FailureExceedsCapacity
                 } else {
                     FilterOutcome::FailureFit
                 };
-                let message = fit_failure_message(&gang, failure, exceeds);
+                let message = fit_failure_message(&gang, failure);
                 let mut effects = vec![Effect::EnsureDemand(key.clone())];
                 let (app, group, demand) = (gang.app, gang.group, gang.demand);
                 let message = match self.preempt(key, &app, group, &demand, outcome, now) {
@@ -227,9 +232,9 @@ impl ClusterState {
     }
 
     /// What the decision code concludes about the gang of pending driver `key` (one without a
-    /// reservation): FIFO first, then a packing with the driver on an `offered` node (`None`:
-    /// any node that takes pods). `Err` says why its demand is unknown. The filter acts on
-    /// this; the explain API reports it.
+    /// reservation): whether it could fit its nodes at all, then FIFO, then a packing with the
+    /// driver on an `offered` node (`None`: any node that takes pods). `Err` says why its
+    /// demand is unknown. The filter acts on this; the explain API reports it.
     pub(super) fn assess_pending(
         &mut self,
         key: &PodKey,
@@ -248,6 +253,18 @@ impl ClusterState {
         let group = pod.instance_group.clone();
         let position = pod.queue_position();
         let eligible = self.eligible_nodes(key);
+        // Cached per placement and demand: a gang that can never fit is told so at once, not
+        // after the drivers ahead of it (FIFO lets it hold back nobody either).
+        if self.gang_exceeds_capacity(&eligible, &demand) {
+            return Ok(PendingGang {
+                app,
+                demand,
+                group,
+                eligible,
+                taken: Vec::new(),
+                verdict: GangVerdict::NeverFits,
+            });
+        }
 
         let taken = if self.config.fifo.enabled {
             match self.fifo_verdict(group.as_deref().unwrap_or(""), &position, now) {
@@ -279,10 +296,7 @@ impl ClusterState {
         });
         let verdict = match result {
             Ok(packing) => GangVerdict::Fits(packing),
-            Err(failure) => GangVerdict::DoesNotFit {
-                exceeds: self.gang_exceeds_capacity(&eligible, &demand),
-                failure,
-            },
+            Err(failure) => GangVerdict::DoesNotFit(failure),
         };
         Ok(PendingGang {
             app,

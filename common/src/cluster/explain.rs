@@ -165,6 +165,13 @@ impl ClusterState {
         out
     }
 
+    /// When this extender placed the gang of driver `key` (its reservation was made, or its
+    /// preemption completed); `None` if unknown.
+    pub fn placed_at_of_pod(&self, key: &PodKey) -> Option<Timestamp> {
+        let app = self.pods.get(key)?.app.as_ref()?;
+        self.apps.get(app)?.placed_at
+    }
+
     /// Pending drivers of ours by instance group (`""`: none) and reason: `gated`, the
     /// outcome of the driver's last filter call (`failure-fit`, `failure-earlier-driver`, ...),
     /// or `not-asked-yet`. Cheap enough for every scrape (no packing).
@@ -336,6 +343,16 @@ impl ClusterState {
                     ),
                 )
             }
+            AppState::Running | AppState::Reserved
+                if !summary.scheduled_by_sparkgang && self.reservation(app).is_none() =>
+            {
+                (
+                    Reason::NotScheduledBySparkgang,
+                    "the driver was placed by another scheduler (spec.schedulerName): sparkgang \
+                     holds no reservation for it"
+                        .to_owned(),
+                )
+            }
             AppState::Running | AppState::Reserved => self.placed_reason(app, summary),
             AppState::Pending if !summary.scheduled_by_sparkgang => (
                 Reason::NotScheduledBySparkgang,
@@ -418,20 +435,16 @@ impl ClusterState {
                     self.nodes.entry(packing.driver_node).name
                 ),
             ),
-            GangVerdict::DoesNotFit { failure, exceeds } if *exceeds => {
+            GangVerdict::NeverFits => {
                 let never_fits = self.never_fits(key, gang);
-                let message = format!(
-                    "{}: {}",
-                    fit_failure_message(gang, failure, true),
-                    never_fits.why
-                );
+                let message = format!("{}: {}", fit_failure_message(gang, None), never_fits.why);
                 (Reason::NeverFits { never_fits }, message)
             }
-            GangVerdict::DoesNotFit { failure, .. } => (
+            GangVerdict::DoesNotFit(failure) => (
                 Reason::Capacity {
                     shortfall: self.shortfall(gang, failure),
                 },
-                fit_failure_message(gang, failure, false),
+                fit_failure_message(gang, Some(failure)),
             ),
         }
     }
@@ -477,7 +490,12 @@ impl ClusterState {
             needs,
             free,
             short: needs.shortfall(&free),
-            taken_by_drivers_ahead: gang.taken.iter().map(|(_, r)| *r).sum(),
+            taken_by_drivers_ahead: gang
+                .taken
+                .iter()
+                .filter(|(i, _)| gang.eligible.mask.get(*i).copied().unwrap_or(false))
+                .map(|(_, r)| *r)
+                .sum(),
             zones: zones.into_values().collect(),
         }
     }

@@ -408,3 +408,16 @@ fn gangs_spanning_zones_are_counted() {
     assert!(placed.node.is_some(), "{}", placed.message);
     assert_eq!(s.cross_zone_gangs(), 1);
 }
+
+#[test]
+fn a_driver_another_scheduler_placed_is_not_called_completed() {
+    let mut s = cluster(3, "8", false);
+    let mut d = driver("theirs", 0, 1, 1, "batch");
+    d["spec"]["schedulerName"] = json!("default-scheduler");
+    d["spec"]["nodeName"] = json!("node-0");
+    d["status"] = json!({"phase": "Running"});
+    s.apply_pod(&pod(d));
+    let e = s.explain_app(&app("theirs"), now()).unwrap();
+    assert_eq!(e.app.state, AppState::Running);
+    assert_eq!(e.reason, Reason::NotScheduledBySparkgang);
+}

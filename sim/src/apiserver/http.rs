@@ -20,6 +20,7 @@ use super::hooks::{Hooks, RequestRecord};
 use super::ops::{Api, Caller};
 use super::patch::{PatchType, parse_body};
 use super::resources::{ResourceDef, Subresource};
+use super::responses::{error_response, json_response, not_found_path, value_response};
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
 use super::store::{DeleteOptions, Propagation, Store, Stored, WriteOptions, needs_view, view_of};
 use super::watch::{Watch, WatchParams, WatchStart};
@@ -53,38 +54,12 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
 }
 
-fn json_response(code: u16, body: Bytes) -> Response {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-pub(super) fn value_response(code: u16, v: &Value) -> Response {
-    json_response(code, Bytes::from(serde_json::to_vec(v).unwrap_or_default()))
-}
-
-pub(super) fn error_response(e: &ApiError) -> Response {
-    value_response(e.code, &e.to_status())
-}
-
 fn object_response(code: u16, def: &ResourceDef, s: &Stored) -> Response {
     if needs_view(def, &s.value) {
         value_response(code, &view_of(def, &s.value))
     } else {
         json_response(code, s.json())
     }
-}
-
-pub(super) fn not_found_path() -> ApiError {
-    ApiError::new(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
 }
 
 /// The parsed query string (last value of a repeated key wins; empty keys ignored).
@@ -286,7 +261,12 @@ async fn serve(
         user_agent: user_agent.clone(),
         code: 0,
     };
-    if let Some(r) = super::extras::serve(&app, &method, &path, &query, &headers, &body).await {
+    let extras = super::extras::Extras {
+        store: &app.store,
+        identities: &app.identities,
+        proxies: &app.proxies,
+    };
+    if let Some(r) = extras.serve(&method, &path, &query, &headers, &body).await {
         return r;
     }
     let q = Query::parse(&query);

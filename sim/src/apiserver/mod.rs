@@ -31,6 +31,7 @@ pub mod patch;
 pub mod priority;
 pub mod proxy;
 pub mod resources;
+mod responses;
 pub mod reviews;
 pub mod selectors;
 pub mod store;

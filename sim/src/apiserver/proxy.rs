@@ -13,29 +13,36 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
-/// Service backends by `(namespace, name)`.
+/// `(namespace, name)` of a service → its port's name and the address behind it.
+type Backends = HashMap<(String, String), (String, SocketAddr)>;
+
+/// Service backends.
 #[derive(Debug, Clone, Default)]
-pub struct ServiceProxies(Arc<Mutex<HashMap<(String, String), SocketAddr>>>);
+pub struct ServiceProxies(Arc<Mutex<Backends>>);
 
 impl ServiceProxies {
-    /// Requests to service `namespace/name`'s proxy go to `backend`.
-    pub fn register(&self, namespace: &str, name: &str, backend: SocketAddr) {
+    /// Requests to service `namespace/name`'s port `port` (a name; `""` for an unnamed port)
+    /// go to `backend`.
+    pub fn register(&self, namespace: &str, name: &str, port: &str, backend: SocketAddr) {
         if let Ok(mut m) = self.0.lock() {
-            m.insert((namespace.to_owned(), name.to_owned()), backend);
+            m.insert(
+                (namespace.to_owned(), name.to_owned()),
+                (port.to_owned(), backend),
+            );
         }
     }
 
-    fn backend(&self, namespace: &str, name: &str) -> Option<SocketAddr> {
+    fn backend(&self, namespace: &str, name: &str) -> Option<(String, SocketAddr)> {
         self.0
             .lock()
             .ok()?
             .get(&(namespace.to_owned(), name.to_owned()))
-            .copied()
+            .cloned()
     }
 }
 
-/// `(namespace, service name, path at the backend)` of a service proxy path.
-pub fn parse(path: &str) -> Option<(&str, &str, &str)> {
+/// `(namespace, service name, port name or "", path at the backend)` of a service proxy path.
+pub fn parse(path: &str) -> Option<(&str, &str, &str, &str)> {
     let rest = path.strip_prefix("/api/v1/namespaces/")?;
     let (namespace, rest) = rest.split_once('/')?;
     let rest = rest.strip_prefix("services/")?;
@@ -44,12 +51,17 @@ pub fn parse(path: &str) -> Option<(&str, &str, &str)> {
     if !(tail.is_empty() || tail.starts_with('/')) {
         return None;
     }
-    let name = match service.split(':').collect::<Vec<_>>().as_slice() {
-        [name] | [name, _] => *name,
-        [_, name, _] => *name,
+    let (name, port) = match service.split(':').collect::<Vec<_>>().as_slice() {
+        [name] => (*name, ""),
+        [name, port] | [_, name, port] => (*name, *port),
         _ => return None,
     };
-    Some((namespace, name, if tail.is_empty() { "/" } else { tail }))
+    Some((
+        namespace,
+        name,
+        port,
+        if tail.is_empty() { "/" } else { tail },
+    ))
 }
 
 fn status(code: StatusCode, reason: &str, message: String) -> Response {
@@ -74,20 +86,29 @@ pub async fn forward(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some((namespace, name, target)) = parse(path) else {
+    let Some((namespace, name, port, target)) = parse(path) else {
         return status(
             StatusCode::NOT_FOUND,
             "NotFound",
             "the server could not find the requested resource".to_owned(),
         );
     };
-    let Some(backend) = proxies.backend(namespace, name) else {
+    let Some((port_name, backend)) = proxies.backend(namespace, name) else {
         return status(
             StatusCode::NOT_FOUND,
             "NotFound",
             format!("services \"{name}\" not found"),
         );
     };
+    // As kube-apiserver: the endpoint port is chosen by name (`""` when the path names none),
+    // so a path without the port finds no endpoint of a named port.
+    if port != port_name && port != backend.port().to_string() {
+        return status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            format!("no endpoints available for service \"{name}\""),
+        );
+    }
     let unavailable = |e: String| {
         status(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -157,15 +178,15 @@ mod tests {
         for (path, want) in [
             (
                 "/api/v1/namespaces/ns/services/svc/proxy",
-                Some(("ns", "svc", "/")),
+                Some(("ns", "svc", "", "/")),
             ),
             (
                 "/api/v1/namespaces/ns/services/svc:8484/proxy/a/b",
-                Some(("ns", "svc", "/a/b")),
+                Some(("ns", "svc", "8484", "/a/b")),
             ),
             (
                 "/api/v1/namespaces/ns/services/http:svc:web/proxy/",
-                Some(("ns", "svc", "/")),
+                Some(("ns", "svc", "web", "/")),
             ),
             ("/api/v1/namespaces/ns/services/svc", None),
             ("/api/v1/namespaces/ns/services/svc/proxyx", None),
