@@ -195,7 +195,8 @@ impl Connection {
             .max_header_list_size(limits.http2_max_header_list_size)
             .keep_alive_interval(limits.idle_timeout / 2)
             .keep_alive_timeout(limits.header_read_timeout);
-        let connection = builder.serve_connection(TokioIo::new(io), service);
+        // With upgrades: the simulated API server serves watches over WebSocket.
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
         tokio::select! {
             served = connection.as_mut() => {

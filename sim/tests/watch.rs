@@ -428,3 +428,70 @@ async fn in_process_watch_sees_store_writes() {
     let cms: Api<ConfigMap> = Api::namespaced(client, "spark");
     assert!(cms.get_opt("x").await.unwrap().is_none());
 }
+
+/// fabric8 (the client inside Spark's driver) opens every watch as a WebSocket upgrade, as
+/// kube-apiserver allows: each event is one text message with the JSON of one line of the HTTP
+/// stream. The request is the one the real driver sent (docs/notes/real-spark-research.md).
+#[tokio::test]
+async fn a_watch_over_websocket_sends_one_message_per_event() {
+    use tokio_tungstenite::tungstenite::Message;
+    let server = common::server().await;
+    let client = common::client(&server);
+    let pods: Api<Pod> = Api::namespaced(client, "spark");
+    pods.create(
+        &PostParams::default(),
+        &pod("before", json!({"spark-role": "executor"})),
+    )
+    .await
+    .unwrap();
+    let url = format!(
+        "ws://{}/api/v1/namespaces/spark/pods?allowWatchBookmarks=true&labelSelector=spark-role%3Dexecutor&watch=true",
+        server.address()
+    );
+    let (mut ws, response) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgraded");
+    assert_eq!(response.status(), 101);
+    let mut next = async || -> serde_json::Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, ws.next())
+                .await
+                .expect("a message in time")
+                .expect("the socket stays open")
+                .expect("a valid frame");
+            if let Message::Text(text) = msg {
+                return serde_json::from_str(&text).expect("one JSON event per message");
+            }
+        }
+    };
+    let first = next().await;
+    assert_eq!(first["type"], "ADDED");
+    assert_eq!(first["object"]["metadata"]["name"], "before");
+    pods.create(
+        &PostParams::default(),
+        &pod("after", json!({"spark-role": "executor"})),
+    )
+    .await
+    .unwrap();
+    pods.create(
+        &PostParams::default(),
+        &pod("driver", json!({"spark-role": "driver"})),
+    )
+    .await
+    .unwrap();
+    pods.delete("after", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let e = next().await;
+        if e["type"] != "BOOKMARK" {
+            seen.push(format!(
+                "{} {}",
+                e["type"].as_str().unwrap(),
+                e["object"]["metadata"]["name"].as_str().unwrap()
+            ));
+        }
+    }
+    assert_eq!(seen, ["ADDED after", "DELETED after"]);
+}

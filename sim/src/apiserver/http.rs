@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -190,20 +192,23 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Bytes,
 ) -> Response {
+    // A watch over WebSocket (fabric8, Spark's client); any other request is plain HTTP.
+    let ws = ws.ok();
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let Some(ticket) = app.faults.hold(user_agent.as_deref()) else {
-        return serve(app, method, uri, headers, body).await;
+        return serve(app, method, uri, headers, body, ws).await;
     };
     // Held until the hang ends, then served in arrival order even if the client has gone:
     // a write the client gave up on lands late.
     let held = tokio::spawn(async move {
         ticket.turn().await;
-        serve(app, method, uri, headers, body).await
+        serve(app, method, uri, headers, body, ws).await
     });
     match held.await {
         Ok(r) => r,
@@ -240,6 +245,7 @@ async fn serve(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+    ws: Option<WebSocketUpgrade>,
 ) -> Response {
     let path = uri.path().to_owned();
     let query = uri.query().unwrap_or("").to_owned();
@@ -284,6 +290,7 @@ async fn serve(
                 body,
                 &caller,
                 &mut record,
+                ws,
             )
             .await
         }
@@ -308,6 +315,7 @@ async fn route(
     body: Bytes,
     caller: &Caller,
     record: &mut RequestRecord,
+    ws: Option<WebSocketUpgrade>,
 ) -> Result<Response, ApiError> {
     let accept = headers
         .get(header::ACCEPT)
@@ -364,7 +372,8 @@ async fn route(
     match (method.clone(), name) {
         (Method::GET, None) if is_watch => {
             set_verb(record, "watch");
-            watch(app, &def, target.namespace.as_deref(), q, caller)
+            let events = watch(app, &def, target.namespace.as_deref(), q, caller)?;
+            Ok(super::watch_response::respond(events, ws))
         }
         (Method::GET, None) => {
             set_verb(record, "list");
@@ -693,7 +702,7 @@ fn watch(
     namespace: Option<&str>,
     q: &Query,
     caller: &Caller,
-) -> Result<Response, ApiError> {
+) -> Result<super::watch_response::Events, ApiError> {
     let selectors = selectors(def, q)?;
     let bookmarks = q.flag("allowWatchBookmarks");
     let initial = q.flag("sendInitialEvents");
@@ -733,8 +742,8 @@ fn watch(
     };
     let w = Watch::open(app.store.clone(), def.clone(), params)?;
     let def = def.clone();
-    // Bursts of events go out as one chunk (one write) instead of one chunk per event.
-    // Faults: a hang holds events back; `drop-watches` ends the stream.
+    // Bursts of events go out together (one write, or one message each without a flush in
+    // between). Faults: a hang holds events back; `drop-watches` ends the stream.
     let faults = app.faults.clone();
     let agent = caller.user_agent.clone();
     let dropped = {
@@ -746,22 +755,13 @@ fn watch(
         async move {
             let batch = w.next_batch(256).await?;
             faults.hang_over(agent.as_deref()).await;
-            let mut out = Vec::new();
-            for item in &batch {
-                out.extend_from_slice(&item.to_line(&def));
-            }
-            Some((Ok::<Bytes, std::convert::Infallible>(Bytes::from(out)), w))
+            let lines: Vec<Bytes> = batch
+                .iter()
+                .map(|item| Bytes::from(item.to_line(&def)))
+                .collect();
+            Some((lines, w))
         }
     })
     .take_until(Box::pin(dropped));
-    let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache, private"),
-    );
-    Ok(r)
+    Ok(Box::pin(stream))
 }

@@ -37,6 +37,7 @@ pub mod selectors;
 pub mod store;
 pub mod validation;
 pub mod watch;
+mod watch_response;
 
 use std::net::SocketAddr;
 use std::path::Path;
