@@ -7,7 +7,8 @@
 //! - `explain/waiting-behind`: the last (the FIFO walk, then the 999 drivers ahead).
 //! - `app-list`: `GET /api/v1/apps` over 2,000 applications.
 //! - `capacity`: `GET /api/v1/capacity` (every node, the queue of 1,000).
-//! - `scrape`: what each `/metrics` scrape adds (pending by reason, cross-zone gangs).
+//! - `scrape`: what each `/metrics` scrape computes from the state (pending by reason, group
+//!   totals, cross-zone gangs).
 
 use std::time::Duration;
 
@@ -118,6 +119,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let pending: usize = state.pending_by_reason().values().sum();
             assert_eq!(pending, NODES);
+            assert_eq!(state.group_totals()[0].nodes, NODES);
             state.cross_zone_gangs()
         })
     });

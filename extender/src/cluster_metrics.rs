@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use sparkgang_common::Resources;
-use sparkgang_common::cluster::{ClusterState, Timestamp};
+use sparkgang_common::cluster::ClusterState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CapacityLabels {
@@ -89,10 +89,10 @@ impl ClusterGauges {
     }
 
     /// Sets the gauges from `state`.
-    pub fn observe(&self, state: &ClusterState, now: Timestamp) {
+    pub fn observe(&self, state: &ClusterState) {
         self.capacity.clear();
         self.packing_efficiency.clear();
-        for g in state.capacity(None, now) {
+        for g in state.group_totals() {
             let kinds = [
                 ("allocatable", g.allocatable),
                 ("allocated", g.allocated),

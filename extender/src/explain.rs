@@ -86,6 +86,43 @@ async fn may_read_apps(caller: &Caller, namespace: &str) -> Result<bool, Denied>
     }
 }
 
+/// [`may_read_apps`] asked once per namespace within one request.
+struct Readable<'a> {
+    caller: &'a Caller,
+    known: std::collections::BTreeMap<String, bool>,
+}
+
+impl<'a> Readable<'a> {
+    fn new(caller: &'a Caller) -> Self {
+        Readable {
+            caller,
+            known: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Whether the caller may read the namespace of `ns`, or of driver `ns/name`.
+    async fn may(&mut self, ns_or_driver: &str) -> Result<bool, Denied> {
+        let ns = ns_or_driver.split('/').next().unwrap_or("");
+        if let Some(&may) = self.known.get(ns) {
+            return Ok(may);
+        }
+        let may = may_read_apps(self.caller, ns).await?;
+        self.known.insert(ns.to_owned(), may);
+        Ok(may)
+    }
+
+    /// `items` without those of namespaces the caller may not read.
+    async fn keep<T>(&mut self, items: Vec<T>, ns: impl Fn(&T) -> &str) -> Result<Vec<T>, Denied> {
+        let mut kept = Vec::with_capacity(items.len());
+        for item in items {
+            if self.may(ns(&item)).await? {
+                kept.push(item);
+            }
+        }
+        Ok(kept)
+    }
+}
+
 fn forbidden(caller: &Caller, what: &str) -> Response {
     let name = caller.as_ref().map_or("", |(_, u)| u.name.as_str());
     Denied::Forbidden(format!("user {name} may not {what}")).into_response()
@@ -145,16 +182,10 @@ async fn list_apps(
         Err(e) => return e.into_response(),
     };
     if caller.is_some() && namespace.is_none() {
-        let mut readable = std::collections::BTreeMap::new();
-        for a in &items {
-            if !readable.contains_key(&a.namespace) {
-                match may_read_apps(&caller, &a.namespace).await {
-                    Ok(may) => readable.insert(a.namespace.clone(), may),
-                    Err(d) => return d.into_response(),
-                };
-            }
-        }
-        items.retain(|a| readable.get(&a.namespace).copied().unwrap_or(false));
+        items = match Readable::new(&caller).keep(items, |a| &a.namespace).await {
+            Ok(kept) => kept,
+            Err(d) => return d.into_response(),
+        };
     }
     axum::Json(AppList {
         api_version: EXPLAIN_API_VERSION.to_owned(),
@@ -207,27 +238,9 @@ async fn hide_other_namespaces(caller: &Caller, e: &mut AppExplanation) -> Resul
     if caller.is_none() {
         return Ok(());
     }
-    let namespace_of = |driver: &str| driver.split('/').next().unwrap_or("").to_owned();
-    let mut readable = std::collections::BTreeMap::new();
-    let mut kept = Vec::new();
-    for q in std::mem::take(ahead) {
-        let ns = namespace_of(&q.driver);
-        let may = match readable.get(&ns) {
-            Some(&m) => m,
-            None => *readable
-                .entry(ns.clone())
-                .or_insert(may_read_apps(caller, &ns).await?),
-        };
-        if may {
-            kept.push(q);
-        }
-    }
-    *ahead = kept;
-    let ns = namespace_of(&blocker.driver);
-    let may = match readable.get(&ns) {
-        Some(&m) => m,
-        None => may_read_apps(caller, &ns).await?,
-    };
+    let mut readable = Readable::new(caller);
+    *ahead = readable.keep(std::mem::take(ahead), |q| &q.driver).await?;
+    let may = readable.may(&blocker.driver).await?;
     if !may {
         const HIDDEN: &str = "(an application of another namespace)";
         e.message = e
@@ -283,23 +296,15 @@ async fn capacity(x: &Explain, headers: &HeaderMap, group: Option<String>) -> Re
         );
     }
     if caller.is_some() {
-        let mut readable = std::collections::BTreeMap::new();
+        let mut readable = Readable::new(&caller);
         for g in &mut groups {
-            let mut kept = Vec::new();
-            for q in std::mem::take(&mut g.queue) {
-                let ns = q.driver.split('/').next().unwrap_or("").to_owned();
-                let may = match readable.get(&ns) {
-                    Some(&m) => m,
-                    None => match may_read_apps(&caller, &ns).await {
-                        Ok(m) => *readable.entry(ns).or_insert(m),
-                        Err(d) => return d.into_response(),
-                    },
-                };
-                if may {
-                    kept.push(q);
-                }
-            }
-            g.queue = kept;
+            g.queue = match readable
+                .keep(std::mem::take(&mut g.queue), |q| &q.driver)
+                .await
+            {
+                Ok(kept) => kept,
+                Err(d) => return d.into_response(),
+            };
         }
     }
     axum::Json(CapacityList {

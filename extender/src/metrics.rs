@@ -220,8 +220,8 @@ impl Metrics {
     }
 
     /// Refreshes the gauges that describe the state.
-    pub fn observe_state(&self, state: &ClusterState, now: sparkgang_common::cluster::Timestamp) {
-        self.cluster.observe(state, now);
+    pub fn observe_state(&self, state: &ClusterState) {
+        self.cluster.observe(state);
         self.reservations
             .set(i64::try_from(state.reservations().count()).unwrap_or(i64::MAX));
         self.soft_reservations

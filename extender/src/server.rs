@@ -70,7 +70,7 @@ async fn metrics(State(ext): State<Arc<Extender>>) -> Response {
     if let Ok(guard) = ext.state.lock()
         && let Some(state) = guard.as_ref()
     {
-        ext.metrics.observe_state(state, ext.clock.now());
+        ext.metrics.observe_state(state);
     }
     (
         [(

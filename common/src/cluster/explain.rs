@@ -103,6 +103,17 @@ impl ClusterState {
     /// Capacity and queue of each instance group (only `group`, if given; with the per-node
     /// list then), by name.
     pub fn capacity(&self, group: Option<&str>, now: Timestamp) -> Vec<GroupCapacity> {
+        self.groups(group, Some(now))
+    }
+
+    /// Each instance group's figures without its queue (the metrics' share of
+    /// [`ClusterState::capacity`]: no per-driver work on every scrape).
+    pub fn group_totals(&self) -> Vec<GroupCapacity> {
+        self.groups(None, None)
+    }
+
+    /// The groups; their queues as of `queues_at`, if given.
+    fn groups(&self, group: Option<&str>, queues_at: Option<Timestamp>) -> Vec<GroupCapacity> {
         let label = &self.config.instance_group_label;
         let mut groups: BTreeMap<String, GroupCapacity> = BTreeMap::new();
         for i in self.nodes.present_indices() {
@@ -142,6 +153,7 @@ impl ClusterState {
             }
         }
         for name in self.pending_drivers.keys() {
+            let Some(now) = queues_at else { break };
             if group.is_some_and(|g| g != name) {
                 continue;
             }
