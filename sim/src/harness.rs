@@ -38,6 +38,18 @@ pub struct SimOptions {
     /// How long a deleted running pod takes to stop (at most its grace period): the API server
     /// marks it and the kubelet removes it then. `None`: deleted pods go at once.
     pub pod_termination: Option<Duration>,
+    /// Run Spark's driver and executor pods as local JVMs (issue 17); `None`: their status
+    /// alone changes, as for every other pod.
+    pub spark_processes: Option<SparkProcesses>,
+}
+
+/// How the kubelet runs Spark pods as local processes.
+#[derive(Debug, Clone)]
+pub struct SparkProcesses {
+    pub install: crate::spark::launch::Installation,
+    pub heap: crate::spark::launch::HeapPolicy,
+    /// At most this many JVMs at once on each node.
+    pub jvms_per_node: usize,
 }
 
 impl Default for SimOptions {
@@ -50,6 +62,7 @@ impl Default for SimOptions {
             observer: None,
             scheduler_name: None,
             pod_termination: None,
+            spark_processes: None,
         }
     }
 }
@@ -81,6 +94,7 @@ pub struct SimCluster {
     pub deployment: SchedulerDeployment,
     scheduler: Option<JoinHandle<()>>,
     kubelet: JoinHandle<()>,
+    processes: Option<crate::kubelet::ProcessRuntime>,
     pki: Option<TestPki>,
     pki_dir: TempDir,
 }
@@ -150,8 +164,11 @@ impl SimCluster {
         let api = apiserver::start(server_config)
             .await
             .map_err(SimError::ApiServer)?;
-        api.store()
-            .set_graceful_pod_deletion(options.pod_termination.is_some());
+        // Processes stop as containers do: the pod is marked, the kubelet stops it, then
+        // removes it.
+        api.store().set_graceful_pod_deletion(
+            options.pod_termination.is_some() || options.spark_processes.is_some(),
+        );
         let client = client_for(&api)?;
         // Then the webhook (it reads executors' drivers through the API server), registered
         // with the API server once it listens.
@@ -187,6 +204,19 @@ impl SimCluster {
             webhook = Some(running);
             kept_pki = Some(pki);
         }
+        let processes = options.spark_processes.as_ref().map(|s| {
+            crate::kubelet::ProcessRuntime::start(
+                client.clone(),
+                crate::kubelet::ProcessOptions {
+                    install: s.install.clone(),
+                    heap: s.heap,
+                    jvms_per_node: s.jvms_per_node,
+                    dir: pki_dir.0.join("pods"),
+                    api_server: api.url(),
+                    logs: api.container_logs().clone(),
+                },
+            )
+        });
         let mut cluster = SimCluster {
             api,
             client: client.clone(),
@@ -198,7 +228,9 @@ impl SimCluster {
             kubelet: tokio::spawn(crate::kubelet::run(
                 client,
                 options.pod_termination.unwrap_or_default(),
+                processes.clone(),
             )),
+            processes,
             pki: kept_pki,
             pki_dir,
         };
@@ -308,6 +340,9 @@ impl SimCluster {
             s.abort();
         }
         self.kubelet.abort();
+        if let Some(p) = &self.processes {
+            p.shutdown().await;
+        }
         if let Some(e) = self.extender {
             e.kill();
         }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sparkgang_sim::history::History;
-use sparkgang_sim::playground::{self, Playground};
 use sparkgang_sim::scenario::summary::{Outcome, side_by_side};
 use sparkgang_sim::scenario::{self, Mode, Report, Scenario, tables};
 
@@ -69,24 +68,15 @@ enum Command {
         history: PathBuf,
     },
     /// The playground: a simulated cluster that stays up until Ctrl-C and prints its API
-    /// server's address, to spark-submit against (namespace `spark` is opted in).
-    Up {
-        /// How many nodes of 8 cores and 32Gi (instance group batch), e.g. --nodes 4.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
-        nodes: u16,
-        /// Where to write the playground's kubeconfig (replaced if it exists; your own
-        /// ~/.kube/config is never touched unless named here).
-        #[arg(
-            long,
-            value_name = "PATH",
-            default_value = "sparkgang-playground.kubeconfig"
-        )]
-        kubeconfig: PathBuf,
-    },
+    /// server's address, to spark-submit against (namespace `spark` is opted in). Spark's
+    /// driver and executor pods run as local JVMs when a local Spark is found.
+    Up(up_cli::Args),
 }
 
 #[path = "main/replay.rs"]
 mod replay_cli;
+#[path = "main/up.rs"]
+mod up_cli;
 
 const DEMO: &str = include_str!("../scenarios/demo.yaml");
 
@@ -137,7 +127,7 @@ fn main() -> ExitCode {
             }
             Command::Judge { history } => judge(&history),
             Command::Replay(args) => replay_cli::run(args),
-            Command::Up { nodes, kubeconfig } => up(usize::from(nodes), &kubeconfig).await,
+            Command::Up(args) => up_cli::run(args).await,
         }
     });
     match result {
@@ -216,41 +206,6 @@ fn judge(path: &PathBuf) -> anyhow::Result<bool> {
         o.completed, o.applications, o.starved_drivers
     );
     Ok(r.passed())
-}
-
-async fn up(nodes: usize, kubeconfig: &std::path::Path) -> anyhow::Result<bool> {
-    let p = Playground::start(nodes).await?;
-    std::fs::write(kubeconfig, p.kubeconfig())
-        .with_context(|| format!("cannot write the kubeconfig {}", kubeconfig.display()))?;
-    let kubeconfig = std::path::absolute(kubeconfig).unwrap_or_else(|_| kubeconfig.to_owned());
-    println!(
-        "sparkgang playground: {nodes} nodes of {} cores and {} (instance group batch), namespace \
-         spark opted in, the real webhook and extender.\n\
-         API server:  {}\n\
-         Console:     {}   (explain API: {3}api/v1/apps)\n\
-         Kubeconfig:  {}\n\n\
-         export KUBECONFIG={4}\n\
-         kubectl get nodes\n\
-         kubectl sparkgang apps -A        # the kubectl plugin (target/*/kubectl-sparkgang on your PATH)\n\n\
-         Submit (tested with PyPI pyspark 4.3.0 and Java 17):\n  spark-submit --master {} --deploy-mode cluster --name pi \\\n      \
-         --conf spark.kubernetes.namespace=spark \\\n      \
-         --conf spark.kubernetes.container.image=apache/spark:4.0.0 \\\n      \
-         --conf spark.kubernetes.submission.waitAppCompletion=false \\\n      \
-         --conf spark.executor.instances=8 --conf spark.executor.cores=2 --conf spark.executor.memory=4g \\\n      \
-         --class org.apache.spark.examples.SparkPi local:///opt/spark/examples/jars/spark-examples.jar 1000\n\n\
-         Ctrl-C stops it.",
-        playground::NODE_CPU,
-        playground::NODE_MEMORY,
-        p.cluster.api.url(),
-        p.console_url().unwrap_or_default(),
-        kubeconfig.display(),
-        p.spark_master(),
-    );
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
-    p.cluster.stop().await;
-    Ok(true)
 }
 
 async fn demo() -> anyhow::Result<bool> {

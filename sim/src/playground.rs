@@ -1,7 +1,8 @@
 //! `sparkgang-sim up`: a simulated cluster that stays up for a person (or a test) to
 //! `spark-submit` against: the real webhook and extender, namespace `spark` opted in as
-//! `deploy/examples/spark-namespace.yaml` does, ready nodes, and Spark drivers that run once
-//! their executors do.
+//! `deploy/examples/spark-namespace.yaml` does, ready nodes, and Spark: either real (the
+//! kubelet runs driver and executor pods as local JVMs) or simulated (drivers that "run" once
+//! their executors do, for tests of scheduling alone).
 
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::Api;
@@ -12,7 +13,7 @@ use sparkgang_common::api::explain::{
     EXPLAIN_SERVICE_NAME, EXPLAIN_SERVICE_NAMESPACE, EXPLAIN_SERVICE_PORT,
 };
 
-use crate::harness::{SimCluster, SimError, SimOptions};
+use crate::harness::{SimCluster, SimError, SimOptions, SparkProcesses};
 use crate::spark::{self, Scripts};
 
 /// Nodes of the playground: `count` of 8 cores and 32Gi, instance group `batch`.
@@ -26,14 +27,30 @@ pub const USER: &str = "playground-admin";
 /// A running playground.
 pub struct Playground {
     pub cluster: SimCluster,
-    /// What each driver does once it runs (by `namespace/name`; default: 1 s).
+    /// With simulated Spark: what each driver does once it runs (by `namespace/name`;
+    /// default: 1 s). Unused when Spark runs for real.
     pub scripts: Scripts,
 }
 
 impl Playground {
-    /// Starts the cluster with `nodes` nodes and namespace `spark` opted in.
+    /// Starts the cluster with `nodes` nodes and namespace `spark` opted in, and simulated
+    /// Spark drivers.
     pub async fn start(nodes: usize) -> Result<Playground, SimError> {
-        let cluster = SimCluster::start(SimOptions::default()).await?;
+        Playground::start_with(nodes, None).await
+    }
+
+    /// Starts the cluster with `nodes` nodes and namespace `spark` opted in; with `spark`,
+    /// Spark's pods run as local JVMs, else drivers are simulated.
+    pub async fn start_with(
+        nodes: usize,
+        spark: Option<SparkProcesses>,
+    ) -> Result<Playground, SimError> {
+        let real = spark.is_some();
+        let cluster = SimCluster::start(SimOptions {
+            spark_processes: spark,
+            ..SimOptions::default()
+        })
+        .await?;
         let client = cluster.client.clone();
         let namespace: Namespace = serde_json::from_value(json!({"metadata": {
             "name": "spark", "labels": {"sparkgang.io/enabled": "true"}}}))
@@ -70,7 +87,9 @@ impl Playground {
         ids.grant(USER, "get", "pods", None);
         ids.grant(USER, "list", "nodes", None);
         let scripts = Scripts::default();
-        tokio::spawn(spark::run_drivers(client, scripts.clone()));
+        if !real {
+            tokio::spawn(spark::run_drivers(client, scripts.clone()));
+        }
         Ok(Playground { cluster, scripts })
     }
 

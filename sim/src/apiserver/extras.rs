@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use bytes::Bytes;
 
+use super::container_logs::ContainerLogs;
 use super::errors::ApiError;
 use super::proxy::ServiceProxies;
 use super::responses::{error_response, not_found_path, value_response};
@@ -16,6 +17,7 @@ pub(super) struct Extras<'a> {
     pub store: &'a Store,
     pub identities: &'a Identities,
     pub proxies: &'a ServiceProxies,
+    pub logs: &'a ContainerLogs,
 }
 
 impl Extras<'_> {
@@ -45,15 +47,9 @@ impl Extras<'_> {
         if method == Method::GET
             && let Some((namespace, name)) = super::logs::parse(path)
         {
-            let container = form_urlencoded::parse(query.as_bytes())
-                .find(|(k, _)| k == "container")
-                .map(|(_, v)| v.into_owned());
-            return Some(
-                match super::logs::log(self.store, namespace, name, container.as_deref()) {
-                    Ok(r) => r,
-                    Err(e) => error_response(&e),
-                },
-            );
+            let answer = super::logs::LogQuery::parse(query, self.store.clock().now())
+                .and_then(|q| super::logs::log(self.store, self.logs, namespace, name, &q));
+            return Some(answer.unwrap_or_else(|e| error_response(&e)));
         }
         if super::proxy::parse(path).is_some() {
             return Some(

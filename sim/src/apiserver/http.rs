@@ -46,6 +46,7 @@ pub(crate) struct AppState {
     pub faults: Faults,
     pub proxies: super::proxy::ServiceProxies,
     pub identities: super::reviews::Identities,
+    pub logs: super::container_logs::ContainerLogs,
 }
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -270,6 +271,7 @@ async fn serve(
     let extras = super::extras::Extras {
         store: &app.store,
         identities: &app.identities,
+        logs: &app.logs,
         proxies: &app.proxies,
     };
     if let Some(r) = extras.serve(&method, &path, &query, &headers, &body).await {

@@ -1,13 +1,97 @@
-//! `GET /api/v1/namespaces/{ns}/pods/{name}/log`: what the simulated kubelet can tell of a
-//! container. It runs no process, so the log is the container's life as its status records
-//! it: when it started, on which node, and how it ended. Errors are kube-apiserver's.
+//! `GET /api/v1/namespaces/{ns}/pods/{name}/log`: a container's output. A pod that runs as a
+//! local process (real Spark) has its stdout and stderr in [`ContainerLogs`]; for any other
+//! pod the simulated kubelet runs nothing, so the log is the container's life as its status
+//! records it: when it started, on which node, and how it ended. Errors are kube-apiserver's.
 
+use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
+use super::container_logs::{self, ContainerLogs, LogOptions};
 use super::errors::ApiError;
 use super::store::Store;
+
+/// `pods/log`'s query: the container, whether the previous instance is asked, and the rest.
+#[derive(Debug, Default)]
+pub struct LogQuery {
+    pub container: Option<String>,
+    pub previous: bool,
+    pub options: LogOptions,
+}
+
+impl LogQuery {
+    /// Reads the query string as kube-apiserver does; a bad value is a 400 naming it.
+    pub fn parse(query: &str, now: Timestamp) -> Result<LogQuery, ApiError> {
+        let mut q = LogQuery::default();
+        let mut since_given = 0;
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let flag = || match v.as_ref() {
+                "true" | "1" => Ok(true),
+                "false" | "0" | "" => Ok(false),
+                other => Err(ApiError::bad_request(format!(
+                    "{k}: invalid boolean {other:?}: true or false is accepted"
+                ))),
+            };
+            let number = || {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0 || k == "tailLines")
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "{k}: {v:?} is not a valid number: a whole number is accepted"
+                        ))
+                    })
+            };
+            match k.as_ref() {
+                "container" => q.container = Some(v.into_owned()),
+                "previous" => q.previous = flag()?,
+                "follow" => q.options.follow = flag()?,
+                "timestamps" => q.options.timestamps = flag()?,
+                // A negative tail means "all lines", as in kubectl.
+                "tailLines" => q.options.tail_lines = usize::try_from(number()?).ok(),
+                "limitBytes" => {
+                    let n = number()?;
+                    if n < 1 {
+                        return Err(ApiError::bad_request(
+                            "limitBytes: must be greater than 0".to_owned(),
+                        ));
+                    }
+                    q.options.limit_bytes = usize::try_from(n).ok();
+                }
+                "sinceSeconds" => {
+                    since_given += 1;
+                    let n = number()?;
+                    if n < 1 {
+                        return Err(ApiError::bad_request(
+                            "sinceSeconds: must be greater than 0".to_owned(),
+                        ));
+                    }
+                    let back = k8s_openapi::jiff::SignedDuration::from_secs(n);
+                    q.options.since = now.checked_sub(back).ok();
+                }
+                "sinceTime" => {
+                    since_given += 1;
+                    q.options.since = Some(v.parse().map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "sinceTime: {v:?} is not an RFC 3339 time ({e})"
+                        ))
+                    })?)
+                }
+                // Accepted and meaningless here: no TLS between API server and kubelet.
+                "insecureSkipTLSVerifyBackend" | "pretty" => {}
+                _ => {}
+            }
+        }
+        if since_given > 1 {
+            return Err(ApiError::bad_request(
+                "at most one of sinceTime or sinceSeconds may be specified".to_owned(),
+            ));
+        }
+        Ok(q)
+    }
+}
 
 /// `(namespace, pod)` of a log path.
 pub fn parse(path: &str) -> Option<(&str, &str)> {
@@ -18,13 +102,15 @@ pub fn parse(path: &str) -> Option<(&str, &str)> {
     (tail == "log").then_some((namespace, name))
 }
 
-/// The log of `container` (the only one when `None`) of pod `namespace/name`.
+/// The log of the query's container (the only one when unnamed) of pod `namespace/name`.
 pub fn log(
     store: &Store,
+    logs: &ContainerLogs,
     namespace: &str,
     name: &str,
-    container: Option<&str>,
+    query: &LogQuery,
 ) -> Result<Response, ApiError> {
+    let container = query.container.as_deref();
     let table = store.table();
     let def = table
         .lookup("", "v1", "pods")
@@ -52,6 +138,18 @@ pub fn log(
             )));
         }
     };
+    if query.previous {
+        return Err(ApiError::bad_request(format!(
+            "previous terminated container \"{container}\" in pod \"{name}\" not found"
+        )));
+    }
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+    if let Some(file) = logs
+        .get(namespace, name)
+        .filter(|f| f.uid == uid && f.container == container)
+    {
+        return process_log(file, &query.options);
+    }
     let status = pod["status"]["containerStatuses"]
         .as_array()
         .and_then(|s| s.iter().find(|c| c["name"] == container));
@@ -83,10 +181,41 @@ pub fn log(
             t["reason"].as_str().unwrap_or("?")
         ));
     }
-    let mut r = (StatusCode::OK, text).into_response();
+    let text = container_logs::render(
+        &text
+            .lines()
+            .map(|l| {
+                let (time, _) = l.split_once(' ').unwrap_or((l, ""));
+                format!("{time} stdout F {l}\n")
+            })
+            .collect::<String>(),
+        &LogOptions {
+            timestamps: false,
+            ..query.options.clone()
+        },
+        true,
+    );
+    Ok(plain(Body::from(text)))
+}
+
+/// The output of a process the kubelet runs.
+fn process_log(file: container_logs::LogFile, options: &LogOptions) -> Result<Response, ApiError> {
+    if options.follow && !file.ended() {
+        return Ok(plain(Body::from_stream(container_logs::follow(
+            file,
+            options.clone(),
+        ))));
+    }
+    let text = container_logs::read(&file, options)
+        .map_err(|e| ApiError::new(500, "InternalError", format!("reading the log: {e}")))?;
+    Ok(plain(Body::from(text)))
+}
+
+fn plain(body: Body) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    Ok(r)
+    r
 }
 
 #[cfg(test)]

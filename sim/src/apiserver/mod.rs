@@ -16,6 +16,7 @@
 //! streams), with [`resources`] the data-driven resource table. See `docs/simulator.md`.
 
 pub mod clock;
+pub mod container_logs;
 pub mod conversion;
 pub mod discovery;
 pub mod errors;
@@ -183,6 +184,7 @@ pub struct ApiServer {
     faults: Faults,
     proxies: proxy::ServiceProxies,
     identities: reviews::Identities,
+    logs: container_logs::ContainerLogs,
     stop: tokio::sync::watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -232,6 +234,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
     let faults = Faults::default();
     let proxies = proxy::ServiceProxies::default();
     let identities = reviews::Identities::default();
+    let logs = container_logs::ContainerLogs::default();
     let listener = sparkgang_serve::bind(config.bind, config.limits.backlog())?;
     let address = listener.local_addr()?;
     let state = http::AppState {
@@ -247,6 +250,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
         faults: faults.clone(),
         proxies: proxies.clone(),
         identities: identities.clone(),
+        logs: logs.clone(),
     };
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let app = http::router(state).layer(sparkgang_serve::body_read_timeout(&config.limits));
@@ -275,6 +279,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<ApiServer> {
         faults,
         proxies,
         identities,
+        logs,
         stop,
         task: Some(task),
     })
@@ -290,6 +295,11 @@ impl ApiServer {
     /// Bearer tokens and grants that `TokenReview` and `SubjectAccessReview` answer from.
     pub fn identities(&self) -> &reviews::Identities {
         &self.identities
+    }
+
+    /// The output of pods that run as local processes, for `pods/log`.
+    pub fn container_logs(&self) -> &container_logs::ContainerLogs {
+        &self.logs
     }
 
     /// Service backends for the `services/proxy` subresource.

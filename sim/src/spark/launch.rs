@@ -36,6 +36,9 @@ pub struct Installation {
     pub spark_home: PathBuf,
     /// The `java` of Java 17.
     pub java: PathBuf,
+    /// The Python of PySpark drivers and their workers, unless the pod names one
+    /// (`PYSPARK_PYTHON`).
+    pub python: PathBuf,
 }
 
 /// How much of a pod's memory its JVM gets as heap.
@@ -139,6 +142,17 @@ pub enum LaunchError {
     },
 }
 
+/// What `pod` runs, if its first container runs Spark's image entrypoint (`driver` or
+/// `executor` as the first argument, as Spark's Kubernetes backend writes them).
+pub fn role_of(pod: &Pod) -> Option<Role> {
+    let container = pod.spec.as_ref()?.containers.first()?;
+    match container.args.as_ref()?.first()?.as_str() {
+        "driver" => Some(Role::Driver),
+        "executor" => Some(Role::Executor),
+        _ => None,
+    }
+}
+
 /// The process that runs `cx.pod`'s first container.
 pub fn launch(
     install: &Installation,
@@ -159,16 +173,12 @@ pub fn launch(
             pod: pod_name.clone(),
         })?;
     let args = container.args.clone().unwrap_or_default();
-    let role = match args.first().map(String::as_str) {
-        Some("driver") => Role::Driver,
-        Some("executor") => Role::Executor,
-        _ => {
-            return Err(LaunchError::NotSpark {
-                pod: pod_name,
-                container: container.name.clone(),
-                args,
-            });
-        }
+    let Some(role) = role_of(cx.pod) else {
+        return Err(LaunchError::NotSpark {
+            pod: pod_name,
+            container: container.name.clone(),
+            args,
+        });
     };
     let paths = Paths::of(install, cx, container, &pod_name)?;
     let mut env = resolve_env(cx, container, &pod_name, &paths)?;
@@ -177,6 +187,10 @@ pub fn launch(
     env.insert("SPARK_LOCAL_IP".to_owned(), ip.clone());
     if let Some(java_home) = install.java.parent().and_then(Path::parent) {
         env.insert("JAVA_HOME".to_owned(), path_text(java_home));
+    }
+    for var in ["PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"] {
+        env.entry(var.to_owned())
+            .or_insert_with(|| path_text(&install.python));
     }
     if let Ok(path) = std::env::var("PATH") {
         env.entry("PATH".to_owned()).or_insert(path);

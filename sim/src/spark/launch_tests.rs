@@ -17,6 +17,7 @@ fn install() -> Installation {
     Installation {
         spark_home: PathBuf::from("/venv/pyspark"),
         java: PathBuf::from("/usr/lib/jvm/java-17/bin/java"),
+        python: PathBuf::from("/venv/bin/python"),
     }
 }
 
@@ -131,6 +132,10 @@ fn the_driver_runs_spark_submit_in_client_mode_on_its_own_address() {
     assert_eq!(l.env["SPARK_HOME"], "/venv/pyspark");
     assert_eq!(l.env["SPARK_LOCAL_IP"], "127.0.0.7");
     assert_eq!(l.env["JAVA_HOME"], "/usr/lib/jvm/java-17");
+    assert_eq!(
+        l.env["PYSPARK_PYTHON"], "/venv/bin/python",
+        "the pod names none"
+    );
     assert_eq!(l.cwd, PathBuf::from("/pods/spark/pi/work"));
     assert!(l.dirs.contains(&PathBuf::from(conf)));
 }

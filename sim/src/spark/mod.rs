@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 use crate::kubelet::{Phase, set_phase};
 
 pub mod allocator;
+pub mod install;
 pub mod launch;
 
 pub use allocator::{Allocator, ExecutorPhase, ExecutorView, Round};

@@ -1,6 +1,12 @@
 //! The kubelet simulator: pods bound to a node start running (their status says so), pods
 //! can be made to finish (succeed or fail) on request, and a pod being deleted gracefully stops
-//! after the simulated stop time (at most its grace period) and is removed.
+//! after the simulated stop time (at most its grace period) and is removed. With a
+//! [`ProcessRuntime`], Spark driver and executor pods run for real, as local JVMs.
+
+pub mod host;
+pub mod processes;
+
+pub use processes::{ProcessOptions, ProcessRuntime};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -12,23 +18,41 @@ use std::time::Duration;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
+
 use serde_json::json;
 use sparkgang_common::pods::node_name;
 use tracing::warn;
 
 /// Starts every bound pod that is still `Pending`, and stops every running pod marked for
 /// deletion after `stop` (at most its grace period): its containers exit 143 (SIGTERM), then it
-/// is removed (a delete with grace 0, as the kubelet's). Runs until the watch ends.
-pub async fn run(client: Client, stop: Duration) {
+/// is removed (a delete with grace 0, as the kubelet's). Pods that `processes` runs (Spark's
+/// driver and executor containers) are handed to it instead. Runs until the watch ends.
+pub async fn run(client: Client, stop: Duration, processes: Option<ProcessRuntime>) {
     let api: Api<Pod> = Api::all(client.clone());
     let mut events = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
-        .applied_objects()
         .boxed();
     let mut stopping: HashSet<String> = HashSet::new();
     let mut stops = tokio::task::JoinSet::new();
     while let Some(event) = events.next().await {
-        let Ok(pod) = event else { continue };
+        let pod = match event {
+            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => pod,
+            Ok(watcher::Event::Delete(pod)) => {
+                if let Some(p) = &processes
+                    && ProcessRuntime::runs(&pod)
+                {
+                    p.deleted(pod);
+                }
+                continue;
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => continue,
+        };
+        if let Some(p) = &processes
+            && ProcessRuntime::runs(&pod)
+        {
+            p.applied(pod);
+            continue;
+        }
         if let Some(grace) = pod.metadata.deletion_grace_period_seconds
             && node_name(&pod).is_some()
             && let Some(uid) = pod.metadata.uid.clone()
