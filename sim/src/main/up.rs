@@ -23,7 +23,7 @@ pub struct Args {
     pub kubeconfig: PathBuf,
     /// The local Spark that runs every Spark image's driver and executors: the `pyspark`
     /// package directory of `pip install pyspark` (default: $SPARK_HOME, else the pyspark of
-    /// the `spark-submit` on PATH).
+    /// the `spark-submit` on PATH, else the one scripts/test.sh installs in .cache/venv).
     #[arg(long, value_name = "DIR")]
     pub spark_home: Option<PathBuf>,
     /// Do not run Spark: drivers "run" for a second once their executors are placed (the
@@ -49,7 +49,16 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     let spark = if args.simulated_spark {
         None
     } else {
-        match Installation::discover(args.spark_home.as_deref()) {
+        let checkout_venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../.cache/venv/bin/spark-submit");
+        let found = Installation::discover(args.spark_home.as_deref()).or_else(|e| {
+            if args.spark_home.is_none() && checkout_venv.is_file() {
+                Installation::from_spark_submit(&checkout_venv)
+            } else {
+                Err(e)
+            }
+        });
+        match found {
             Ok(install) => Some(SparkProcesses {
                 install,
                 heap: HeapPolicy {
