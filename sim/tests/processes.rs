@@ -438,3 +438,65 @@ async fn a_pod_that_cannot_start_says_why() {
     );
     f.cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_pods_prints_the_processes_state() {
+    let f = start(1).await;
+    config_map(&f, "d7").await;
+    f.pods
+        .create(
+            &PostParams::default(),
+            &driver("d7", "node-a", "wait-for-term", 30),
+        )
+        .await
+        .unwrap();
+    f.pods
+        .create(&PostParams::default(), &executor("e7", "node-a", "finish"))
+        .await
+        .unwrap();
+    let d7 = pod_when(&f, "d7", "running", |p| phase(p) == "Running").await;
+    pod_when(&f, "e7", "waiting for room", |p| waiting(p).is_some()).await;
+    let kubeconfig = f._dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n\
+             contexts:\n- name: c\n  context:\n    cluster: c\n    user: u\n\
+             current-context: c\nusers:\n- name: u\n  user: {{}}\n",
+            f.cluster.api.url()
+        ),
+    )
+    .unwrap();
+    // kubectl asks for a Table and prints the server's columns (scripts/test.sh needs kubectl).
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "pods", "-o", "wide", "--sort-by=.metadata.name"])
+        .output()
+        .await
+        .expect("kubectl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+    );
+    let ip = d7.status.as_ref().unwrap().pod_ip.clone().unwrap();
+    assert_eq!(
+        [rows[1][0], rows[1][1], rows[1][2], rows[1][5], rows[1][6]],
+        ["d7", "1/1", "Running", ip.as_str(), "node-a"]
+    );
+    assert_eq!(
+        [rows[2][0], rows[2][1], rows[2][2], rows[2][5]],
+        ["e7", "0/1", "SparkgangJvmCap", "<none>"]
+    );
+    f.cluster.stop().await;
+}

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::discovery;
 use super::errors::{ApiError, success_status};
 use super::faults::{FaultKind, Faults};
 use super::hooks::{Hooks, RequestRecord};
@@ -26,6 +25,7 @@ use super::responses::{error_response, json_response, not_found_path, value_resp
 use super::selectors::{FieldSelector, LabelSelector, Selectors};
 use super::store::{DeleteOptions, Propagation, Store, Stored, WriteOptions, needs_view, view_of};
 use super::watch::{Watch, WatchParams, WatchStart};
+use super::{discovery, table};
 
 /// Settings of the HTTP front.
 #[derive(Debug, Clone)]
@@ -374,12 +374,21 @@ async fn route(
     match (method.clone(), name) {
         (Method::GET, None) if is_watch => {
             set_verb(record, "watch");
-            let events = watch(app, &def, target.namespace.as_deref(), q, caller)?;
+            let mut events = watch(app, &def, target.namespace.as_deref(), q, caller)?;
+            if table::printed(&def, accept) {
+                events = table::watch_events(events, app.store.clock().clone());
+            }
             Ok(super::watch_response::respond(events, ws))
         }
         (Method::GET, None) => {
             set_verb(record, "list");
-            list(app, &def, target.namespace.as_deref(), q)
+            list(
+                app,
+                &def,
+                target.namespace.as_deref(),
+                q,
+                table::printed(&def, accept),
+            )
         }
         (Method::GET, Some(name)) => {
             set_verb(record, "get");
@@ -394,6 +403,16 @@ async fn route(
             let obj = app.store.get(&def, &ns, &name).ok_or_else(|| {
                 ApiError::not_found(&def.qualified(), &name).details(&name, &def.group, &def.plural)
             })?;
+            if sub.is_none() && table::printed(&def, accept) {
+                let rv = obj.value["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("");
+                let now = app.store.clock().now();
+                return Ok(value_response(
+                    200,
+                    &table::pods(&[&obj.value], now, rv, true),
+                ));
+            }
             Ok(object_response(200, &def, &obj))
         }
         (Method::POST, None) => {
@@ -671,6 +690,7 @@ fn list(
     def: &Arc<ResourceDef>,
     namespace: Option<&str>,
     q: &Query,
+    as_table: bool,
 ) -> Result<Response, ApiError> {
     let selectors = selectors(def, q)?;
     let limit = q
@@ -687,6 +707,15 @@ fn list(
     let result = app
         .store
         .list(def, namespace, &selectors, limit, q.get("continue"))?;
+    if as_table {
+        let pods: Vec<&Value> = result.items.iter().map(|i| &i.value).collect();
+        let rv = result.resource_version.to_string();
+        let mut t = table::pods(&pods, app.store.clock().now(), &rv, true);
+        if let Some(c) = &result.continue_token {
+            t["metadata"]["continue"] = Value::from(c.as_str());
+        }
+        return Ok(value_response(200, &t));
+    }
     Ok(json_response(
         200,
         list_body(

@@ -36,6 +36,7 @@ mod responses;
 pub mod reviews;
 pub mod selectors;
 pub mod store;
+pub mod table;
 pub mod validation;
 pub mod watch;
 mod watch_response;

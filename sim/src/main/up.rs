@@ -49,8 +49,8 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     let spark = if args.simulated_spark {
         None
     } else {
-        let checkout_venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../.cache/venv/bin/spark-submit");
+        let checkout_venv =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/spark-submit");
         let found = Installation::discover(args.spark_home.as_deref()).or_else(|e| {
             if args.spark_home.is_none() && checkout_venv.is_file() {
                 Installation::from_spark_submit(&checkout_venv)
