@@ -1139,3 +1139,35 @@ async fn running_pods_are_deleted_gracefully() {
         .unwrap();
     assert!(pods.get_opt("pending").await.unwrap().is_none());
 }
+
+/// A uid in a patch is a precondition, as in kube-apiserver: a kubelet's status patch of a
+/// deleted pod does not land on a new pod of the same name.
+#[tokio::test]
+async fn a_patch_naming_another_uid_is_a_conflict() {
+    let server = common::server().await;
+    let client = common::client(&server);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "spark");
+    let created = pods
+        .create(&PostParams::default(), &pod("p"))
+        .await
+        .unwrap();
+    let uid = created.metadata.uid.clone().unwrap();
+    let stale = json!({"metadata": {"uid": "another-pod"}, "status": {"phase": "Running"}});
+    let e = pods
+        .patch_status("p", &PatchParams::default(), &Patch::Merge(&stale))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), 409);
+    assert!(
+        e.to_string().contains(&format!(
+            "UID in precondition: another-pod, UID in object meta: {uid}"
+        )),
+        "{e}"
+    );
+    let same = json!({"metadata": {"uid": uid}, "status": {"phase": "Running"}});
+    let patched = pods
+        .patch_status("p", &PatchParams::default(), &Patch::Merge(&same))
+        .await
+        .unwrap();
+    assert_eq!(patched.status.unwrap().phase.as_deref(), Some("Running"));
+}

@@ -180,22 +180,32 @@ fn exit_code(p: &Pod) -> Option<i32> {
     Some(state.terminated?.exit_code)
 }
 
-/// Every version of pod `name` seen from now until it is deleted.
-fn versions_until_deleted(f: &Fixture, name: &str) -> tokio::task::JoinHandle<Vec<Pod>> {
+/// Every version of pod `name` from now until it is deleted; returns once the watch has its
+/// first list (so no later change is missed).
+async fn versions_until_deleted(f: &Fixture, name: &str) -> tokio::task::JoinHandle<Vec<Pod>> {
     use kube::runtime::watcher;
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher::watcher(f.pods.clone(), config).boxed();
-    tokio::spawn(async move {
+    let (listed, ready) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut listed = Some(listed);
         let mut seen = Vec::new();
         while let Some(event) = events.next().await {
             match event {
                 Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => seen.push(p),
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(l) = listed.take() {
+                        let _ = l.send(());
+                    }
+                }
                 Ok(watcher::Event::Delete(_)) => break,
                 _ => {}
             }
         }
         seen
-    })
+    });
+    let _ = tokio::time::timeout(WAIT, ready).await;
+    task
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,7 +335,7 @@ async fn deleting_a_pod_stops_its_process_and_a_follower_sees_the_end() {
         ..LogParams::default()
     };
     let mut lines = f.pods.log_stream("d2", &follow).await.unwrap().lines();
-    let versions = versions_until_deleted(&f, "d2");
+    let versions = versions_until_deleted(&f, "d2").await;
     f.pods.delete("d2", &DeleteParams::default()).await.unwrap();
     let mut seen = Vec::new();
     while let Some(line) = lines.next().await {
@@ -360,7 +370,7 @@ async fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
         log.contains("ready").then_some(())
     })
     .await;
-    let versions = versions_until_deleted(&f, "d3");
+    let versions = versions_until_deleted(&f, "d3").await;
     f.pods.delete("d3", &DeleteParams::default()).await.unwrap();
     let versions = tokio::time::timeout(WAIT, versions)
         .await
@@ -486,8 +496,8 @@ async fn kubectl_get_pods_prints_the_processes_state() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert_eq!(
-        rows[0],
-        ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"]
+        rows[0].join(" "),
+        "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES"
     );
     let ip = d7.status.as_ref().unwrap().pod_ip.clone().unwrap();
     assert_eq!(
@@ -498,5 +508,24 @@ async fn kubectl_get_pods_prints_the_processes_state() {
         [rows[2][0], rows[2][1], rows[2][2], rows[2][5]],
         ["e7", "0/1", "SparkgangJvmCap", "<none>"]
     );
+    // Sorting by a field of the pod makes kubectl ask for whole objects in the rows.
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "pods", "--sort-by=.status.phase", "--no-headers"])
+        .output()
+        .await
+        .expect("kubectl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["e7", "d7"], "Pending sorts before Running");
     f.cluster.stop().await;
 }

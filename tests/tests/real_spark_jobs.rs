@@ -287,9 +287,10 @@ async fn a_killed_executor_is_replaced_in_the_slot_it_freed() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "spark");
     let reservations: Api<ResourceReservation> = Api::namespaced(client.clone(), "spark");
     let n: u128 = 120_000;
-    // 12 tasks of 2 s on 2 one-core executors: about 12 s of work, time to kill one midway.
+    // 16 tasks of 3 s on 2 one-core executors: after the kill, 30 s of work or more is left
+    // for the one that lives, while Spark replaces the other (its JVM starts in about 5 s).
     let n_text = n.to_string();
-    let submitted = submit_squares(&p, &submit, "killed", [&n_text, "12", "2"]);
+    let submitted = submit_squares(&p, &submit, "killed", [&n_text, "16", "3"]);
     let acted = async {
         let driver = driver_of(&pods, "killed").await;
         let driver_name = driver.metadata.name.clone().expect("a name");

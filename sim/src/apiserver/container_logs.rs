@@ -46,7 +46,7 @@ pub struct LogFile {
 impl LogFile {
     /// Whether the process has ended (nothing more will be written).
     pub fn ended(&self) -> bool {
-        *self.done.borrow()
+        *self.done.borrow() || self.done.has_changed().is_err()
     }
 }
 
@@ -126,6 +126,13 @@ impl LogWriter {
     /// Marks the log complete: followers stop once they have read it all.
     pub fn finish(&self) {
         let _ = self.done.send(true);
+    }
+}
+
+impl Drop for LogWriter {
+    /// A log nobody writes to any more is complete (a process that never started included).
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -259,6 +266,8 @@ pub fn follow(
             if ended {
                 return None;
             }
+            // Until new lines or the end; a closed channel (the writer gone) is the end, which
+            // the next round sees after one more read.
             let mut done = s.file.done.clone();
             let _ = tokio::time::timeout(FOLLOW_POLL, done.wait_for(|d| *d)).await;
         }
@@ -337,6 +346,22 @@ mod tests {
         assert!(logs.get("spark", "p").is_some());
         logs.remove("spark", "p", "uid-2");
         assert!(logs.get("spark", "p").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_log_whose_writer_is_gone_ends_for_its_followers() {
+        use futures::StreamExt;
+        let (_dir, logs, w) = sample();
+        let file = logs.get("spark", "p").expect("registered");
+        // As when the process never started: the writer is dropped, never finished by hand.
+        drop(w);
+        assert!(file.ended());
+        let options = LogOptions {
+            follow: true,
+            ..LogOptions::default()
+        };
+        let all: Vec<_> = follow(file, options).collect().await;
+        assert_eq!(all.len(), 1, "what was written, then the end");
     }
 
     #[tokio::test]

@@ -370,25 +370,21 @@ async fn route(
     }
     let name = target.name.clone();
     let is_watch = target.watch_path || q.flag("watch");
+    let printed =
+        table::printed(&def, accept, q.get("includeObject")).map_err(ApiError::bad_request)?;
     let set_verb = |record: &mut RequestRecord, v: &str| record.verb = v.to_owned();
     match (method.clone(), name) {
         (Method::GET, None) if is_watch => {
             set_verb(record, "watch");
             let mut events = watch(app, &def, target.namespace.as_deref(), q, caller)?;
-            if table::printed(&def, accept) {
-                events = table::watch_events(events, app.store.clock().clone());
+            if let Some(include) = printed {
+                events = table::watch_events(events, app.store.clock().clone(), include);
             }
             Ok(super::watch_response::respond(events, ws))
         }
         (Method::GET, None) => {
             set_verb(record, "list");
-            list(
-                app,
-                &def,
-                target.namespace.as_deref(),
-                q,
-                table::printed(&def, accept),
-            )
+            list(app, &def, target.namespace.as_deref(), q, printed)
         }
         (Method::GET, Some(name)) => {
             set_verb(record, "get");
@@ -403,14 +399,14 @@ async fn route(
             let obj = app.store.get(&def, &ns, &name).ok_or_else(|| {
                 ApiError::not_found(&def.qualified(), &name).details(&name, &def.group, &def.plural)
             })?;
-            if sub.is_none() && table::printed(&def, accept) {
+            if let Some(include) = printed.filter(|_| sub.is_none()) {
                 let rv = obj.value["metadata"]["resourceVersion"]
                     .as_str()
                     .unwrap_or("");
                 let now = app.store.clock().now();
                 return Ok(value_response(
                     200,
-                    &table::pods(&[&obj.value], now, rv, true),
+                    &table::pods(&[&obj.value], now, rv, true, include),
                 ));
             }
             Ok(object_response(200, &def, &obj))
@@ -690,7 +686,7 @@ fn list(
     def: &Arc<ResourceDef>,
     namespace: Option<&str>,
     q: &Query,
-    as_table: bool,
+    printed: Option<table::Include>,
 ) -> Result<Response, ApiError> {
     let selectors = selectors(def, q)?;
     let limit = q
@@ -707,10 +703,10 @@ fn list(
     let result = app
         .store
         .list(def, namespace, &selectors, limit, q.get("continue"))?;
-    if as_table {
+    if let Some(include) = printed {
         let pods: Vec<&Value> = result.items.iter().map(|i| &i.value).collect();
         let rv = result.resource_version.to_string();
-        let mut t = table::pods(&pods, app.store.clock().now(), &rv, true);
+        let mut t = table::pods(&pods, app.store.clock().now(), &rv, true, include);
         if let Some(c) = &result.continue_token {
             t["metadata"]["continue"] = Value::from(c.as_str());
         }

@@ -49,8 +49,21 @@ impl LogQuery {
                 "previous" => q.previous = flag()?,
                 "follow" => q.options.follow = flag()?,
                 "timestamps" => q.options.timestamps = flag()?,
-                // A negative tail means "all lines", as in kubectl.
-                "tailLines" => q.options.tail_lines = usize::try_from(number()?).ok(),
+                "tailLines" => {
+                    let n = number()?;
+                    if n < 0 {
+                        return Err(ApiError::invalid(
+                            "PodLogOptions",
+                            "",
+                            vec![super::errors::invalid_value(
+                                "tailLines",
+                                &n.to_string(),
+                                "must be greater than or equal to 0",
+                            )],
+                        ));
+                    }
+                    q.options.tail_lines = usize::try_from(n).ok();
+                }
                 "limitBytes" => {
                     let n = number()?;
                     if n < 1 {
@@ -157,9 +170,13 @@ pub fn log(
     let started = state["running"]["startedAt"]
         .as_str()
         .or_else(|| pod["status"]["startTime"].as_str());
-    let Some(started) = started.filter(|_| !state.is_null()) else {
+    let Some(started) = started.filter(|_| !state.is_null() && state.get("waiting").is_none())
+    else {
+        let reason = state["waiting"]["reason"]
+            .as_str()
+            .unwrap_or("ContainerCreating");
         return Err(ApiError::bad_request(format!(
-            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+            "container \"{container}\" in pod \"{name}\" is waiting to start: {reason}"
         )));
     };
     let node = pod["spec"]["nodeName"].as_str().unwrap_or("?");

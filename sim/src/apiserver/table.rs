@@ -13,17 +13,29 @@ use super::clock::SharedClock;
 use super::resources::ResourceDef;
 use super::watch_response::Events;
 
-/// Whether to answer with a Table of kubectl's columns: pods, when the client asks for one.
-pub fn printed(def: &ResourceDef, accept: &str) -> bool {
-    def.group.is_empty() && def.plural == "pods" && wants_table(accept)
+/// Whether to answer with a Table of kubectl's columns (pods, when the client asks for one),
+/// and what its rows carry (`includeObject`).
+pub fn printed(
+    def: &ResourceDef,
+    accept: &str,
+    include_object: Option<&str>,
+) -> Result<Option<Include>, String> {
+    if def.group.is_empty() && def.plural == "pods" && wants_table(accept) {
+        Include::parse(include_object).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// A pod watch's events with their objects as Tables (the first with the columns).
-pub fn watch_events(events: Events, clock: SharedClock) -> Events {
+pub fn watch_events(events: Events, clock: SharedClock, include: Include) -> Events {
     let mut first = true;
     Box::pin(events.map(move |batch| {
         let now = clock.now();
-        let lines = batch.iter().map(|l| watch_event(l, now, first)).collect();
+        let lines = batch
+            .iter()
+            .map(|l| watch_event(l, now, first, include))
+            .collect();
         first = false;
         lines
     }))
@@ -75,13 +87,56 @@ fn columns() -> Value {
         column("Age", "string", "", 0, "Time since the pod was created."),
         column("IP", "string", "", 1, "The pod's IP address."),
         column("Node", "string", "", 1, "The node the pod is bound to."),
+        column(
+            "Nominated Node",
+            "string",
+            "",
+            1,
+            "The node preemption made room on."
+        ),
+        column(
+            "Readiness Gates",
+            "string",
+            "",
+            1,
+            "The pod's readiness gates."
+        ),
     ])
+}
+
+/// What each row carries besides its cells (`includeObject`: kubectl asks for `Object` to
+/// sort by a field of the pod, else gets `Metadata`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Include {
+    None,
+    Metadata,
+    Object,
+}
+
+impl Include {
+    /// The `includeObject` query parameter; anything else is a 400 naming what is accepted.
+    pub fn parse(value: Option<&str>) -> Result<Include, String> {
+        match value {
+            None | Some("" | "Metadata") => Ok(Include::Metadata),
+            Some("None") => Ok(Include::None),
+            Some("Object") => Ok(Include::Object),
+            Some(other) => Err(format!(
+                "includeObject: {other:?} is not one of None, Metadata or Object"
+            )),
+        }
+    }
 }
 
 /// The Table of `pods` at `now`; `headers: false` leaves the column definitions out (the
 /// events of a watch after the first).
-pub fn pods(pods: &[&Value], now: Timestamp, resource_version: &str, headers: bool) -> Value {
-    let rows: Vec<Value> = pods.iter().map(|p| row(p, now)).collect();
+pub fn pods(
+    pods: &[&Value],
+    now: Timestamp,
+    resource_version: &str,
+    headers: bool,
+    include: Include,
+) -> Value {
+    let rows: Vec<Value> = pods.iter().map(|p| row(p, now, include)).collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
@@ -93,7 +148,7 @@ pub fn pods(pods: &[&Value], now: Timestamp, resource_version: &str, headers: bo
 
 /// The event of a pod watch with its object as a one-row Table; other events (errors,
 /// bookmarks) as they are.
-pub fn watch_event(line: &Bytes, now: Timestamp, headers: bool) -> Bytes {
+pub fn watch_event(line: &Bytes, now: Timestamp, headers: bool, include: Include) -> Bytes {
     let Ok(mut event) = serde_json::from_slice::<Value>(line) else {
         return line.clone();
     };
@@ -105,13 +160,13 @@ pub fn watch_event(line: &Bytes, now: Timestamp, headers: bool) -> Bytes {
         .as_str()
         .unwrap_or("")
         .to_owned();
-    event["object"] = pods(&[object], now, &rv, headers);
+    event["object"] = pods(&[object], now, &rv, headers, include);
     let mut out = serde_json::to_vec(&event).unwrap_or_default();
     out.push(b'\n');
     Bytes::from(out)
 }
 
-fn row(pod: &Value, now: Timestamp) -> Value {
+fn row(pod: &Value, now: Timestamp, include: Include) -> Value {
     let statuses = pod["status"]["containerStatuses"]
         .as_array()
         .cloned()
@@ -127,18 +182,43 @@ fn row(pod: &Value, now: Timestamp) -> Value {
         .and_then(|t| t.parse::<Timestamp>().ok())
         .map_or_else(|| "<unknown>".to_owned(), |t| human_age(now, t));
     let none = |v: &Value| v.as_str().unwrap_or("<none>").to_owned();
+    let gates = match pod["spec"]["readinessGates"].as_array() {
+        Some(g) if !g.is_empty() => {
+            let conditions = pod["status"]["conditions"].as_array();
+            let met = g
+                .iter()
+                .filter(|gate| {
+                    conditions
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == gate["conditionType"] && c["status"] == "True")
+                })
+                .count();
+            format!("{met}/{}", g.len())
+        }
+        _ => "<none>".to_owned(),
+    };
     let mut metadata = pod["metadata"].clone();
     if let Some(m) = metadata.as_object_mut() {
         m.remove("managedFields");
     }
-    json!({
-        "cells": [
-            pod["metadata"]["name"], format!("{ready}/{containers}"), status(pod),
-            restarts.to_string(), age, none(&pod["status"]["podIP"]), none(&pod["spec"]["nodeName"]),
-        ],
-        "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                   "metadata": metadata},
-    })
+    let cells = json!([
+        pod["metadata"]["name"],
+        format!("{ready}/{containers}"),
+        status(pod),
+        restarts.to_string(),
+        age,
+        none(&pod["status"]["podIP"]),
+        none(&pod["spec"]["nodeName"]),
+        none(&pod["status"]["nominatedNodeName"]),
+        gates,
+    ]);
+    match include {
+        Include::None => json!({"cells": cells}),
+        Include::Metadata => json!({"cells": cells, "object": {
+            "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}}),
+        Include::Object => json!({"cells": cells, "object": pod}),
+    }
 }
 
 /// The STATUS column as kubectl words it: a deleted pod is `Terminating`, a container's
@@ -176,19 +256,33 @@ pub fn status(pod: &Value) -> String {
     }
 }
 
-/// kubectl's age: `42s`, `3m7s`, `25m`, `5h12m`, `30h`, `3d4h`, `12d`, `2y30d`.
+/// kubectl's age (apimachinery's `duration.HumanDuration`): `42s`, `3m7s`, `3m`, `25m`,
+/// `5h12m`, `30h`, `3d4h`, `12d`, `2y30d`, `9y`.
 pub fn human_age(now: Timestamp, then: Timestamp) -> String {
-    let s = now.as_second().saturating_sub(then.as_second()).max(0);
-    let (m, h, d) = (s / 60, s / 3600, s / 86_400);
+    let s = now.as_second() - then.as_second();
+    if s < -1 {
+        return "<invalid>".to_owned();
+    }
+    let s = s.max(0);
+    let (m, h) = (s / 60, s / 3600);
+    let (d, y) = (h / 24, h / 24 / 365);
+    let two = |big: i64, unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{unit}")
+        } else {
+            format!("{big}{unit}{small}{small_unit}")
+        }
+    };
     match () {
         _ if s < 120 => format!("{s}s"),
-        _ if m < 10 => format!("{m}m{}s", s % 60),
+        _ if m < 10 => two(m, "m", s % 60, "s"),
         _ if m < 180 => format!("{m}m"),
-        _ if h < 8 => format!("{h}h{}m", m % 60),
+        _ if h < 8 => two(h, "h", m % 60, "m"),
         _ if h < 48 => format!("{h}h"),
-        _ if h < 192 => format!("{d}d{}h", h % 24),
-        _ if d < 730 => format!("{d}d"),
-        _ => format!("{}y{}d", d / 365, d % 365),
+        _ if h < 192 => two(d, "d", h % 24, "h"),
+        _ if h < 24 * 365 * 2 => format!("{d}d"),
+        _ if h < 24 * 365 * 8 => two(y, "y", d % 365, "d"),
+        _ => format!("{y}y"),
     }
 }
 
@@ -223,6 +317,13 @@ mod tests {
             ("2026-12-03T08:00:00Z", "4d4h"),
             ("2026-11-25T12:00:00Z", "12d"),
             ("2024-11-07T12:00:00Z", "2y30d"),
+            ("2026-12-07T11:57:00Z", "3m"),
+            ("2026-12-07T07:00:00Z", "5h"),
+            ("2026-12-03T12:00:00Z", "4d"),
+            ("2024-12-07T12:00:00Z", "2y"),
+            ("2016-12-07T12:00:00Z", "10y"),
+            ("2026-12-07T12:00:00Z", "0s"),
+            ("2026-12-07T12:00:05Z", "<invalid>"),
         ] {
             assert_eq!(human_age(now, at(then)), want, "{then}");
         }
@@ -261,12 +362,39 @@ mod tests {
             "status": {"phase": "Running", "podIP": "127.0.0.2", "containerStatuses": [
                 {"ready": true, "restartCount": 0, "state": {"running": {}}}]},
         });
-        let t = pods(&[&p], at("2026-12-07T12:00:00Z"), "7", true);
-        assert_eq!(t["columnDefinitions"].as_array().unwrap().len(), 7);
+        let t = pods(
+            &[&p],
+            at("2026-12-07T12:00:00Z"),
+            "7",
+            true,
+            Include::Metadata,
+        );
+        assert_eq!(t["columnDefinitions"].as_array().unwrap().len(), 9);
         assert_eq!(
             t["rows"][0]["cells"],
-            json!(["d", "1/1", "Running", "0", "60s", "127.0.0.2", "node-0"])
+            json!([
+                "d",
+                "1/1",
+                "Running",
+                "0",
+                "60s",
+                "127.0.0.2",
+                "node-0",
+                "<none>",
+                "<none>"
+            ])
         );
+        let whole = pods(
+            &[&p],
+            at("2026-12-07T12:00:00Z"),
+            "7",
+            true,
+            Include::Object,
+        );
+        assert_eq!(whole["rows"][0]["object"]["status"]["podIP"], "127.0.0.2");
+        let bare = pods(&[&p], at("2026-12-07T12:00:00Z"), "7", true, Include::None);
+        assert!(bare["rows"][0].get("object").is_none());
+        assert!(Include::parse(Some("Everything")).is_err());
         assert_eq!(t["rows"][0]["object"]["metadata"]["namespace"], "spark");
         assert!(
             t["rows"][0]["object"]["metadata"]
@@ -278,9 +406,13 @@ mod tests {
             {"kind": "Pod", "metadata": {"name": "d", "resourceVersion": "9"}}}))
             .unwrap(),
         );
-        let e: Value =
-            serde_json::from_slice(&watch_event(&event, at("2026-12-07T12:00:00Z"), false))
-                .unwrap();
+        let e: Value = serde_json::from_slice(&watch_event(
+            &event,
+            at("2026-12-07T12:00:00Z"),
+            false,
+            Include::Metadata,
+        ))
+        .unwrap();
         assert_eq!(e["object"]["kind"], "Table");
         assert_eq!(e["object"]["columnDefinitions"], json!([]));
         assert_eq!(e["object"]["rows"][0]["cells"][0], "d");

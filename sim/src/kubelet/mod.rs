@@ -4,7 +4,9 @@
 //! [`ProcessRuntime`], Spark driver and executor pods run for real, as local JVMs.
 
 pub mod host;
+pub mod pod_status;
 pub mod processes;
+pub mod spawn;
 
 pub use processes::{ProcessOptions, ProcessRuntime};
 
@@ -34,10 +36,30 @@ pub async fn run(client: Client, stop: Duration, processes: Option<ProcessRuntim
         .boxed();
     let mut stopping: HashSet<String> = HashSet::new();
     let mut stops = tokio::task::JoinSet::new();
+    // The uids of a relist: pods deleted while the watch was down send no event.
+    let mut relisted: HashSet<String> = HashSet::new();
     while let Some(event) = events.next().await {
         let pod = match event {
-            Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => pod,
+            Ok(watcher::Event::Init) => {
+                relisted.clear();
+                continue;
+            }
+            Ok(watcher::Event::InitApply(pod)) => {
+                relisted.extend(pod.metadata.uid.clone());
+                pod
+            }
+            Ok(watcher::Event::InitDone) => {
+                if let Some(p) = &processes {
+                    p.resync(std::mem::take(&mut relisted));
+                }
+                continue;
+            }
+            Ok(watcher::Event::Apply(pod)) => pod,
             Ok(watcher::Event::Delete(pod)) => {
+                // Gone: no event of this uid comes again.
+                if let Some(uid) = &pod.metadata.uid {
+                    stopping.remove(uid);
+                }
                 if let Some(p) = &processes
                     && ProcessRuntime::runs(&pod)
                 {
@@ -45,7 +67,7 @@ pub async fn run(client: Client, stop: Duration, processes: Option<ProcessRuntim
                 }
                 continue;
             }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => continue,
+            Err(_) => continue,
         };
         if let Some(p) = &processes
             && ProcessRuntime::runs(&pod)

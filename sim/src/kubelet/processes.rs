@@ -4,11 +4,10 @@
 //! own (its volumes and working directory); its stdout and stderr go to the API server's
 //! `pods/log`. The pod's status follows the process: `Running` with its address when it
 //! starts, `Succeeded` or `Failed` with its exit code when it ends. Deleting the pod stops the
-//! process as a kubelet stops a container: SIGTERM to every process of the pod, SIGKILL after
-//! the grace period.
+//! process as a kubelet stops a container: SIGTERM to its main process, SIGKILL to all of them
+//! after the grace period.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,21 +16,20 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use serde_json::json;
 use sparkgang_common::pods::node_name;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::host::{Full, Host};
-use crate::apiserver::container_logs::{ContainerLogs, LogWriter, Stream};
-use crate::spark::launch::{self, HeapPolicy, Installation, LaunchError, PodContext};
+use super::host::Host;
+use super::pod_status;
+use super::spawn::{Process, spawn};
+use crate::apiserver::container_logs::ContainerLogs;
+use crate::spark::launch::{self, HeapPolicy, Installation, LaunchError, PodContext, Role};
 
 /// How often pods that wait (for their ConfigMap, for room under the cap) try again.
 const RETRY: Duration = Duration::from_millis(250);
-/// How long the output of a pod's other processes may take to drain once its main process
-/// and the rest of its process group are gone.
-const DRAIN: Duration = Duration::from_secs(5);
+/// Attempts of one API call before the runtime gives up on it (and logs why).
+const ATTEMPTS: u32 = 6;
 
 /// What the runtime needs.
 #[derive(Debug, Clone)]
@@ -60,6 +58,8 @@ enum Msg {
     Applied(Box<Pod>),
     /// The pod is gone from the API.
     Deleted(Box<Pod>),
+    /// After a relist, the uids of every pod there is: the others are gone.
+    Resync(HashSet<String>),
     Exited {
         uid: String,
         code: i32,
@@ -75,9 +75,12 @@ impl ProcessRuntime {
     /// Starts the runtime's task.
     pub fn start(client: Client, options: ProcessOptions) -> ProcessRuntime {
         let (tx, rx) = mpsc::unbounded_channel();
+        // Simulators on one machine (a playground and a test run) give addresses from
+        // different places.
+        let start = std::net::Ipv4Addr::new(127, 0, (std::process::id() % 250) as u8 + 1, 2);
         let runtime = Runtime {
             client,
-            host: Host::new(options.jvms_per_node),
+            host: Host::starting_at(options.jvms_per_node, start),
             options: Arc::new(options),
             pods: HashMap::new(),
             tx: tx.clone(),
@@ -107,6 +110,10 @@ impl ProcessRuntime {
     pub(super) fn deleted(&self, pod: Pod) {
         let _ = self.tx.send(Msg::Deleted(Box::new(pod)));
     }
+
+    pub(super) fn resync(&self, uids: HashSet<String>) {
+        let _ = self.tx.send(Msg::Resync(uids));
+    }
 }
 
 /// A pod the runtime has taken.
@@ -121,8 +128,8 @@ enum State {
     /// Not started: the last reason reported in its status.
     Waiting { reported: Option<(String, String)> },
     Running {
-        pid: u32,
-        ip: Ipv4Addr,
+        process: Process,
+        ip: std::net::Ipv4Addr,
         node: String,
         started: Timestamp,
         stopping: bool,
@@ -139,6 +146,14 @@ struct Runtime {
     host: Host,
     pods: HashMap<String, Entry>,
     tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Drop for Runtime {
+    /// The kubelet is gone (its task dropped, the simulator stopping or panicking): so are
+    /// its containers.
+    fn drop(&mut self) {
+        self.kill_all();
+    }
 }
 
 fn uid(pod: &Pod) -> String {
@@ -160,7 +175,14 @@ impl Runtime {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(Msg::Applied(pod)) => self.applied(*pod).await,
-                    Some(Msg::Deleted(pod)) => self.deleted(&pod),
+                    Some(Msg::Deleted(pod)) => self.gone(&uid(&pod)),
+                    Some(Msg::Resync(there)) => {
+                        let missing: Vec<String> =
+                            self.pods.keys().filter(|u| !there.contains(*u)).cloned().collect();
+                        for uid in missing {
+                            self.gone(&uid);
+                        }
+                    }
                     Some(Msg::Exited { uid, code }) => self.exited(&uid, code).await,
                     Some(Msg::GraceOver { uid }) => self.grace_over(&uid),
                     Some(Msg::Shutdown(done)) => {
@@ -168,19 +190,17 @@ impl Runtime {
                         let _ = done.send(());
                         return;
                     }
-                    None => break,
+                    None => return,
                 },
                 _ = retry.tick() => self.start_waiting().await,
             }
         }
-        self.kill_all();
     }
 
-    /// The kubelet is gone: so are its containers.
     fn kill_all(&self) {
         for entry in self.pods.values() {
-            if let State::Running { pid, .. } = entry.state {
-                signal_group(pid, libc::SIGKILL);
+            if let State::Running { process, .. } = &entry.state {
+                process.kill();
             }
         }
     }
@@ -188,7 +208,7 @@ impl Runtime {
     async fn applied(&mut self, pod: Pod) {
         let uid = uid(&pod);
         if pod.metadata.deletion_timestamp.is_some() {
-            self.deleting(pod).await;
+            self.deleting(pod);
             return;
         }
         if let Some(entry) = self.pods.get_mut(&uid) {
@@ -214,7 +234,7 @@ impl Runtime {
     }
 
     /// The pod is being deleted gracefully.
-    async fn deleting(&mut self, pod: Pod) {
+    fn deleting(&mut self, pod: Pod) {
         let uid = uid(&pod);
         let grace = pod
             .metadata
@@ -224,12 +244,15 @@ impl Runtime {
             .max(0) as u64;
         match self.pods.get_mut(&uid) {
             Some(Entry {
-                state: State::Running { pid, stopping, .. },
-                ..
+                state: State::Running {
+                    process, stopping, ..
+                },
+                pod: stored,
             }) if !*stopping => {
                 *stopping = true;
-                info!(pod = ?key(&pod), grace, "stopping the pod's processes (SIGTERM)");
-                signal_group(*pid, libc::SIGTERM);
+                *stored = pod;
+                info!(pod = ?key(stored), grace, "stopping the pod's process (SIGTERM)");
+                process.terminate();
                 let tx = self.tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(grace)).await;
@@ -266,33 +289,34 @@ impl Runtime {
     }
 
     /// The pod is gone from the API (deleted at once, or removed after it stopped).
-    fn deleted(&mut self, pod: &Pod) {
-        let uid = uid(pod);
-        let (namespace, name) = key(pod);
-        match self.pods.get_mut(&uid) {
+    fn gone(&mut self, uid: &str) {
+        match self.pods.get_mut(uid) {
             Some(Entry {
-                state: State::Running { pid, gone, .. },
+                state: State::Running { process, gone, .. },
                 ..
             }) => {
                 *gone = true;
-                signal_group(*pid, libc::SIGKILL);
+                process.kill();
             }
-            Some(_) | None => {
-                self.pods.remove(&uid);
-                self.options.logs.remove(&namespace, &name, &uid);
-                let _ = std::fs::remove_dir_all(pod_dir(&self.options.dir, pod));
+            Some(_) => {
+                if let Some(entry) = self.pods.remove(uid) {
+                    let (namespace, name) = key(&entry.pod);
+                    self.options.logs.remove(&namespace, &name, uid);
+                    let _ = std::fs::remove_dir_all(pod_dir(&self.options.dir, &entry.pod));
+                }
             }
+            None => {}
         }
     }
 
     fn grace_over(&mut self, uid: &str) {
         if let Some(Entry {
-            state: State::Running { pid, .. },
+            state: State::Running { process, .. },
             pod,
         }) = self.pods.get(uid)
         {
             info!(pod = ?key(pod), "grace period over: SIGKILL");
-            signal_group(*pid, libc::SIGKILL);
+            process.kill();
         }
     }
 
@@ -306,19 +330,20 @@ impl Runtime {
             started,
             stopping,
             gone,
-            pid,
+            ref process,
         } = entry.state
         else {
             return;
         };
+        let pid = process.pid;
         self.host.release(node, ip);
         entry.state = State::Ended { removing: false };
         let pod = entry.pod.clone();
         info!(pod = ?key(&pod), code, "the pod's process ended");
         if gone {
-            self.deleted(&pod);
+            self.gone(uid);
         } else {
-            let patch = ended_status(&pod, ip, pid, started, code, Timestamp::now());
+            let patch = pod_status::ended(&pod, ip, pid, started, code, Timestamp::now());
             if let Err(e) = patch_status(&self.client, &pod, &patch).await {
                 warn!(pod = ?key(&pod), error = %e, "cannot record the end of the pod's process");
             }
@@ -329,14 +354,21 @@ impl Runtime {
         self.start_waiting().await;
     }
 
+    /// Tries the waiting pods again: executors first (their drivers wait for them), then in
+    /// the order they were created.
     async fn start_waiting(&mut self) {
-        let waiting: Vec<String> = self
+        let mut waiting: Vec<(bool, Option<Timestamp>, String)> = self
             .pods
             .iter()
             .filter(|(_, e)| matches!(e.state, State::Waiting { .. }))
-            .map(|(uid, _)| uid.clone())
+            .map(|(uid, e)| {
+                let driver = launch::role_of(&e.pod) == Some(Role::Driver);
+                let created = e.pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                (driver, created, uid.clone())
+            })
             .collect();
-        for uid in waiting {
+        waiting.sort();
+        for (_, _, uid) in waiting {
             self.try_start(&uid).await;
         }
     }
@@ -348,15 +380,17 @@ impl Runtime {
         };
         let pod = entry.pod.clone();
         let node = node_name(&pod).unwrap_or_default().to_owned();
+        let driver = launch::role_of(&pod) == Some(Role::Driver);
+        if let Err(full) = self.host.room(&node, driver) {
+            return self.waits(uid, "SparkgangJvmCap", full.to_string()).await;
+        }
         let config_maps = match config_maps(&self.client, &pod).await {
             Ok(c) => c,
             Err(e) => return self.waits(uid, "ContainerCreating", e.to_string()).await,
         };
-        let ip = match self.host.admit(&node) {
+        let ip = match self.host.admit(&node, driver) {
             Ok(ip) => ip,
-            Err(full @ (Full::Node { .. } | Full::Addresses)) => {
-                return self.waits(uid, "SparkgangJvmCap", full.to_string()).await;
-            }
+            Err(full) => return self.waits(uid, "SparkgangJvmCap", full.to_string()).await,
         };
         let dir = pod_dir(&self.options.dir, &pod);
         let cx = PodContext {
@@ -379,12 +413,37 @@ impl Runtime {
             }
         };
         let started = Timestamp::now();
-        match spawn(&self.options, &pod, &dir, plan, self.tx.clone()) {
-            Ok(pid) => {
+        let (namespace, name) = key(&pod);
+        let container = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        let tx = self.tx.clone();
+        let exited_uid = uid.to_owned();
+        let spawned = std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                let path = dir.join(format!("{container}.log"));
+                self.options
+                    .logs
+                    .create(&namespace, &name, uid, &container, &path)
+            })
+            .and_then(|log| {
+                spawn(&plan, Arc::new(log), move |code| {
+                    let _ = tx.send(Msg::Exited {
+                        uid: exited_uid,
+                        code,
+                    });
+                })
+            });
+        match spawned {
+            Ok(process) => {
+                let pid = process.pid;
                 info!(pod = ?key(&pod), %ip, pid, node, "started the pod's process");
                 if let Some(e) = self.pods.get_mut(uid) {
                     e.state = State::Running {
-                        pid,
+                        process,
                         ip,
                         node,
                         started,
@@ -392,7 +451,7 @@ impl Runtime {
                         gone: false,
                     };
                 }
-                let patch = running_status(&pod, ip, pid, started);
+                let patch = pod_status::running(&pod, ip, pid, started);
                 if let Err(e) = patch_status(&self.client, &pod, &patch).await {
                     warn!(pod = ?key(&pod), error = %e, "cannot record the pod's start");
                 }
@@ -404,7 +463,7 @@ impl Runtime {
                 }
                 let message = format!("starting the process: {e}");
                 warn!(pod = ?key(&pod), error = %message, "cannot start the pod's process");
-                let patch = start_error_status(&pod, &message, started);
+                let patch = pod_status::start_error(&pod, &message, started);
                 if let Err(e) = patch_status(&self.client, &pod, &patch).await {
                     warn!(pod = ?key(&pod), error = %e, "cannot record the pod's failure");
                 }
@@ -412,22 +471,31 @@ impl Runtime {
         }
     }
 
-    /// The pod waits for `reason`: said once in its status (as a container `waiting` state).
+    /// The pod waits for `reason`: said in its status once (again if the patch failed).
     async fn waits(&mut self, uid: &str, reason: &str, message: String) {
-        let Some(entry) = self.pods.get_mut(uid) else {
+        let Some(entry) = self.pods.get(uid) else {
             return;
         };
-        let State::Waiting { reported } = &mut entry.state else {
+        let State::Waiting { reported } = &entry.state else {
             return;
         };
         let now = (reason.to_owned(), message.clone());
         if reported.as_ref() == Some(&now) {
             return;
         }
-        *reported = Some(now);
-        let patch = waiting_status(&entry.pod, reason, &message);
-        if let Err(e) = patch_status(&self.client, &entry.pod, &patch).await {
-            warn!(pod = ?key(&entry.pod), error = %e, "cannot record why the pod waits");
+        let pod = entry.pod.clone();
+        let patch = pod_status::waiting(&pod, reason, &message);
+        match patch_status(&self.client, &pod, &patch).await {
+            Ok(()) => {
+                if let Some(Entry {
+                    state: State::Waiting { reported },
+                    ..
+                }) = self.pods.get_mut(uid)
+                {
+                    *reported = Some(now);
+                }
+            }
+            Err(e) => warn!(pod = ?key(&pod), error = %e, "cannot record why the pod waits"),
         }
     }
 }
@@ -485,138 +553,33 @@ async fn config_maps(
 /// The pod's own directory.
 fn pod_dir(root: &Path, pod: &Pod) -> PathBuf {
     let (namespace, name) = key(pod);
-    let uid = uid(pod);
-    root.join(namespace)
-        .join(format!("{name}-{}", &uid[..uid.len().min(8)]))
+    let uid: String = uid(pod).chars().take(8).collect();
+    root.join(namespace).join(format!("{name}-{uid}"))
 }
 
-/// Writes the plan's files, starts its process in a process group of its own, and a task that
-/// copies its output to the pod's log and reports its exit. Returns its pid.
-fn spawn(
-    options: &ProcessOptions,
-    pod: &Pod,
-    dir: &Path,
-    plan: launch::Launch,
-    tx: mpsc::UnboundedSender<Msg>,
-) -> std::io::Result<u32> {
-    for d in &plan.dirs {
-        std::fs::create_dir_all(d)?;
-    }
-    for (path, text) in &plan.files {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+/// Whether an API error is final: the pod is gone, or is another pod now.
+fn is_final(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404 || s.code == 409)
+}
+
+/// Runs `call` until it succeeds, fails for good, or has failed [`ATTEMPTS`] times (backing
+/// off from 100 ms).
+async fn with_retries<F, Fut>(mut call: F) -> Result<(), kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), kube::Error>>,
+{
+    let mut wait = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(e) if attempt < ATTEMPTS && !is_final(&e) => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
+            }
+            other => return other,
         }
-        std::fs::write(path, text)?;
-    }
-    let (namespace, name) = key(pod);
-    let uid = uid(pod);
-    let container = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.first())
-        .map(|c| c.name.clone())
-        .unwrap_or_default();
-    let log = Arc::new(options.logs.create(
-        &namespace,
-        &name,
-        &uid,
-        &container,
-        &dir.join(format!("{container}.log")),
-    )?);
-    let mut env = plan.env.clone();
-    env.entry("HOME".to_owned())
-        .or_insert_with(|| plan.cwd.to_string_lossy().into_owned());
-    let mut child = tokio::process::Command::new(&plan.program)
-        .args(&plan.args)
-        .env_clear()
-        .envs(&env)
-        .current_dir(&plan.cwd)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        // If the simulator itself goes, its processes go too.
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child
-        .id()
-        .ok_or_else(|| std::io::Error::other("the process ended before it had an id"))?;
-    let out = child
-        .stdout
-        .take()
-        .map(|o| pump(o, Stream::Stdout, log.clone()));
-    let err = child
-        .stderr
-        .take()
-        .map(|e| pump(e, Stream::Stderr, log.clone()));
-    tokio::spawn(async move {
-        let code = match child.wait().await {
-            Ok(status) => exit_code(status),
-            Err(e) => {
-                warn!(pid, error = %e, "cannot wait for a pod's process");
-                128
-            }
-        };
-        // A container ends with its main process: so do the others of its group.
-        signal_group(pid, libc::SIGKILL);
-        let drain = async {
-            if let Some(o) = out {
-                let _ = o.await;
-            }
-            if let Some(e) = err {
-                let _ = e.await;
-            }
-        };
-        let _ = tokio::time::timeout(DRAIN, drain).await;
-        log.finish();
-        let _ = tx.send(Msg::Exited { uid, code });
-    });
-    Ok(pid)
-}
-
-/// Copies `reader`'s lines to the log until it ends.
-fn pump(
-    reader: impl AsyncRead + Unpin + Send + 'static,
-    stream: Stream,
-    log: Arc<LogWriter>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(reader);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match lines.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
-                    if let Err(e) = log.line(stream, line, Timestamp::now()) {
-                        warn!(error = %e, "cannot write a pod's log");
-                        break;
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// The exit code as a container runtime reports it: 128 + the signal when killed.
-fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(128)
-}
-
-/// Sends `signal` to every process of the group led by `pid`.
-fn signal_group(pid: u32, signal: libc::c_int) {
-    let Ok(pgid) = libc::pid_t::try_from(pid) else {
-        return;
-    };
-    // SAFETY: kill(2) has no memory effects; a negative pid names the process group the
-    // runtime made for this pod (`process_group(0)`), and a group already gone is ESRCH.
-    unsafe {
-        libc::kill(-pgid, signal);
     }
 }
 
@@ -634,15 +597,17 @@ fn remove_pod(client: Client, pod: &Pod) {
             }),
             ..DeleteParams::default()
         };
-        match api.delete(&name, &params).await {
-            Ok(_) => {}
-            // Already gone (a delete with grace 0 by someone else).
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+        let deleted = with_retries(|| async { api.delete(&name, &params).await.map(|_| ()) });
+        match deleted.await {
+            Ok(()) => {}
+            // Already gone (a delete with grace 0 by someone else), or another pod now.
+            Err(e) if is_final(&e) => {}
             Err(e) => warn!(pod = name.as_str(), error = %e, "cannot remove a stopped pod"),
         }
     });
 }
 
+/// Patches the pod's status (the patch names its uid: a new pod of the same name is a 409).
 async fn patch_status(
     client: &Client,
     pod: &Pod,
@@ -650,97 +615,10 @@ async fn patch_status(
 ) -> Result<(), kube::Error> {
     let (namespace, name) = key(pod);
     let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-        .map(|_| ())
-}
-
-fn container_name(pod: &Pod) -> String {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.containers.first())
-        .map(|c| c.name.clone())
-        .unwrap_or_default()
-}
-
-fn image(pod: &Pod) -> String {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.containers.first())
-        .and_then(|c| c.image.clone())
-        .unwrap_or_default()
-}
-
-/// The status of a pod whose container waits for `reason`.
-pub fn waiting_status(pod: &Pod, reason: &str, message: &str) -> serde_json::Value {
-    json!({"status": {
-        "phase": "Pending",
-        "containerStatuses": [{
-            "name": container_name(pod), "image": image(pod), "imageID": "", "ready": false,
-            "restartCount": 0, "started": false,
-            "state": {"waiting": {"reason": reason, "message": message}},
-        }],
-    }})
-}
-
-/// The status of a pod whose process `pid` runs at `ip` since `started`.
-pub fn running_status(pod: &Pod, ip: Ipv4Addr, pid: u32, started: Timestamp) -> serde_json::Value {
-    let now = started.to_string();
-    json!({"status": {
-        "phase": "Running",
-        "podIP": ip.to_string(),
-        "podIPs": [{"ip": ip.to_string()}],
-        "hostIP": "127.0.0.1",
-        "startTime": now,
-        "containerStatuses": [{
-            "name": container_name(pod), "image": image(pod), "imageID": "",
-            "containerID": format!("process://{pid}"), "ready": true, "restartCount": 0,
-            "started": true, "state": {"running": {"startedAt": now}},
-        }],
-        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
-    }})
-}
-
-/// The status of a pod whose process ended with `code` at `finished`.
-pub fn ended_status(
-    pod: &Pod,
-    ip: Ipv4Addr,
-    pid: u32,
-    started: Timestamp,
-    code: i32,
-    finished: Timestamp,
-) -> serde_json::Value {
-    let (phase, reason) = if code == 0 {
-        ("Succeeded", "Completed")
-    } else {
-        ("Failed", "Error")
-    };
-    let finished = finished.to_string();
-    json!({"status": {
-        "phase": phase,
-        "podIP": ip.to_string(),
-        "containerStatuses": [{
-            "name": container_name(pod), "image": image(pod), "imageID": "",
-            "containerID": format!("process://{pid}"), "ready": false, "restartCount": 0,
-            "started": false, "state": {"terminated": {
-                "exitCode": code, "reason": reason, "startedAt": started.to_string(),
-                "finishedAt": finished, "containerID": format!("process://{pid}")}},
-        }],
-        "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": finished}],
-    }})
-}
-
-/// The status of a pod whose process could not be started.
-pub fn start_error_status(pod: &Pod, message: &str, at: Timestamp) -> serde_json::Value {
-    let at = at.to_string();
-    json!({"status": {
-        "phase": "Failed",
-        "message": message,
-        "containerStatuses": [{
-            "name": container_name(pod), "image": image(pod), "imageID": "", "ready": false,
-            "restartCount": 0, "started": false, "state": {"terminated": {
-                "exitCode": 128, "reason": "StartError", "message": message,
-                "startedAt": at, "finishedAt": at}},
-        }],
-    }})
+    with_retries(|| async {
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+    })
+    .await
 }

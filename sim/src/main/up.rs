@@ -126,9 +126,13 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         kubeconfig.display(),
         p.spark_master(),
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    // Ctrl-C or SIGTERM: the JVMs of the playground's pods go with it.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot wait for SIGTERM")?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.context("cannot wait for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
     p.cluster.stop().await;
     Ok(true)
 }

@@ -79,6 +79,19 @@ impl Store {
                 &def.plural,
             ));
         }
+        // A uid in the body is a precondition, as kube-apiserver has it: a kubelet's status
+        // patch of one pod never lands on another of the same name.
+        let body_uid = meta_str(&body, "uid");
+        let old_uid = meta_str(&old.value, "uid");
+        if !body_uid.is_empty() && body_uid != old_uid {
+            return Err(ApiError::conflict(
+                &def.qualified(),
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {body_uid}, UID in object meta: {old_uid}"
+                ),
+            ));
+        }
         let status_separate = def.has(Subresource::Status);
         let mut new = match subresource {
             Some(Subresource::Status) => {
