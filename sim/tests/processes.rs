@@ -354,6 +354,37 @@ async fn deleting_a_pod_stops_its_process_and_a_follower_sees_the_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_pod_stops_as_a_deleted_one() {
+    // The extender preempts through pods/eviction: the process stops as on a delete.
+    let f = start(3).await;
+    config_map(&f, "d8").await;
+    f.pods
+        .create(
+            &PostParams::default(),
+            &driver("d8", "node-a", "wait-for-term", 30),
+        )
+        .await
+        .unwrap();
+    pod_when(&f, "d8", "running", |p| phase(p) == "Running").await;
+    eventually("the process to be ready", WAIT, || async {
+        let log = f.pods.logs("d8", &LogParams::default()).await.ok()?;
+        log.contains("ready").then_some(())
+    })
+    .await;
+    let versions = versions_until_deleted(&f, "d8").await;
+    f.pods
+        .evict("d8", &kube::api::EvictParams::default())
+        .await
+        .unwrap();
+    let versions = tokio::time::timeout(WAIT, versions)
+        .await
+        .expect("d8 removed")
+        .unwrap();
+    assert_eq!(versions.iter().find_map(exit_code), Some(143));
+    f.cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let f = start(3).await;
     config_map(&f, "d3").await;

@@ -76,6 +76,8 @@ pub fn spawn(
         .process_group(0)
         // If the simulator itself goes, its processes go too.
         .kill_on_drop(true);
+    // Killed if the simulator is (even by SIGKILL). The signal comes when the *thread* that
+    // forked ends: here an async worker thread, which lives as long as the runtime does.
     // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of the calling (child) process; it is
     // async-signal-safe and touches no memory of the parent.
     unsafe {

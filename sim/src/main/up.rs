@@ -23,7 +23,8 @@ pub struct Args {
     pub kubeconfig: PathBuf,
     /// The local Spark that runs every Spark image's driver and executors: the `pyspark`
     /// package directory of `pip install pyspark` (default: $SPARK_HOME, else the pyspark of
-    /// the `spark-submit` on PATH, else the one scripts/test.sh installs in .cache/venv).
+    /// the `spark-submit` on PATH, else the one scripts/test.sh installs in .cache/venv),
+    /// e.g. --spark-home .cache/venv/lib/python3.11/site-packages/pyspark.
     #[arg(long, value_name = "DIR")]
     pub spark_home: Option<PathBuf>,
     /// Do not run Spark: drivers "run" for a second once their executors are placed (the
