@@ -17,6 +17,7 @@ pub mod names;
 pub mod pods;
 pub mod properties;
 pub mod quantities;
+pub mod queues;
 pub mod resources;
 pub mod sparkconf;
 pub mod text;

@@ -46,3 +46,37 @@ fn reservation_crd_has_no_status_subresource_and_shows_columns() {
     );
     assert_eq!(dem.spec.scope, "Namespaced");
 }
+
+#[test]
+fn queue_crd_is_cluster_scoped_with_a_status_and_kubectl_columns() {
+    let q = sparkgang_common::api::crds::queue_crd();
+    assert_eq!(q.spec.scope, "Cluster");
+    assert_eq!(q.spec.names.plural, "queues");
+    let v = &q.spec.versions[0];
+    assert!(
+        v.subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    let columns: Vec<_> = v
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Instance Group",
+            "Parent",
+            "Weight",
+            "CPU",
+            "Memory",
+            "Share",
+            "Pending",
+            "Running",
+            "Age"
+        ]
+    );
+}

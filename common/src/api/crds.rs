@@ -4,6 +4,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use super::demand::Demand;
+use super::queue::Queue;
 use super::reservation::ResourceReservation;
 
 /// A CRD manifest: the file name under `deploy/crds/` and its YAML.
@@ -37,9 +38,14 @@ pub fn demand_crd() -> CustomResourceDefinition {
     Demand::crd()
 }
 
+/// The `Queue` CRD (cluster-scoped, with a status subresource, which the extender writes).
+pub fn queue_crd() -> CustomResourceDefinition {
+    Queue::crd()
+}
+
 /// Every CRD, rendered as the YAML files checked in under `deploy/crds/`.
 pub fn crd_manifests() -> Result<Vec<CrdManifest>, CrdRenderError> {
-    [resource_reservation_crd(), demand_crd()]
+    [resource_reservation_crd(), demand_crd(), queue_crd()]
         .into_iter()
         .map(|crd| {
             let name = crd.metadata.name.clone().unwrap_or_default();

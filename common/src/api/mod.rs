@@ -4,6 +4,7 @@ pub mod crds;
 pub mod demand;
 pub mod explain;
 pub mod extender;
+pub mod queue;
 pub mod reservation;
 
 /// The API group of sparkgang's own resources.
