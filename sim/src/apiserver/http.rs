@@ -377,8 +377,8 @@ async fn route(
         (Method::GET, None) if is_watch => {
             set_verb(record, "watch");
             let mut events = watch(app, &def, target.namespace.as_deref(), q, caller)?;
-            if let Some(include) = printed {
-                events = table::watch_events(events, app.store.clock().clone(), include);
+            if let Some(printer) = printed {
+                events = table::watch_events(events, app.store.clock().clone(), printer);
             }
             Ok(super::watch_response::respond(events, ws))
         }
@@ -399,14 +399,14 @@ async fn route(
             let obj = app.store.get(&def, &ns, &name).ok_or_else(|| {
                 ApiError::not_found(&def.qualified(), &name).details(&name, &def.group, &def.plural)
             })?;
-            if let Some(include) = printed.filter(|_| sub.is_none()) {
+            if let Some(printer) = printed.filter(|_| sub.is_none()) {
                 let rv = obj.value["metadata"]["resourceVersion"]
                     .as_str()
                     .unwrap_or("");
                 let now = app.store.clock().now();
                 return Ok(value_response(
                     200,
-                    &table::pods(&[&obj.value], now, rv, true, include),
+                    &table::table(&printer, &[&obj.value], now, rv, true),
                 ));
             }
             Ok(object_response(200, &def, &obj))
@@ -686,7 +686,7 @@ fn list(
     def: &Arc<ResourceDef>,
     namespace: Option<&str>,
     q: &Query,
-    printed: Option<table::Include>,
+    printed: Option<table::Printer>,
 ) -> Result<Response, ApiError> {
     let selectors = selectors(def, q)?;
     let limit = q
@@ -703,10 +703,10 @@ fn list(
     let result = app
         .store
         .list(def, namespace, &selectors, limit, q.get("continue"))?;
-    if let Some(include) = printed {
+    if let Some(printer) = printed {
         let pods: Vec<&Value> = result.items.iter().map(|i| &i.value).collect();
         let rv = result.resource_version.to_string();
-        let mut t = table::pods(&pods, app.store.clock().now(), &rv, true, include);
+        let mut t = table::table(&printer, &pods, app.store.clock().now(), &rv, true);
         if let Some(c) = &result.continue_token {
             t["metadata"]["continue"] = Value::from(c.as_str());
         }

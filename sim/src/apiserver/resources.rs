@@ -77,6 +77,9 @@ pub struct ResourceDef {
     pub name_rule: NameRule,
     pub storage: StorageKey,
     pub view: View,
+    /// A CRD version's `additionalPrinterColumns` (raw), for server-side printing; `None` for
+    /// built-in resources.
+    pub printer_columns: Option<Vec<Value>>,
 }
 
 impl ResourceDef {
@@ -95,6 +98,7 @@ impl ResourceDef {
             name_rule: NameRule::Subdomain,
             storage: (group.to_owned(), plural.to_owned()),
             view: View::Native,
+            printer_columns: None,
         }
     }
 
@@ -445,6 +449,12 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
             name_rule: NameRule::Subdomain,
             storage: (group.clone(), plural.clone()),
             view: View::Native,
+            printer_columns: Some(
+                v.get("additionalPrinterColumns")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
         });
     }
     if out.is_empty() {

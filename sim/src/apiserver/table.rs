@@ -1,8 +1,11 @@
-//! Server-side printing of pods, as kube-apiserver answers `Accept: application/json;as=Table;
-//! g=meta.k8s.io;v=v1` (what `kubectl get pods` asks for): a `meta.k8s.io/v1` Table with
-//! kubectl's columns (NAME, READY, STATUS, RESTARTS, AGE; `-o wide` adds IP and NODE), each row
-//! with the pod's metadata. Other resources are answered as they are; kubectl prints those
-//! itself.
+//! Server-side printing, as kube-apiserver answers `Accept: application/json;as=Table;
+//! g=meta.k8s.io;v=v1` (what `kubectl get` asks for): a `meta.k8s.io/v1` Table. Pods get
+//! kubectl's columns (NAME, READY, STATUS, RESTARTS, AGE; `-o wide` adds IP, NODE, NOMINATED
+//! NODE and READINESS GATES); custom resources get their CRD's `additionalPrinterColumns` (or
+//! NAME and AGE). Each row carries the object's metadata, or the object (`includeObject`).
+//! Other built-in resources are answered as they are; kubectl prints those itself.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -13,28 +16,68 @@ use super::clock::SharedClock;
 use super::resources::ResourceDef;
 use super::watch_response::Events;
 
-/// Whether to answer with a Table of kubectl's columns (pods, when the client asks for one),
-/// and what its rows carry (`includeObject`).
+/// Which columns a Table has.
+#[derive(Debug, Clone)]
+pub enum Columns {
+    Pods,
+    /// A CRD's `additionalPrinterColumns` (raw).
+    Custom(Arc<Vec<Value>>),
+}
+
+/// How to print a resource: its columns and what each row carries.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    pub columns: Columns,
+    pub include: Include,
+}
+
+/// How to answer with a Table, when the client asks for one and the resource is printed here
+/// (pods and custom resources).
 pub fn printed(
     def: &ResourceDef,
     accept: &str,
     include_object: Option<&str>,
-) -> Result<Option<Include>, String> {
-    if def.group.is_empty() && def.plural == "pods" && wants_table(accept) {
-        Include::parse(include_object).map(Some)
-    } else {
-        Ok(None)
+) -> Result<Option<Printer>, String> {
+    let columns = match &def.printer_columns {
+        _ if !wants_table(accept) => return Ok(None),
+        _ if def.group.is_empty() && def.plural == "pods" => Columns::Pods,
+        Some(custom) => Columns::Custom(Arc::new(custom.clone())),
+        None => return Ok(None),
+    };
+    let include = Include::parse(include_object)?;
+    Ok(Some(Printer { columns, include }))
+}
+
+/// The Table of `objects` at `now`; `headers: false` leaves the column definitions out (the
+/// events of a watch after the first).
+pub fn table(
+    printer: &Printer,
+    objects: &[&Value],
+    now: Timestamp,
+    resource_version: &str,
+    headers: bool,
+) -> Value {
+    match &printer.columns {
+        Columns::Pods => pods(objects, now, resource_version, headers, printer.include),
+        Columns::Custom(columns) => super::table_custom::table(
+            columns,
+            objects,
+            now,
+            resource_version,
+            headers,
+            printer.include,
+        ),
     }
 }
 
-/// A pod watch's events with their objects as Tables (the first with the columns).
-pub fn watch_events(events: Events, clock: SharedClock, include: Include) -> Events {
+/// A watch's events with their objects as Tables (the first with the columns).
+pub fn watch_events(events: Events, clock: SharedClock, printer: Printer) -> Events {
     let mut first = true;
     Box::pin(events.map(move |batch| {
         let now = clock.now();
         let lines = batch
             .iter()
-            .map(|l| watch_event(l, now, first, include))
+            .map(|l| watch_event(l, now, first, &printer))
             .collect();
         first = false;
         lines
@@ -127,8 +170,7 @@ impl Include {
     }
 }
 
-/// The Table of `pods` at `now`; `headers: false` leaves the column definitions out (the
-/// events of a watch after the first).
+/// The Table of `pods` at `now`.
 pub fn pods(
     pods: &[&Value],
     now: Timestamp,
@@ -146,27 +188,46 @@ pub fn pods(
     })
 }
 
-/// The event of a pod watch with its object as a one-row Table; other events (errors,
-/// bookmarks) as they are.
-pub fn watch_event(line: &Bytes, now: Timestamp, headers: bool, include: Include) -> Bytes {
+/// The event of a watch with its object as a one-row Table; other events (errors, bookmarks)
+/// as they are.
+pub fn watch_event(line: &Bytes, now: Timestamp, headers: bool, printer: &Printer) -> Bytes {
     let Ok(mut event) = serde_json::from_slice::<Value>(line) else {
         return line.clone();
     };
     let object = &event["object"];
-    if object["kind"] != "Pod" || event["type"] == "BOOKMARK" {
+    if matches!(event["type"].as_str(), Some("BOOKMARK" | "ERROR")) {
         return line.clone();
     }
     let rv = object["metadata"]["resourceVersion"]
         .as_str()
         .unwrap_or("")
         .to_owned();
-    event["object"] = pods(&[object], now, &rv, headers, include);
+    event["object"] = table(printer, &[object], now, &rv, headers);
     let mut out = serde_json::to_vec(&event).unwrap_or_default();
     out.push(b'\n');
     Bytes::from(out)
 }
 
 fn row(pod: &Value, now: Timestamp, include: Include) -> Value {
+    let cells = pod_cells(pod, now);
+    with_object(cells, pod, include)
+}
+
+/// A row: its cells, and the object's metadata or the object as `include` says.
+pub(super) fn with_object(cells: Value, object: &Value, include: Include) -> Value {
+    let mut metadata = object["metadata"].clone();
+    if let Some(m) = metadata.as_object_mut() {
+        m.remove("managedFields");
+    }
+    match include {
+        Include::None => json!({"cells": cells}),
+        Include::Metadata => json!({"cells": cells, "object": {
+            "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}}),
+        Include::Object => json!({"cells": cells, "object": object}),
+    }
+}
+
+fn pod_cells(pod: &Value, now: Timestamp) -> Value {
     let statuses = pod["status"]["containerStatuses"]
         .as_array()
         .cloned()
@@ -198,11 +259,7 @@ fn row(pod: &Value, now: Timestamp, include: Include) -> Value {
         }
         _ => "<none>".to_owned(),
     };
-    let mut metadata = pod["metadata"].clone();
-    if let Some(m) = metadata.as_object_mut() {
-        m.remove("managedFields");
-    }
-    let cells = json!([
+    json!([
         pod["metadata"]["name"],
         format!("{ready}/{containers}"),
         status(pod),
@@ -212,13 +269,7 @@ fn row(pod: &Value, now: Timestamp, include: Include) -> Value {
         none(&pod["spec"]["nodeName"]),
         none(&pod["status"]["nominatedNodeName"]),
         gates,
-    ]);
-    match include {
-        Include::None => json!({"cells": cells}),
-        Include::Metadata => json!({"cells": cells, "object": {
-            "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata}}),
-        Include::Object => json!({"cells": cells, "object": pod}),
-    }
+    ])
 }
 
 /// The STATUS column as kubectl words it: a deleted pod is `Terminating`, a container's
@@ -410,7 +461,10 @@ mod tests {
             &event,
             at("2026-12-07T12:00:00Z"),
             false,
-            Include::Metadata,
+            &Printer {
+                columns: Columns::Pods,
+                include: Include::Metadata,
+            },
         ))
         .unwrap();
         assert_eq!(e["object"]["kind"], "Table");
