@@ -149,6 +149,25 @@ async fn config_map(f: &Fixture, name: &str) {
         .unwrap();
 }
 
+/// Driver `name` on node-a, behaving as `behaviour`, once its process runs and has said
+/// "ready" (its SIGTERM trap is set).
+async fn ready_driver(f: &Fixture, name: &str, behaviour: &str, grace: i64) {
+    config_map(f, name).await;
+    f.pods
+        .create(
+            &PostParams::default(),
+            &driver(name, "node-a", behaviour, grace),
+        )
+        .await
+        .unwrap();
+    pod_when(f, name, "running", |p| phase(p) == "Running").await;
+    eventually(&format!("{name}'s process to be ready"), WAIT, || async {
+        let log = f.pods.logs(name, &LogParams::default()).await.ok()?;
+        log.contains("ready").then_some(())
+    })
+    .await;
+}
+
 /// The pod once `check` holds for it.
 async fn pod_when(f: &Fixture, name: &str, what: &str, check: impl Fn(&Pod) -> bool) -> Pod {
     eventually(&format!("{name}: {what}"), WAIT, || async {
@@ -316,20 +335,7 @@ async fn a_failing_process_fails_its_pod_with_its_exit_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_pod_stops_its_process_and_a_follower_sees_the_end() {
     let f = start(3).await;
-    config_map(&f, "d2").await;
-    f.pods
-        .create(
-            &PostParams::default(),
-            &driver("d2", "node-a", "wait-for-term", 30),
-        )
-        .await
-        .unwrap();
-    pod_when(&f, "d2", "running", |p| phase(p) == "Running").await;
-    eventually("the process to be ready", WAIT, || async {
-        let log = f.pods.logs("d2", &LogParams::default()).await.ok()?;
-        log.contains("ready").then_some(())
-    })
-    .await;
+    ready_driver(&f, "d2", "wait-for-term", 30).await;
     let follow = LogParams {
         follow: true,
         ..LogParams::default()
@@ -357,20 +363,7 @@ async fn deleting_a_pod_stops_its_process_and_a_follower_sees_the_end() {
 async fn an_evicted_pod_stops_as_a_deleted_one() {
     // The extender preempts through pods/eviction: the process stops as on a delete.
     let f = start(3).await;
-    config_map(&f, "d8").await;
-    f.pods
-        .create(
-            &PostParams::default(),
-            &driver("d8", "node-a", "wait-for-term", 30),
-        )
-        .await
-        .unwrap();
-    pod_when(&f, "d8", "running", |p| phase(p) == "Running").await;
-    eventually("the process to be ready", WAIT, || async {
-        let log = f.pods.logs("d8", &LogParams::default()).await.ok()?;
-        log.contains("ready").then_some(())
-    })
-    .await;
+    ready_driver(&f, "d8", "wait-for-term", 30).await;
     let versions = versions_until_deleted(&f, "d8").await;
     f.pods
         .evict("d8", &kube::api::EvictParams::default())
@@ -387,20 +380,7 @@ async fn an_evicted_pod_stops_as_a_deleted_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
     let f = start(3).await;
-    config_map(&f, "d3").await;
-    f.pods
-        .create(
-            &PostParams::default(),
-            &driver("d3", "node-a", "ignore-term", 1),
-        )
-        .await
-        .unwrap();
-    pod_when(&f, "d3", "running", |p| phase(p) == "Running").await;
-    eventually("the process to be ready", WAIT, || async {
-        let log = f.pods.logs("d3", &LogParams::default()).await.ok()?;
-        log.contains("ready").then_some(())
-    })
-    .await;
+    ready_driver(&f, "d3", "ignore-term", 1).await;
     let versions = versions_until_deleted(&f, "d3").await;
     f.pods.delete("d3", &DeleteParams::default()).await.unwrap();
     let versions = tokio::time::timeout(WAIT, versions)

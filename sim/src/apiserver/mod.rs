@@ -37,7 +37,6 @@ pub mod reviews;
 pub mod selectors;
 pub mod store;
 pub mod table;
-mod table_custom;
 pub mod validation;
 pub mod watch;
 mod watch_response;
