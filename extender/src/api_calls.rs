@@ -69,6 +69,19 @@ pub const API_CALLS: &[ApiCall] = &[
         verbs: &["get", "list", "watch", "create", "update", "delete"],
         own_namespace_only: false,
     },
+    // Queues: watched for the decisions; the leader writes their status.
+    ApiCall {
+        group: "sparkgang.io",
+        resource: "queues",
+        verbs: &["list", "watch"],
+        own_namespace_only: false,
+    },
+    ApiCall {
+        group: "sparkgang.io",
+        resource: "queues/status",
+        verbs: &["patch"],
+        own_namespace_only: false,
+    },
     ApiCall {
         group: "sparkgang.io",
         resource: "demands",

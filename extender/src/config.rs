@@ -32,6 +32,8 @@ pub struct ExtenderConfig {
     pub fifo: FifoConfig,
     /// Preemption of lower-priority work for pending gangs (`docs/priorities.md`).
     pub preemption: PreemptionConfig,
+    /// Queues: teams' shares of instance groups (`docs/queues.md`).
+    pub queues: QueuesConfig,
     /// Prefer driver nodes by a label's value.
     pub driver_node_priority: Option<NodePriorityConfig>,
     /// Prefer executor nodes by a label's value.
@@ -134,6 +136,7 @@ impl Default for ExtenderConfig {
             binpack: BinpackAlgorithm::TightlyPack,
             fifo: FifoConfig::default(),
             preemption: PreemptionConfig::default(),
+            queues: QueuesConfig::default(),
             driver_node_priority: None,
             executor_node_priority: None,
             dynamic_executors_in_same_zone: false,
@@ -161,6 +164,27 @@ pub struct FifoConfig {
     /// Per instance group override of `enforceAfter`.
     #[serde(with = "duration_map")]
     pub enforce_after_by_instance_group: BTreeMap<String, Duration>,
+}
+
+/// Queues (`docs/queues.md`). Without Queue objects they change nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct QueuesConfig {
+    /// The queue of applications whose driver names none (label `sparkgang.io/queue`) and
+    /// whose namespace no queue lists. Absent: such applications are outside queues.
+    pub default_queue: Option<String>,
+    /// How often the leader writes each Queue's status. Default `5s`.
+    #[serde(with = "serde_duration")]
+    pub status_interval: Duration,
+}
+
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        QueuesConfig {
+            default_queue: None,
+            status_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// When a pending gang that does not fit may evict lower-priority work.
@@ -424,6 +448,7 @@ impl ExtenderConfig {
             driver_node_priority: priority(&self.driver_node_priority),
             executor_node_priority: priority(&self.executor_node_priority),
             dynamic_executors_in_same_zone: self.dynamic_executors_in_same_zone,
+            default_queue: self.queues.default_queue.clone(),
         })
     }
 }

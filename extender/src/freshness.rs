@@ -14,14 +14,16 @@ pub enum Watched {
     Pods,
     Reservations,
     Budgets,
+    Queues,
 }
 
 impl Watched {
-    pub const ALL: [Watched; 4] = [
+    pub const ALL: [Watched; 5] = [
         Watched::Nodes,
         Watched::Pods,
         Watched::Reservations,
         Watched::Budgets,
+        Watched::Queues,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +32,7 @@ impl Watched {
             Watched::Pods => "pods",
             Watched::Reservations => "resourcereservations",
             Watched::Budgets => "poddisruptionbudgets",
+            Watched::Queues => "queues",
         }
     }
 
@@ -51,10 +54,10 @@ struct Stale {
     why: String,
 }
 
-/// Freshness of the four caches.
+/// Freshness of the caches, one per [`Watched`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Freshness {
-    stale: [Option<Stale>; 4],
+    stale: [Option<Stale>; Watched::ALL.len()],
 }
 
 impl Freshness {

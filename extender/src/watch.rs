@@ -1,5 +1,5 @@
-//! Feeds the cluster state from list+watch of nodes, pods, `ResourceReservation`s and
-//! `PodDisruptionBudget`s (which preemption respects), and
+//! Feeds the cluster state from list+watch of nodes, pods, `ResourceReservation`s,
+//! `PodDisruptionBudget`s (which preemption respects) and `Queue`s, and
 //! keeps [`Freshness`] honest: every list and watch start has a timeout, the server ends each
 //! watch after `watchTimeout` (the extender re-watches from where it was), and a watch that
 //! stays silent past `watchTimeout + requestTimeout` is dead: its cache is stale until it has
@@ -17,6 +17,7 @@ use kube::Client;
 use kube::api::{Api, ListParams, WatchEvent as ApiEvent, WatchParams};
 use kube::core::Resource;
 use serde::de::DeserializeOwned;
+use sparkgang_common::api::queue::Queue;
 use sparkgang_common::api::reservation::ResourceReservation;
 use sparkgang_common::cluster::{Fed, Feed, PodKey, WatchEvent};
 use sparkgang_common::gate;
@@ -45,12 +46,13 @@ impl WatchSettings {
 /// Objects per list page.
 const PAGE: u32 = 500;
 
-/// One event of one of the four watches (boxed: the objects are large and of unequal size).
+/// One event of one of the five watches (boxed: the objects are large and of unequal size).
 enum Item {
     Node(WatchEvent<Box<Node>>),
     Pod(WatchEvent<Box<Pod>>),
     Reservation(WatchEvent<Box<ResourceReservation>>),
     Budget(WatchEvent<Box<PodDisruptionBudget>>),
+    Queue(WatchEvent<Box<Queue>>),
 }
 
 /// Runs until the task is aborted (at the end of a leadership term). `gated` receives drivers
@@ -88,9 +90,17 @@ pub async fn run(
         settings,
     ));
     followers.spawn(follow(
-        Api::<PodDisruptionBudget>::all(client),
+        Api::<PodDisruptionBudget>::all(client.clone()),
         Watched::Budgets,
         Item::Budget,
+        ext.clone(),
+        tx.clone(),
+        settings,
+    ));
+    followers.spawn(follow(
+        Api::<Queue>::all(client),
+        Watched::Queues,
+        Item::Queue,
         ext.clone(),
         tx,
         settings,
@@ -327,6 +337,7 @@ fn handle(ext: &Extender, gated: &mpsc::UnboundedSender<PodKey>, feed: &mut Feed
             }
             Item::Reservation(e) => feed.reservation(state, unbox(e)),
             Item::Budget(e) => feed.budget(state, unbox(e)),
+            Item::Queue(e) => feed.queue(state, unbox(e)),
         };
         let mut fed = fed;
         if fed.synced_now {

@@ -206,6 +206,32 @@ pub struct NeverFits {
     pub why: String,
 }
 
+/// What holds a gang back in its queue (`docs/queues.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueHold {
+    pub queue: String,
+    /// The resource at its limit (`cpu`, `memory`, `gpus`), when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// What the queue (or its cohort) holds of it, what the gang asks, and the limit, as
+    /// canonical quantities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// The gang alone is over the queue's `max`: it can never be placed for this queue.
+    #[serde(default)]
+    pub never: bool,
+    /// 1-based place of the driver in its queue, and how many drivers wait in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_length: Option<usize>,
+}
+
 /// Why an application is where it is, as data. `kind` names the variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
@@ -233,6 +259,13 @@ pub enum Reason {
     Capacity { shortfall: Shortfall },
     /// The gang could not fit its nodes even if they were empty.
     NeverFits { never_fits: NeverFits },
+    /// Its queue would go over its `max` (or the gang alone is over it: `never`).
+    QueueAtMax { hold: QueueHold },
+    /// Its queue is over its guarantee and its cohort has not that much unused guarantee to
+    /// lend now.
+    QueueCohortFull { hold: QueueHold },
+    /// Its queue does not exist, or its spec is not valid (`why`).
+    QueueUnusable { hold: QueueHold, why: String },
     /// The gang fits now: kube-scheduler places it at its next attempt.
     Fits,
     /// Its room is held while pods evicted for it leave.
@@ -256,6 +289,9 @@ impl Reason {
             Reason::WaitingBehind { .. } => "waiting-behind",
             Reason::Capacity { .. } => "capacity",
             Reason::NeverFits { .. } => "never-fits",
+            Reason::QueueAtMax { .. } => "queue-at-max",
+            Reason::QueueCohortFull { .. } => "queue-cohort-full",
+            Reason::QueueUnusable { .. } => "queue-unusable",
             Reason::Fits => "fits",
             Reason::Preempting { .. } => "preempting",
             Reason::Placed { .. } => "placed",

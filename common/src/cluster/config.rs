@@ -24,6 +24,9 @@ pub struct SchedulerConfig {
     pub executor_node_priority: Option<LabelPriority>,
     /// With a single-AZ algorithm, keep executors above the minimum in the app's zone.
     pub dynamic_executors_in_same_zone: bool,
+    /// The queue of applications whose driver names none and whose namespace no queue lists
+    /// (`docs/queues.md`); `None`: such applications are outside queues.
+    pub default_queue: Option<String>,
 }
 
 impl Default for SchedulerConfig {
@@ -39,6 +42,7 @@ impl Default for SchedulerConfig {
             driver_node_priority: None,
             executor_node_priority: None,
             dynamic_executors_in_same_zone: false,
+            default_queue: None,
         }
     }
 }

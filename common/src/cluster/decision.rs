@@ -33,6 +33,8 @@ pub enum FilterOutcome {
     FailureDriverNotPlaced,
     /// Lower-priority pods are being evicted for this driver's gang; its places are held.
     FailurePreempting,
+    /// The gang's queue holds it back: at its max, its cohort full, or no usable queue.
+    FailureQueue,
 }
 
 impl FilterOutcome {
@@ -52,6 +54,7 @@ impl FilterOutcome {
             FilterOutcome::FailureReservedNodeUnavailable => "failure-reserved-node-unavailable",
             FilterOutcome::FailureDriverNotPlaced => "failure-driver-not-placed",
             FilterOutcome::FailurePreempting => "failure-preempting",
+            FilterOutcome::FailureQueue => "failure-queue",
         }
     }
 
@@ -67,7 +70,7 @@ impl FilterOutcome {
     }
 
     /// Every outcome, for metric pre-registration and docs.
-    pub const ALL: [FilterOutcome; 14] = [
+    pub const ALL: [FilterOutcome; 15] = [
         FilterOutcome::Success,
         FilterOutcome::SuccessAlreadyBound,
         FilterOutcome::SuccessReservedSlot,
@@ -82,6 +85,7 @@ impl FilterOutcome {
         FilterOutcome::FailureReservedNodeUnavailable,
         FilterOutcome::FailureDriverNotPlaced,
         FilterOutcome::FailurePreempting,
+        FilterOutcome::FailureQueue,
     ];
 }
 

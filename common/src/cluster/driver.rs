@@ -15,13 +15,13 @@ use crate::resources::Resources;
 use super::apps::{AppReservation, Slot};
 use super::config::SchedulerConfig;
 use super::decision::{Decision, Effect, FilterOutcome};
-use super::fifo::{FifoBlock, FifoVerdict, PlannedDriver, QueuePosition};
+use super::fifo::{FifoBlock, FifoVerdict, total};
 use super::keys::{AppKey, PodKey};
 use super::nodes::{NodeIdx, PackingView};
-use super::pod_entry::PodEntry;
 use super::preemption::Preemption;
+use super::queues::{HoldKind, QueueVerdict};
 use super::{ClusterState, Timestamp};
-use crate::api::explain::Blocker;
+use crate::api::explain::QueueHold;
 
 /// The nodes one driver placement allows, as a list and as a mask by node index.
 #[derive(Debug, Default)]
@@ -52,6 +52,12 @@ pub(super) enum GangVerdict {
     Fits(Packing),
     /// It does not fit now.
     DoesNotFit(PackingFailure),
+    /// Its queue holds it back (`never`: the gang alone is over the queue's max).
+    QueueHeld {
+        message: String,
+        hold: QueueHold,
+        kind: HoldKind,
+    },
 }
 
 /// The failure message of a gang that does not fit now (`failure`) or never (`None`): the
@@ -76,7 +82,7 @@ pub(super) fn fit_failure_message(gang: &PendingGang, failure: Option<&PackingFa
 }
 
 /// The ordered candidates of one packing.
-struct Candidates {
+pub(super) struct Candidates {
     driver: Vec<NodeIdx>,
     executor: Vec<NodeIdx>,
 }
@@ -198,6 +204,29 @@ impl ClusterState {
             GangVerdict::Fits(packing) => {
                 self.reserve(key, &gang.app, gang.group.clone(), &gang.demand, packing)
             }
+            // Held by its queue, not by capacity: no Demand asks the autoscaler for nodes. At
+            // its max or its cohort full, the queue's own lower-priority gangs may be preempted.
+            GangVerdict::QueueHeld {
+                message,
+                hold,
+                kind,
+            } => {
+                let mut effects = vec![Effect::DeleteDemand(key.clone())];
+                let mut message = message.clone();
+                if !hold.never && *kind != HoldKind::Unusable {
+                    let outcome = FilterOutcome::FailureQueue;
+                    let (app, group, demand) = (gang.app.clone(), gang.group.clone(), gang.demand);
+                    match self.preempt(key, &app, group, &demand, outcome, now) {
+                        Preemption::Acted(preempting) => return preempting,
+                        Preemption::Report(text, effect) => {
+                            effects.push(*effect);
+                            message = format!("{message}; {text}");
+                        }
+                        Preemption::None => {}
+                    }
+                }
+                Decision::failure(FilterOutcome::FailureQueue, message).with_effects(effects)
+            }
             GangVerdict::NeverFits | GangVerdict::DoesNotFit(_) => {
                 let failure = match &gang.verdict {
                     GangVerdict::DoesNotFit(f) => Some(f),
@@ -252,6 +281,7 @@ impl ClusterState {
         };
         let group = pod.instance_group.clone();
         let position = pod.queue_position();
+        let lane = pod.lane();
         let eligible = self.eligible_nodes(key);
         // Cached per placement and demand: a gang that can never fit is told so at once, not
         // after the drivers ahead of it (FIFO lets it hold back nobody either).
@@ -266,23 +296,60 @@ impl ClusterState {
             });
         }
 
-        let taken = if self.config.fifo.enabled {
-            match self.fifo_verdict(group.as_deref().unwrap_or(""), &position, now) {
-                FifoVerdict::Clear(taken) => taken,
-                FifoVerdict::Blocked(block) => {
-                    return Ok(PendingGang {
-                        app,
-                        demand,
-                        group,
-                        eligible,
-                        taken: Vec::new(),
-                        verdict: GangVerdict::Blocked(block),
-                    });
+        let pending = |verdict| PendingGang {
+            app: app.clone(),
+            demand,
+            group: group.clone(),
+            eligible: eligible.clone(),
+            taken: Vec::new(),
+            verdict,
+        };
+        if let Some(queue) = &lane.queue
+            && let QueueVerdict::NeverFits { message, hold } =
+                self.queue_verdict(queue, &demand, Resources::ZERO, now)
+        {
+            return Ok(pending(GangVerdict::QueueHeld {
+                message,
+                hold,
+                kind: HoldKind::AtMax,
+            }));
+        }
+
+        // FIFO within its lane, after the lanes of queues that go before its queue.
+        let (taken, own) = if self.config.fifo.enabled {
+            let seed = match self.fair_seed(&lane, now) {
+                Ok(seed) => seed,
+                Err(block) => return Ok(pending(GangVerdict::Blocked(block))),
+            };
+            match self.walk_fifo_plan(&lane, Some(&position), &seed, now) {
+                FifoVerdict::Clear(taken) => {
+                    let own = total(&taken).excess_over(&total(&seed));
+                    (taken, own)
                 }
+                FifoVerdict::Blocked(block) => return Ok(pending(GangVerdict::Blocked(block))),
             }
         } else {
-            Vec::new()
+            (Vec::new(), Resources::ZERO)
         };
+        if let Some(queue) = &lane.queue
+            && let QueueVerdict::Limited {
+                message,
+                mut hold,
+                kind,
+            } = self.queue_verdict(queue, &demand, own, now)
+        {
+            let mut message = message;
+            if let Some((at, of)) = self.lane_position(&lane, &position) {
+                hold.position = Some(at);
+                hold.queue_length = Some(of);
+                message = format!("{message}; the driver is {at} of {of} waiting in queue {queue}");
+            }
+            return Ok(pending(GangVerdict::QueueHeld {
+                message,
+                hold,
+                kind,
+            }));
+        }
 
         let changes = self.nodes.after_taking(&taken);
         let sorted = self.fullest_first_among(&eligible);
@@ -407,7 +474,7 @@ impl ClusterState {
 
     /// True when the gang could not fit its nodes even if they were empty. Cached per
     /// placement and demand until a node changes shape.
-    fn gang_exceeds_capacity(
+    pub(super) fn gang_exceeds_capacity(
         &mut self,
         eligible: &Arc<EligibleNodes>,
         demand: &GangDemand,
@@ -468,266 +535,12 @@ impl ClusterState {
         });
         result.is_err()
     }
-
-    /// Whether the driver at queue position `me` may go ahead, and what the drivers ahead of it
-    /// in its group's queue that fit will take first.
-    ///
-    /// The cached plan is revalidated, not rebuilt: an older driver's simulated placement is
-    /// kept while it still fits the current capacity (after the drivers before it); only
-    /// drivers whose placement no longer fits, whose reservation state changed, or that did
-    /// not fit at an older epoch are simulated again. The walk stops at the first enforced
-    /// driver that does not fit.
-    fn fifo_verdict(&mut self, group: &str, me: &QueuePosition, now: Timestamp) -> FifoVerdict {
-        self.walk_fifo_plan(group, Some(me), now)
-    }
-
-    /// The FIFO walk of `group` up to (not including) queue position `bound`, or over the
-    /// whole queue (`None`).
-    ///
-    /// Before the plan's `changed_from` position no driver joined or left the queue or changed
-    /// reservation state since the last walk, so there the plan is walked on its own (no
-    /// queue, pod or reservation lookups): each driver's placement is checked against the
-    /// current capacity only. From there on, each queue driver is matched with the plan as
-    /// before.
-    pub(super) fn walk_fifo_plan(
-        &mut self,
-        group: &str,
-        bound: Option<&QueuePosition>,
-        now: Timestamp,
-    ) -> FifoVerdict {
-        let epoch = self.plan_epoch;
-        let shape_epoch = self.nodes.shape_epoch;
-        let mut plan = self.fifo.plans.remove(group).unwrap_or_default();
-        let mut taken = std::mem::take(&mut self.fifo.taken);
-        taken.reset(self.nodes.candidates().len());
-        let enforce_after = self.config.fifo.enforce_after(group).as_secs_f64();
-        let before_bound = |at: &QueuePosition| bound.is_none_or(|b| at < b);
-        let mut prefix_unchanged = true;
-        let mut blocked_at: Option<usize> = None;
-        // Accounts for planned driver `d`; true when it blocks the walk.
-        let account = |d: &PlannedDriver, taken: &mut super::fifo::Taken| match &d.takes {
-            Some(t) => {
-                taken.add(t);
-                false
-            }
-            None => now.duration_since(d.at.created).as_secs_f64() >= enforce_after,
-        };
-
-        // The unchanged prefix: the plan alone.
-        let mut i = 0;
-        if !self.fifo.shared_app_ids {
-            while let Some(d) = plan.drivers.get(i) {
-                if !before_bound(&d.at) || plan.changed_from.as_ref().is_some_and(|c| &d.at >= c) {
-                    break;
-                }
-                let reusable = (!d.never_fits || d.shape_epoch == shape_epoch)
-                    && match &d.takes {
-                        Some(t) => self.takes_still_fit(t, &taken),
-                        None => d.computed_at == epoch,
-                    };
-                if !reusable {
-                    break;
-                }
-                if account(d, &mut taken) {
-                    blocked_at = Some(i);
-                    break;
-                }
-                i += 1;
-            }
-        }
-
-        // The rest: queue driver by queue driver.
-        if blocked_at.is_none() {
-            use std::ops::Bound::{Excluded, Unbounded};
-            let end = match bound {
-                Some(b) => Excluded(b.clone()),
-                None => Unbounded,
-            };
-            let mut start = match i.checked_sub(1).and_then(|j| plan.drivers.get(j)) {
-                Some(d) => Excluded(d.at.clone()),
-                None => Unbounded,
-            };
-            // One queue driver at a time (the walk often stops early: no copy of the rest).
-            while let Some(at) = self
-                .pending_drivers
-                .get(group)
-                .and_then(|q| q.range((start.clone(), end.clone())).next().cloned())
-            {
-                start = Excluded(at.clone());
-                let k = &at.key;
-                let reserved = self.driver_has_reservation(k);
-                let reusable = plan.drivers.get(i).is_some_and(|d| {
-                    d.at.key == *k
-                        && d.reserved == reserved
-                        && (!d.never_fits || d.shape_epoch == shape_epoch)
-                        && match &d.takes {
-                            Some(t) => self.takes_still_fit(t, &taken),
-                            None => prefix_unchanged && d.computed_at == epoch,
-                        }
-                });
-                if !reusable {
-                    plan.drivers.truncate(i);
-                    prefix_unchanged = false;
-                    let changes = self.nodes.after_taking(&taken.per_node());
-                    let planned = self.simulate_driver(&at, &changes, epoch, reserved);
-                    self.fifo.simulations += 1;
-                    plan.drivers.push(planned);
-                }
-                let Some(d) = plan.drivers.get(i) else { break };
-                if account(d, &mut taken) {
-                    blocked_at = Some(i);
-                    break;
-                }
-                i += 1;
-            }
-        }
-
-        // Everything before where the walk ended is verified now; plan entries from the
-        // first one the walk did not reach are not (some may be drivers that left the queue).
-        let walked = blocked_at.map_or(i, |b| b + 1);
-        if let Some(changed) = plan.changed_from.take() {
-            let reached = match blocked_at.and_then(|b| plan.drivers.get(b)) {
-                Some(d) => Some(d.at.clone()),
-                None => bound.cloned(),
-            };
-            let mut from = match reached {
-                Some(r) => changed.max(r),
-                None => changed,
-            };
-            if let Some(d) = plan.drivers.get(walked) {
-                from = from.min(d.at.clone());
-            }
-            // Without a bound the whole queue was walked: nothing before the end changed.
-            plan.changed_from =
-                (bound.is_some() || blocked_at.is_some() || walked < plan.drivers.len())
-                    .then_some(from);
-        }
-        let verdict = match blocked_at.and_then(|b| plan.drivers.get(b)) {
-            Some(d) => {
-                let age = now.duration_since(d.at.created).as_secs_f64();
-                let group_text = if group.is_empty() {
-                    String::new()
-                } else {
-                    format!(" of instance group {group}")
-                };
-                let higher_priority = bound.is_some_and(|me| d.at.priority() > me.priority());
-                let ahead = if higher_priority {
-                    format!(
-                        "application {} of higher priority {}",
-                        d.app_id,
-                        d.at.priority()
-                    )
-                } else {
-                    format!("the older application {}", d.app_id)
-                };
-                FifoVerdict::Blocked(Box::new(FifoBlock {
-                    message: format!(
-                        "waiting for {ahead} (driver {}, pending {:.0}s){group_text}, which must be placed first but does not fit: {}",
-                        d.at.key, age, d.why
-                    ),
-                    blocker: Blocker {
-                        app_id: d.app_id.clone(),
-                        driver: d.at.key.to_string(),
-                        priority: d.at.priority(),
-                        higher_priority,
-                        pending_seconds: age.max(0.0) as u64,
-                        enforce_after_seconds: enforce_after as u64,
-                        why: d.why.clone(),
-                    },
-                }))
-            }
-            None => FifoVerdict::Clear(taken.per_node()),
-        };
-        self.fifo.plans.insert(group.to_owned(), plan);
-        self.fifo.taken = taken;
-        verdict
-    }
-
-    fn driver_has_reservation(&self, key: &PodKey) -> bool {
-        self.pods
-            .get(key)
-            .and_then(|p| p.app.as_ref())
-            .is_some_and(|a| self.reservation(a).is_some())
-    }
-
-    /// True when a simulated placement still fits the current capacity after `before`.
-    fn takes_still_fit(&self, takes: &[(NodeIdx, Resources)], before: &super::fifo::Taken) -> bool {
-        let nodes = self.nodes.candidates();
-        takes.iter().all(|&(n, r)| {
-            nodes
-                .get(n)
-                .is_some_and(|c| c.accepts_executors() && (r + before.on(n)).fits_in(&c.available))
-        })
-    }
-
-    /// Where an older pending driver would go now, after `taken`.
-    fn simulate_driver(
-        &mut self,
-        at: &QueuePosition,
-        changes: &[(NodeIdx, Resources)],
-        epoch: u64,
-        reserved: bool,
-    ) -> PlannedDriver {
-        let key = &at.key;
-        let pod: Option<&PodEntry> = self.pods.get(key);
-        let app_id = pod
-            .and_then(|p| p.app.as_ref())
-            .map(|a| a.app_id.clone())
-            .unwrap_or_default();
-        let gated = pod.and_then(|p| p.driver.as_ref()).is_some_and(|d| d.gated);
-        let demand = pod
-            .and_then(|p| p.driver.as_ref())
-            .and_then(|d| d.demand.clone().ok());
-        let mut planned = PlannedDriver {
-            at: at.clone(),
-            app_id,
-            takes: Some(Vec::new()),
-            why: String::new(),
-            computed_at: epoch,
-            reserved,
-            never_fits: false,
-            shape_epoch: self.nodes.shape_epoch,
-        };
-        // An older driver still gated has its demand read right now (milliseconds, at most
-        // the gate timeout): younger drivers wait for it, or FIFO would depend on which
-        // ConfigMap the gate controller reads first.
-        if gated && !reserved {
-            planned.takes = None;
-            planned.why = "its demand is still being read from its spark.properties".to_owned();
-            return planned;
-        }
-        // A driver that already holds its reservation is counted by it (palantir quirk 2); one
-        // whose demand is unknown cannot be simulated and blocks nobody.
-        let Some(demand) = demand.filter(|_| !reserved) else {
-            return planned;
-        };
-        let eligible = self.eligible_nodes(key);
-        let sorted = self.fullest_first_among(&eligible);
-        let algorithm = self.config.binpack;
-        let result = self.nodes.with_available_zoned(changes, |view| {
-            let order = ordered_candidates(&self.config, view, &sorted, |i| {
-                view.nodes[i].accepts_executors()
-            });
-            algorithm.pack(&request(view.nodes, &order, &demand))
-        });
-        match result {
-            Ok(p) => planned.takes = Some(p.reserved_per_node()),
-            // A gang that could not fit even on empty nodes would block its queue forever;
-            // it waits on its own (with `failure-exceeds-capacity`) instead.
-            Err(_) if self.gang_exceeds_capacity(&eligible, &demand) => planned.never_fits = true,
-            Err(why) => {
-                planned.takes = None;
-                planned.why = format!("{} — {why}", gang_text(&demand));
-            }
-        }
-        planned
-    }
 }
 
 /// Orders eligible nodes given fullest first (palantir's node priority: fullest zone, then
 /// fullest node) into driver candidates (those `offered`)
 /// and executor candidates (ready, not cordoned), with the configured label priorities.
-fn ordered_candidates(
+pub(super) fn ordered_candidates(
     config: &SchedulerConfig,
     view: PackingView<'_>,
     fullest_first: &[NodeIdx],
@@ -757,7 +570,7 @@ fn ordered_candidates(
     c
 }
 
-fn request<'a>(
+pub(super) fn request<'a>(
     nodes: &'a [binpack::CandidateNode],
     order: &'a Candidates,
     demand: &GangDemand,

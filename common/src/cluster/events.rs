@@ -55,6 +55,20 @@ impl ClusterState {
             return Vec::new();
         };
         let key = entry.key.clone();
+        if entry.driver.is_some() {
+            let queue = self.resolve_queue(&entry);
+            let before = self
+                .pods
+                .get(&key)
+                .map(|p| p.driver.as_ref().map(|d| &d.queue));
+            if before != Some(Some(&queue)) {
+                // What its application's queue holds moves to another queue.
+                self.queues.epoch += 1;
+            }
+            if let Some(d) = entry.driver.as_mut() {
+                d.queue = queue;
+            }
+        }
         let mut effects = Vec::new();
         let replaced = self.pods.get(&key).is_some_and(|old| {
             !old.uid.is_empty() && !entry.uid.is_empty() && old.uid != entry.uid
@@ -109,6 +123,9 @@ impl ClusterState {
         let Some(entry) = self.pods.remove(key) else {
             return Vec::new();
         };
+        if entry.driver.is_some() {
+            self.queues.epoch += 1;
+        }
         self.unindex_pending(&entry);
         if let Some((idx, amount, foreign)) = entry.counted {
             self.add_pod_usage(idx, amount, foreign, false);
@@ -329,8 +346,7 @@ impl ClusterState {
             && p.is_pending_driver()
         {
             // Its driver's place in the FIFO plan changes (it is counted by its reservation).
-            let group = p.instance_group.as_deref().unwrap_or("");
-            self.fifo.changed(group, &p.queue_position());
+            self.fifo.changed(&p.lane(), &p.queue_position());
         }
         let new_slots: Vec<(String, Resources)> = a
             .reservation
@@ -346,6 +362,7 @@ impl ClusterState {
             self.nodes.update_usage(i, |u| u.reserved += resources);
         }
         self.plan_epoch += 1;
+        self.queues.epoch += 1;
         self.refresh_app_usage(app);
     }
 
@@ -373,6 +390,7 @@ impl ClusterState {
             self.nodes.update_usage(i, |u| u.soft += n.resources);
         }
         self.plan_epoch += 1;
+        self.queues.epoch += 1;
         self.refresh_pod_usage(&PodKey::new(&app.namespace, pod));
     }
 
@@ -540,10 +558,10 @@ impl ClusterState {
 
     fn index_pending(&mut self, pod: &PodEntry) {
         if pod.is_pending_driver() {
-            let group = pod.instance_group.clone().unwrap_or_default();
-            self.fifo.changed(&group, &pod.queue_position());
+            let lane = pod.lane();
+            self.fifo.changed(&lane, &pod.queue_position());
             self.pending_drivers
-                .entry(group)
+                .entry(lane)
                 .or_default()
                 .insert(pod.queue_position());
             self.plan_epoch += 1;
@@ -551,13 +569,13 @@ impl ClusterState {
     }
 
     fn unindex_pending(&mut self, pod: &PodEntry) {
-        let group = pod.instance_group.clone().unwrap_or_default();
-        if let Some(q) = self.pending_drivers.get_mut(&group)
+        let lane = pod.lane();
+        if let Some(q) = self.pending_drivers.get_mut(&lane)
             && q.remove(&pod.queue_position())
         {
-            self.fifo.changed(&group, &pod.queue_position());
+            self.fifo.changed(&lane, &pod.queue_position());
             if q.is_empty() {
-                self.pending_drivers.remove(&group);
+                self.pending_drivers.remove(&lane);
             }
             self.plan_epoch += 1;
         }

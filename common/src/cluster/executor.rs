@@ -147,6 +147,15 @@ impl ClusterState {
             .is_some_and(|a| a.soft_seen.contains(&key.name));
         let spots = self.free_soft_spots(&app);
         if spots > 0 && !seen {
+            // Above the minimum, only while its queue has room (and first to be reclaimed).
+            let driver = self.apps.get(&app).and_then(|a| a.driver.clone());
+            if let Err(why) = self.admit_extra_executor(driver.as_ref(), executor.max(&requests)) {
+                return Decision::failure(
+                    FilterOutcome::FailureQueue,
+                    format!("application {}: {why}", app.app_id),
+                )
+                .with_effects(vec![Effect::DeleteDemand(key.clone())]);
+            }
             return match self.place_one_executor(&app, candidates, executor, None) {
                 Some(node) => {
                     self.set_soft(

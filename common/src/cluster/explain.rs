@@ -19,6 +19,7 @@ use super::driver::{GangVerdict, PendingGang, fit_failure_message};
 use super::fifo::QueuePosition;
 use super::keys::{AppKey, PodKey};
 use super::pod_entry::PodEntry;
+use super::queues::HoldKind;
 use super::{ClusterState, Timestamp};
 
 /// At most this many drivers ahead are listed in a `waiting-behind` reason.
@@ -152,18 +153,18 @@ impl ClusterState {
                 });
             }
         }
-        for name in self.pending_drivers.keys() {
+        // A group's lanes (one per queue, with queues) follow each other.
+        for (lane, waiting) in &self.pending_drivers {
             let Some(now) = queues_at else { break };
+            let name = &lane.group;
             if group.is_some_and(|g| g != name) {
                 continue;
             }
             let g = groups
                 .entry(name.clone())
                 .or_insert_with(|| empty_group(name.clone()));
-            g.queue = self
-                .waiting_queue(name)
-                .map(|at| self.queued(at, now))
-                .collect();
+            g.queue
+                .extend(waiting.iter().map(|at| self.queued(at, now)));
         }
         let mut out: Vec<GroupCapacity> = groups.into_values().collect();
         for g in &mut out {
@@ -228,21 +229,12 @@ impl ClusterState {
             .count()
     }
 
-    /// 1-based place of driver `key` in its group's queue, and that queue's length. (Drivers
-    /// just given a reservation stay in the queue until bound, within milliseconds.)
+    /// 1-based place of driver `key` in its lane (its group's queue, or its queue), and the
+    /// lane's length. (Drivers just given a reservation stay in it until bound, within
+    /// milliseconds.)
     fn queue_position_of(&self, key: &PodKey) -> Option<(usize, usize)> {
         let d = self.pods.get(key)?;
-        let at = d.queue_position();
-        let q = self
-            .pending_drivers
-            .get(d.instance_group.as_deref().unwrap_or(""))?;
-        q.contains(&at)
-            .then(|| (q.range(..&at).count() + 1, q.len()))
-    }
-
-    /// The queue of `group`, in order.
-    fn waiting_queue(&self, group: &str) -> impl Iterator<Item = &QueuePosition> {
-        self.pending_drivers.get(group).into_iter().flatten()
+        self.lane_position(&d.lane(), &d.queue_position())
     }
 
     fn summary(
@@ -426,9 +418,8 @@ impl ClusterState {
                     .get(key)
                     .map(PodEntry::queue_position)
                     .and_then(|me| {
-                        let q = self
-                            .pending_drivers
-                            .get(gang.group.as_deref().unwrap_or(""))?;
+                        let lane = self.pods.get(key)?.lane();
+                        let q = self.pending_drivers.get(&lane)?;
                         Some(q.range(..me).map(|at| self.queued(at, now)).collect())
                     })
                     .unwrap_or_default();
@@ -451,6 +442,22 @@ impl ClusterState {
                 let never_fits = self.never_fits(key, gang);
                 let message = format!("{}: {}", fit_failure_message(gang, None), never_fits.why);
                 (Reason::NeverFits { never_fits }, message)
+            }
+            GangVerdict::QueueHeld {
+                message,
+                hold,
+                kind,
+            } => {
+                let hold = hold.clone();
+                let reason = match kind {
+                    HoldKind::AtMax => Reason::QueueAtMax { hold },
+                    HoldKind::CohortFull => Reason::QueueCohortFull { hold },
+                    HoldKind::Unusable => Reason::QueueUnusable {
+                        hold,
+                        why: message.clone(),
+                    },
+                };
+                (reason, message.clone())
             }
             GangVerdict::DoesNotFit(failure) => (
                 Reason::Capacity {

@@ -1,6 +1,6 @@
 //! How watch events feed the state: applies, deletes, and relists that delete what they no
-//! longer see. One mechanism for nodes, pods, `ResourceReservation`s and
-//! `PodDisruptionBudget`s.
+//! longer see. One mechanism for nodes, pods, `ResourceReservation`s,
+//! `PodDisruptionBudget`s and `Queue`s.
 //!
 //! A relist (a watch that restarts) sends every object again between a begin and a done; what
 //! memory held at the begin and the relist did not send was deleted while the watch was down
@@ -13,6 +13,7 @@ use std::hash::Hash;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
+use crate::api::queue::Queue;
 use crate::api::reservation::ResourceReservation;
 
 use super::ClusterState;
@@ -134,6 +135,23 @@ impl Watched for PodDisruptionBudget {
     }
 }
 
+impl Watched for Queue {
+    type Key = String;
+    const KIND: usize = 4;
+    fn key(&self) -> Option<String> {
+        self.metadata.name.clone()
+    }
+    fn keys(state: &ClusterState) -> Vec<String> {
+        state.queue_names()
+    }
+    fn apply(&self, state: &mut ClusterState, _: &mut Fed) {
+        state.apply_queue(self);
+    }
+    fn delete(key: &String, state: &mut ClusterState, _: &mut Fed) {
+        state.delete_queue(key);
+    }
+}
+
 /// One kind's relist in progress: what memory held when it began, and what it has sent.
 #[derive(Debug)]
 struct Relist<K> {
@@ -141,14 +159,15 @@ struct Relist<K> {
     seen: HashSet<K>,
 }
 
-/// The relists in progress of the four kinds, and which kinds have completed a first list.
+/// The relists in progress of the five kinds, and which kinds have completed a first list.
 #[derive(Debug, Default)]
 pub struct Feed {
     nodes: Option<Relist<String>>,
     pods: Option<Relist<PodKey>>,
     reservations: Option<Relist<AppKey>>,
     budgets: Option<Relist<BudgetKey>>,
-    listed: [bool; 4],
+    queues: Option<Relist<String>>,
+    listed: [bool; 5],
 }
 
 impl Feed {
@@ -178,6 +197,11 @@ impl Feed {
     ) -> Fed {
         let done = feed(&mut self.budgets, state, event);
         self.finish::<PodDisruptionBudget>(state, done)
+    }
+
+    pub fn queue(&mut self, state: &mut ClusterState, event: WatchEvent<Queue>) -> Fed {
+        let done = feed(&mut self.queues, state, event);
+        self.finish::<Queue>(state, done)
     }
 
     /// True once every kind has completed its first list.

@@ -18,6 +18,25 @@ use super::Timestamp;
 use super::keys::PodKey;
 use super::nodes::NodeIdx;
 
+/// The pending drivers that are ordered among themselves: those of one instance group (`""`
+/// for drivers without one) and, when Queue objects exist, of one queue of it. Lanes of a
+/// group sort together (by queue), so a group's lanes are one range.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(super) struct Lane {
+    pub group: String,
+    pub queue: Option<String>,
+}
+
+impl Lane {
+    /// The first lane of `group` (for ranges over a group's lanes).
+    pub fn first_of(group: &str) -> Lane {
+        Lane {
+            group: group.to_owned(),
+            queue: None,
+        }
+    }
+}
+
 /// A pending driver's place in its instance group's queue: higher priority first, then older
 /// first (FIFO within a priority), then by name so that the order is total.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -54,6 +73,9 @@ pub(super) struct PlannedDriver {
     pub computed_at: u64,
     /// It held a reservation when simulated (and so took nothing more).
     pub reserved: bool,
+    /// It does not fit its queue's limits (not the capacity): it holds back its own queue,
+    /// not other queues.
+    pub queue_limited: bool,
     /// Its gang could not fit its nodes even empty (it takes nothing and blocks nobody), as
     /// of node shape epoch `shape_epoch`.
     pub never_fits: bool,
@@ -70,12 +92,15 @@ pub(super) struct FifoPlan {
     /// (`None`: no such change). Before it, `drivers` still matches the queue driver for
     /// driver, so the walk needs no lookups there.
     pub changed_from: Option<QueuePosition>,
+    /// What other lanes took before this one at the last walk (a fingerprint): a driver that
+    /// did not fit then is simulated again when it differs.
+    pub seed: u64,
 }
 
-/// Cached plans by instance group.
+/// Cached plans by lane.
 #[derive(Debug, Default)]
 pub(super) struct FifoPlans {
-    pub plans: HashMap<String, FifoPlan>,
+    pub plans: HashMap<Lane, FifoPlan>,
     /// Two driver pods claimed one application at some point: a reservation change can then
     /// not be traced to one queue position, so plans are always checked driver by driver.
     pub shared_app_ids: bool,
@@ -86,10 +111,10 @@ pub(super) struct FifoPlans {
 }
 
 impl FifoPlans {
-    /// A driver at `at` in the queue of `group` joined or left it, or its reservation
-    /// appeared or disappeared.
-    pub fn changed(&mut self, group: &str, at: &QueuePosition) {
-        if let Some(plan) = self.plans.get_mut(group)
+    /// A driver at `at` in `lane` joined or left it, or its reservation appeared or
+    /// disappeared.
+    pub fn changed(&mut self, lane: &Lane, at: &QueuePosition) {
+        if let Some(plan) = self.plans.get_mut(lane)
             && plan.changed_from.as_ref().is_none_or(|c| at < c)
         {
             plan.changed_from = Some(at.clone());
@@ -149,6 +174,24 @@ impl Taken {
     }
 }
 
+/// A fingerprint of what other lanes took (`seed` of [`FifoPlan`]).
+pub(super) fn seed_fingerprint(seed: &[(NodeIdx, Resources)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    if seed.is_empty() {
+        return 0;
+    }
+    let mut sorted = seed.to_vec();
+    sorted.sort_unstable_by_key(|&(n, _)| n);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sorted.hash(&mut h);
+    h.finish() | 1
+}
+
+/// The total of per-node takes.
+pub(super) fn total(takes: &[(NodeIdx, Resources)]) -> Resources {
+    takes.iter().fold(Resources::ZERO, |acc, &(_, r)| acc + r)
+}
+
 /// What FIFO says about a driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum FifoVerdict {
@@ -163,6 +206,10 @@ pub(super) enum FifoVerdict {
 pub(super) struct FifoBlock {
     pub blocker: Blocker,
     pub message: String,
+    /// It is held back by its queue's limits, not by capacity (it blocks only its own lane).
+    pub queue_limited: bool,
+    /// What the drivers before it took, seed included (per node).
+    pub taken: Vec<(NodeIdx, Resources)>,
 }
 
 #[cfg(test)]

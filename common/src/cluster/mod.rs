@@ -15,11 +15,13 @@ mod executor;
 mod explain;
 mod feed;
 mod fifo;
+mod fifo_walk;
 mod keys;
 mod nodes;
 mod pod_entry;
 pub mod preemption;
 mod preemption_guard;
+mod queues;
 mod reconcile;
 mod shortfall;
 
@@ -34,6 +36,7 @@ pub use keys::{AppKey, PodKey};
 pub use nodes::{NodeEntry, NodeUsage};
 pub use pod_entry::PodEntry;
 pub use preemption_guard::{GuardedCandidates, guard_candidates};
+pub use queues::{QueueUsage, share_text};
 pub use shortfall::demand_object_name;
 
 use apps::AppEntry;
@@ -50,8 +53,9 @@ pub struct ClusterState {
     nodes: NodeTable,
     pods: HashMap<PodKey, PodEntry>,
     apps: HashMap<AppKey, AppEntry>,
-    /// Pending drivers by instance group, in queue order (priority, then age).
-    pending_drivers: BTreeMap<String, BTreeSet<fifo::QueuePosition>>,
+    /// Pending drivers by lane (instance group, and queue when there are queues), in queue
+    /// order (priority, then age).
+    pending_drivers: BTreeMap<fifo::Lane, BTreeSet<fifo::QueuePosition>>,
     fifo: FifoPlans,
     /// Nodes a driver placement allows, by placement signature, valid at a node shape epoch.
     eligible: HashMap<String, (u64, std::sync::Arc<driver::EligibleNodes>)>,
@@ -65,12 +69,13 @@ pub struct ClusterState {
     preemption_log: preemption::PreemptionLog,
     /// PodDisruptionBudgets, which preemption respects.
     budgets: BTreeMap<BudgetKey, Budget>,
+    /// The Queue objects and what each queue holds.
+    queues: queues::QueueBook,
 }
 
 impl ClusterState {
     pub fn new(config: SchedulerConfig) -> Self {
         ClusterState {
-            config,
             nodes: NodeTable::default(),
             pods: HashMap::new(),
             apps: HashMap::new(),
@@ -81,6 +86,11 @@ impl ClusterState {
             plan_epoch: 0,
             preemption_log: preemption::PreemptionLog::default(),
             budgets: BTreeMap::new(),
+            queues: queues::QueueBook::new(crate::queues::QueueIndex::new(
+                config.default_queue.clone(),
+                config.gpus.clone(),
+            )),
+            config,
         }
     }
 
@@ -140,10 +150,11 @@ impl ClusterState {
 
     /// Pending drivers per instance group (`""` for drivers without one).
     pub fn pending_driver_counts(&self) -> BTreeMap<String, usize> {
-        self.pending_drivers
-            .iter()
-            .map(|(g, q)| (g.clone(), q.len()))
-            .collect()
+        let mut counts = BTreeMap::new();
+        for (lane, q) in &self.pending_drivers {
+            *counts.entry(lane.group.clone()).or_default() += q.len();
+        }
+        counts
     }
 }
 
@@ -156,9 +167,9 @@ impl ClusterState {
         if !self.config.fifo.enabled {
             return;
         }
-        let groups: Vec<String> = self.pending_drivers.keys().cloned().collect();
-        for group in groups {
-            self.walk_fifo_plan(&group, None, now);
+        let lanes: Vec<fifo::Lane> = self.pending_drivers.keys().cloned().collect();
+        for lane in lanes {
+            self.walk_fifo_plan(&lane, None, &[], now);
         }
     }
 

@@ -28,6 +28,8 @@ pub struct DriverInfo {
     pub demand: Result<GangDemand, String>,
     /// Still carries scheduling gates: not yet schedulable, not in the FIFO queue.
     pub gated: bool,
+    /// Its queue (`docs/queues.md`): resolved by the state when the pod is applied.
+    pub queue: Option<String>,
 }
 
 /// One pod.
@@ -93,6 +95,7 @@ impl PodEntry {
                     .scheduling_gates
                     .as_ref()
                     .is_some_and(|g| !g.is_empty()),
+                queue: None,
             })
         });
         Some(PodEntry {
@@ -137,6 +140,14 @@ impl PodEntry {
     /// Its place in its instance group's queue (meaningful for pending drivers).
     pub(super) fn queue_position(&self) -> super::fifo::QueuePosition {
         super::fifo::QueuePosition::new(self.priority, self.created, self.key.clone())
+    }
+
+    /// The lane of its queue position: its instance group and queue.
+    pub(super) fn lane(&self) -> super::fifo::Lane {
+        super::fifo::Lane {
+            group: self.instance_group.clone().unwrap_or_default(),
+            queue: self.driver.as_ref().and_then(|d| d.queue.clone()),
+        }
     }
 
     /// Holds resources on a node: bound and not finished.

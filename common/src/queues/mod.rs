@@ -20,6 +20,9 @@ pub struct QueueLimits {
     pub instance_group: String,
     /// Zero where the spec names nothing.
     pub guaranteed: Resources,
+    /// Which resources `guaranteed` names (cpu, memory, gpus): only those are limited by the
+    /// guarantee and the cohort, and count in the dominant share.
+    pub guaranteed_named: [bool; 3],
     /// [`UNLIMITED`] where the spec names nothing.
     pub max: Resources,
     pub weight: u32,
@@ -96,6 +99,17 @@ fn resources(
 }
 
 impl QueueLimits {
+    /// The guarantee as a limit: [`UNLIMITED`] in the resources it does not name.
+    pub fn guarantee_cap(&self) -> Resources {
+        let g = &self.guaranteed;
+        let cap = |named: bool, v: i64| if named { v } else { UNLIMITED };
+        Resources::new(
+            cap(self.guaranteed_named[0], g.cpu_milli),
+            cap(self.guaranteed_named[1], g.memory_bytes),
+            cap(self.guaranteed_named[2], g.gpus),
+        )
+    }
+
     /// Validates queue `name`'s spec.
     pub fn of(name: &str, spec: &QueueSpec, gpus: &GpuResourceNames) -> Result<Self, QueueError> {
         if spec.instance_group.trim().is_empty() {
@@ -127,9 +141,15 @@ impl QueueLimits {
                 });
             }
         }
+        let named = |n: &str| spec.guaranteed.contains_key(n);
         Ok(QueueLimits {
             instance_group: spec.instance_group.clone(),
             guaranteed,
+            guaranteed_named: [
+                named("cpu"),
+                named("memory"),
+                spec.guaranteed.keys().any(|k| gpus.contains(k)),
+            ],
             max,
             weight: spec.weight,
             parent: spec.parent.clone(),
@@ -242,7 +262,13 @@ impl QueueIndex {
         }
     }
 
-    fn known(&self) -> String {
+    /// Every Queue's name, valid or not.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.queues.keys().map(String::as_str)
+    }
+
+    /// The queues' names, for messages ("(none)" without any).
+    pub fn known(&self) -> String {
         if self.queues.is_empty() {
             return "(none)".to_owned();
         }

@@ -6,19 +6,27 @@ use std::collections::BTreeMap;
 
 use super::{QueueIndex, QueueLimits, UNLIMITED};
 use crate::Resources;
+use crate::quantities::{format_cpu_millis, format_memory_bytes};
 
-/// The largest of allocated ÷ guaranteed over the resources, divided by the weight. Holding
-/// some of a resource with no guarantee of it is an infinite share (it is all borrowed);
-/// holding nothing is 0.
+/// The largest of allocated ÷ guaranteed over the resources the guarantee names, divided by
+/// the weight. Holding some of a named resource guaranteed at 0 is an infinite share (it is
+/// all borrowed), as is holding anything with a guarantee that names nothing; holding nothing
+/// is 0.
 pub fn dominant_share(allocated: &Resources, limits: &QueueLimits) -> f64 {
     let g = &limits.guaranteed;
+    let holds = *allocated != Resources::ZERO;
+    if !limits.guaranteed_named.iter().any(|n| *n) {
+        return if holds { f64::INFINITY } else { 0.0 };
+    }
     let share = [
         (allocated.cpu_milli, g.cpu_milli),
         (allocated.memory_bytes, g.memory_bytes),
         (allocated.gpus, g.gpus),
     ]
     .into_iter()
-    .filter(|(a, _)| *a > 0)
+    .zip(limits.guaranteed_named)
+    .filter(|((a, _), named)| *named && *a > 0)
+    .map(|(d, _)| d)
     .map(|(a, g)| {
         if g > 0 {
             a as f64 / g as f64
@@ -45,6 +53,28 @@ pub struct Limit {
     pub used: i64,
     pub asked: i64,
     pub limit: i64,
+}
+
+impl Limit {
+    /// `cpu 480/480 (asks 8)`: what is held of the limit, and what the gang asks.
+    pub fn text(&self) -> String {
+        format!(
+            "{} {}/{} (asks {})",
+            self.resource,
+            quantity(self.resource, self.used),
+            quantity(self.resource, self.limit),
+            quantity(self.resource, self.asked)
+        )
+    }
+}
+
+/// A canonical quantity of `resource`.
+pub fn quantity(resource: &str, value: i64) -> String {
+    match resource {
+        "cpu" => format_cpu_millis(value),
+        "memory" => format_memory_bytes(value),
+        _ => value.to_string(),
+    }
 }
 
 /// Whether a gang may be placed for its queue.
@@ -108,11 +138,13 @@ pub fn admit(
         return Admission::AtMax(l);
     }
     let after = held + *gang;
-    if after.fits_in(&limits.guaranteed) {
+    let cap = limits.guarantee_cap();
+    if after.fits_in(&cap) {
         return Admission::Admit {
             borrowed: Resources::ZERO,
         };
     }
+    // The cohort lends in the resources this queue's guarantee names.
     let cohort = index.cohort(queue);
     let mut guaranteed = Resources::ZERO;
     let mut used = Resources::ZERO;
@@ -122,10 +154,16 @@ pub fn admit(
         }
         used += allocated.get(*member).copied().unwrap_or_default();
     }
-    match over(&used, gang, &guaranteed) {
+    let unnamed = |named: bool, v: i64| if named { v } else { UNLIMITED };
+    let lendable = Resources::new(
+        unnamed(limits.guaranteed_named[0], guaranteed.cpu_milli),
+        unnamed(limits.guaranteed_named[1], guaranteed.memory_bytes),
+        unnamed(limits.guaranteed_named[2], guaranteed.gpus),
+    );
+    match over(&used, gang, &lendable) {
         Some(l) => Admission::CohortFull(l),
         None => Admission::Admit {
-            borrowed: after.excess_over(&limits.guaranteed),
+            borrowed: after.excess_over(&cap),
         },
     }
 }
@@ -202,11 +240,17 @@ mod tests {
         assert_eq!(dominant_share(&held, ml), 0.375, "weight 2 halves it");
         assert_eq!(dominant_share(&Resources::ZERO, ml), 0.0);
         let gpu = Resources::new(0, 0, 1);
+        assert_eq!(dominant_share(&gpu, etl), 0.0, "GPUs are not named");
+        let solo = i.get("solo").unwrap().as_ref().unwrap();
         assert_eq!(
-            dominant_share(&gpu, etl),
-            f64::INFINITY,
-            "no GPU guaranteed"
+            dominant_share(&Resources::new(0, GI, 0), solo),
+            0.0,
+            "memory is not named in solo's guarantee"
         );
+        let mut none = solo.clone();
+        none.guaranteed_named = [false; 3];
+        assert_eq!(dominant_share(&held, &none), f64::INFINITY);
+        assert_eq!(dominant_share(&Resources::ZERO, &none), 0.0);
     }
 
     #[test]

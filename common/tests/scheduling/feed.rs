@@ -53,7 +53,7 @@ fn a_pod_added_during_a_relist_is_not_deleted_by_it() {
 fn ready_once_after_every_kind_listed() {
     let mut c = Cluster::new(BinpackAlgorithm::TightlyPack, &[]);
     let mut feed = Feed::default();
-    for kind in 0..4 {
+    for kind in 0..5 {
         assert!(!feed.is_synced());
         let fed = match kind {
             0 => {
@@ -68,12 +68,16 @@ fn ready_once_after_every_kind_listed() {
                 feed.reservation(&mut c.state, WatchEvent::RelistBegin);
                 feed.reservation(&mut c.state, WatchEvent::RelistDone)
             }
-            _ => {
+            3 => {
                 feed.budget(&mut c.state, WatchEvent::RelistBegin);
                 feed.budget(&mut c.state, WatchEvent::RelistDone)
             }
+            _ => {
+                feed.queue(&mut c.state, WatchEvent::RelistBegin);
+                feed.queue(&mut c.state, WatchEvent::RelistDone)
+            }
         };
-        assert_eq!(fed.synced_now, kind == 3, "kind {kind}");
+        assert_eq!(fed.synced_now, kind == 4, "kind {kind}");
     }
     assert!(feed.is_synced());
     // A later relist of one kind does not announce readiness again.

@@ -5,4 +5,5 @@
 mod feed;
 mod harness;
 mod palantir;
+mod queues;
 mod sparkgang;

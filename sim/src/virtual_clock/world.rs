@@ -160,6 +160,8 @@ impl World {
             feed.reservation(state, WatchEvent::RelistDone);
             feed.budget(state, WatchEvent::RelistBegin);
             feed.budget(state, WatchEvent::RelistDone);
+            feed.queue(state, WatchEvent::RelistBegin);
+            feed.queue(state, WatchEvent::RelistDone);
             (
                 Some((
                     MutationConfig::from(&admission),

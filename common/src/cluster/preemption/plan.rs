@@ -126,6 +126,7 @@ impl ClusterState {
             return Err(format!("the gang demand of driver {key} is not known"));
         };
         let priority = pod.priority;
+        let scope = self.victim_scope(key, &demand);
         let eligible = self.eligible_nodes(key);
         let on_eligible = |n: NodeIdx| eligible.mask.get(n).copied().unwrap_or(false);
         let min_runtime = self.config.preemption.min_runtime;
@@ -139,7 +140,11 @@ impl ClusterState {
             let Some(driver) = entry.driver.as_ref().and_then(|d| self.pods.get(d)) else {
                 continue;
             };
-            if driver.priority >= priority || driver.finished || driver.deleting {
+            let victim_queue = driver.driver.as_ref().and_then(|d| d.queue.as_deref());
+            if !scope.allows(victim_queue, driver.priority, priority)
+                || driver.finished
+                || driver.deleting
+            {
                 continue;
             }
             let started = driver.started.unwrap_or(driver.created);
@@ -225,8 +230,16 @@ impl ClusterState {
             }
             all.into_iter().collect::<Vec<_>>()
         };
+        let room = scope.queue_room.clone();
         let chosen = {
             let fits = |f: &[(NodeIdx, Resources)]| {
+                let freed = f.iter().fold(Resources::ZERO, |acc, &(_, r)| acc + r);
+                if room
+                    .as_ref()
+                    .is_some_and(|r| !r.admits_after_freeing(freed))
+                {
+                    return false;
+                }
                 let extra = with_going(f);
                 self.pack_with_freed(&eligible, &demand, &extra).is_ok()
             };
@@ -413,7 +426,13 @@ impl ClusterState {
         now: Timestamp,
     ) -> Preemption {
         let policy = &self.config.preemption;
-        if !policy.enabled || outcome != FilterOutcome::FailureFit {
+        // Capacity, or a queue at its limit (its own lower-priority gangs may go).
+        if !policy.enabled
+            || !matches!(
+                outcome,
+                FilterOutcome::FailureFit | FilterOutcome::FailureQueue
+            )
+        {
             return Preemption::None;
         }
         let dry_run = policy.dry_run;
