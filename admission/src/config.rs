@@ -106,6 +106,11 @@ pub struct AdmissionConfig {
     /// their own label or their namespace's default).
     #[serde(default = "yes")]
     pub executor_priority_from_driver: bool,
+    /// Drivers naming a queue (label `sparkgang.io/queue`) that does not exist are refused,
+    /// with the queues there are: the webhook reads the queue (`GET`/`LIST queues`). Default
+    /// `true`; `false` leaves the check to the extender (such drivers then wait, saying why).
+    #[serde(default = "yes")]
+    pub check_queues: bool,
 }
 
 fn yes() -> bool {
@@ -159,6 +164,7 @@ impl AdmissionConfig {
             default_priority_class: None,
             default_priority_class_by_namespace: BTreeMap::new(),
             executor_priority_from_driver: true,
+            check_queues: true,
         }
     }
 

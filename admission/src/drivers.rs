@@ -1,4 +1,4 @@
-//! Reading an executor's driver for its priority class: the webhook's only API call.
+//! Reading an executor's driver for its priority class, and every API call the webhook makes.
 
 use std::time::Duration;
 
@@ -10,7 +10,10 @@ use crate::mutation::DriverClass;
 
 /// Every API call the webhook makes, as (group, resource, verbs): the source of truth for its
 /// RBAC in `deploy/` (a test checks the ClusterRole grants exactly these).
-pub const API_CALLS: &[(&str, &str, &[&str])] = &[("", "pods", &["get"])];
+pub const API_CALLS: &[(&str, &str, &[&str])] = &[
+    ("", "pods", &["get"]),
+    ("sparkgang.io", "queues", &["get", "list"]),
+];
 
 /// How long one read may take: well inside the webhook's `timeoutSeconds` (5 s in deploy/), so
 /// a slow API server delays the executor but never fails its admission.

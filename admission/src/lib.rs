@@ -23,6 +23,7 @@ pub mod config;
 pub mod drivers;
 pub mod metrics;
 pub mod mutation;
+pub mod queues;
 pub mod review;
 pub mod review_client;
 pub mod server;

@@ -101,6 +101,7 @@ pub struct Metrics {
     cert_expiry: Gauge<i64, AtomicI64>,
     cert_reloads: Family<ReloadLabels, Counter>,
     driver_reads: Family<ResultLabels, Counter>,
+    queue_reads: Family<ResultLabels, Counter>,
     connections: Arc<ServeStats>,
 }
 
@@ -160,9 +161,17 @@ impl Metrics {
              not-found, failed)",
             driver_reads.clone(),
         );
+        let queue_reads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "queue_reads",
+            "Queues named by drivers, read to refuse those that do not exist, by result (found, \
+             not-found, failed)",
+            queue_reads.clone(),
+        );
         let connections = Arc::new(ServeStats::default());
         registry.register_collector(Box::new(ConnectionMetrics(connections.clone())));
         Metrics {
+            queue_reads,
             registry,
             requests,
             latency,
@@ -194,6 +203,13 @@ impl Metrics {
     /// Records one read of an executor's driver (`found`, `no-class`, `not-found`, `failed`).
     pub fn driver_read(&self, result: &'static str) {
         self.driver_reads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Records one read of a driver's queue (`found`, `not-found`, `failed`).
+    pub fn queue_read(&self, result: &'static str) {
+        self.queue_reads
             .get_or_create(&ResultLabels { result })
             .inc();
     }

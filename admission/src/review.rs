@@ -11,7 +11,7 @@ use crate::metrics::ReviewOutcome;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::mutation::{
-    self, DriverClass, MESSAGE_PREFIX, Mutation, MutationConfig, PatchKind, Role, Verdict,
+    self, ApiReads, MESSAGE_PREFIX, Mutation, MutationConfig, PatchKind, Role, Verdict,
 };
 
 /// The only `apiVersion` accepted and answered.
@@ -129,7 +129,7 @@ struct StatusOut<'a> {
 /// allowed untouched. A body that is not an `admission.k8s.io/v1` `AdmissionReview` with a
 /// `request` is a [`BadReview`]. Never panics on any input.
 pub fn review(config: &MutationConfig, body: &[u8]) -> Result<Answer, BadReview> {
-    Ok(answer(config, parse(body)?, &DriverClass::Unknown))
+    Ok(answer(config, parse(body)?, &ApiReads::default()))
 }
 
 /// A decoded review request, and the pod under review when it is a pod `CREATE`.
@@ -146,6 +146,12 @@ impl Review<'_> {
         let pod = self.pod.as_ref()?.as_ref().ok()?;
         let driver = mutation::driver_to_look_up(pod)?;
         Some((self.request.namespace.as_deref().unwrap_or(""), driver))
+    }
+
+    /// The queue a driver under review names ([`mutation::queue_to_check`]): the shell reads
+    /// it and passes what it found to [`answer`].
+    pub fn queue_to_check(&self) -> Option<&str> {
+        mutation::queue_to_check(self.pod.as_ref()?.as_ref().ok()?)
     }
 }
 
@@ -186,11 +192,11 @@ pub fn parse(body: &[u8]) -> Result<Review<'_>, BadReview> {
 }
 
 /// The answer to a decoded review, with what the shell read of an executor's driver.
-pub fn answer(config: &MutationConfig, review: Review<'_>, driver: &DriverClass) -> Answer {
+pub fn answer(config: &MutationConfig, review: Review<'_>, reads: &ApiReads) -> Answer {
     let Review { request, pod } = review;
     let namespace = request.namespace.as_deref().unwrap_or("");
     let mutation = pod.map(|pod| match pod {
-        Ok(pod) => mutation::mutate_pod_with_driver(config, namespace, &pod, driver),
+        Ok(pod) => mutation::mutate_pod_with_reads(config, namespace, &pod, reads),
         Err(why) => invalid_object(&why),
     });
     let mut answer = respond(&request.uid, mutation);

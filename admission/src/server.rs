@@ -21,7 +21,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::config::AdmissionConfig;
 use crate::drivers::DriverReader;
 use crate::metrics::{Metrics, ReviewOutcome};
-use crate::mutation::{DriverClass, MESSAGE_PREFIX, MutationConfig};
+use crate::mutation::{ApiReads, DriverClass, MESSAGE_PREFIX, MutationConfig, QueueLookup};
+use crate::queues::QueueReader;
 use crate::review;
 use crate::tls::{CertReloader, TlsError};
 use sparkgang_serve::{Listener, Tls};
@@ -40,6 +41,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Reads executors' drivers for their priority class; `None` without API access.
     pub drivers: Option<DriverReader>,
+    /// Reads the queues drivers name; `None` without API access or with `checkQueues: false`.
+    pub queues: Option<QueueReader>,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             metrics,
             ready: AtomicBool::new(true),
             drivers,
+            queues: None,
         })
     }
 }
@@ -203,7 +207,11 @@ async fn mutate(State(state): State<Arc<AppState>>, request: Request) -> Respons
         }
         _ => DriverClass::Unknown,
     };
-    let answer = review::answer(&state.mutation, parsed, &driver);
+    let queue = match (&state.queues, parsed.queue_to_check()) {
+        (Some(reader), Some(name)) if !name.trim().is_empty() => reader.lookup(name, metrics).await,
+        _ => QueueLookup::Unknown,
+    };
+    let answer = review::answer(&state.mutation, parsed, &ApiReads { driver, queue });
     metrics.review(answer.role, answer.outcome, started.elapsed());
     if let Some(reason) = answer.denial_reason {
         metrics.denial(reason);
@@ -312,8 +320,8 @@ pub async fn start(config: AdmissionConfig) -> Result<RunningServer, StartError>
     start_with_api(config, None).await
 }
 
-/// [`start`], reading executors' drivers through `api` when
-/// `executorPriorityFromDriver` is on.
+/// [`start`], reading executors' drivers through `api` when `executorPriorityFromDriver` is
+/// on, and the queues drivers name when `checkQueues` is.
 pub async fn start_with_api(
     config: AdmissionConfig,
     api: Option<kube::Client>,
@@ -355,9 +363,17 @@ pub async fn start_with_api(
 
     let (stop, stop_rx) = watch::channel(false);
     let drivers = api
+        .clone()
         .filter(|_| config.executor_priority_from_driver)
         .map(DriverReader::new);
-    let state = AppState::with_drivers(MutationConfig::from(&config), metrics.clone(), drivers);
+    let queues = api.filter(|_| config.check_queues).map(QueueReader::new);
+    let state = Arc::new(AppState {
+        mutation: MutationConfig::from(&config),
+        metrics: metrics.clone(),
+        ready: AtomicBool::new(true),
+        drivers,
+        queues,
+    });
     let rustls = reloader.rustls_config();
     let listener = Listener {
         listener: tls_listener,
@@ -496,21 +512,33 @@ pub async fn run(
     config: AdmissionConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let api = if config.executor_priority_from_driver {
-        Some(
-            kube::Client::try_default()
-                .await
-                .map_err(|e| StartError::Config {
-                    key: "executorPriorityFromDriver".to_owned(),
+    let needs = [
+        (
+            "executorPriorityFromDriver",
+            config.executor_priority_from_driver,
+        ),
+        ("checkQueues", config.check_queues),
+    ];
+    let on: Vec<&str> = needs
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| *k)
+        .collect();
+    let api =
+        match on.first() {
+            Some(key) => Some(kube::Client::try_default().await.map_err(|e| {
+                StartError::Config {
+                    key: (*key).to_owned(),
                     message: format!(
-                        "reading drivers needs API access (in-cluster service account or \
-                         kubeconfig), and none works: {e}; set it to false to run without"
+                        "reading the API (executors' drivers, drivers' queues) needs API access \
+                     (in-cluster service account or kubeconfig), and none works: {e}; set {} \
+                     to false to run without",
+                        on.join(" and ")
                     ),
-                })?,
-        )
-    } else {
-        None
-    };
+                }
+            })?),
+            None => None,
+        };
     let server = start_with_api(config, api).await?;
     server.serve_until(shutdown).await?;
     Ok(())

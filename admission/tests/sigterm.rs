@@ -67,7 +67,8 @@ async fn sigterm_fails_readiness_answers_the_review_in_flight_and_exits_0() {
         format!(
             "tlsListenAddress: 127.0.0.1:0\nmetricsListenAddress: 127.0.0.1:0\n\
              tlsCertFile: {}\ntlsKeyFile: {}\nshutdownDelay: 1s\n\
-             executorPriorityFromDriver: false\n",
+             executorPriorityFromDriver: false\n\
+             checkQueues: false\n",
             dir.0.join("tls.crt").display(),
             dir.0.join("tls.key").display()
         ),

@@ -17,6 +17,8 @@ pub mod json_depth;
 pub mod leader;
 pub mod metrics;
 pub mod preempt;
+pub mod queue_metrics;
+pub mod queue_status;
 pub mod server;
 pub mod term;
 pub mod watch;
@@ -443,6 +445,7 @@ pub async fn start(
         },
         stale_step_down_after: config.api_server.stale_step_down_after,
         grace: GRACE,
+        queue_status_interval: config.queues.status_interval,
         scheduler,
     };
     let (stop_terms, mut stopped) = tokio::sync::watch::channel(false);

@@ -78,6 +78,8 @@ pub struct Metrics {
     pub connections: Arc<ServeStats>,
     /// Capacity, packing, pending reasons, wait times and zone spread (the console's figures).
     pub cluster: crate::cluster_metrics::ClusterGauges,
+    /// Per-queue resources, shares, applications and waits.
+    pub queues: crate::queue_metrics::QueueGauges,
 }
 
 impl Default for Metrics {
@@ -197,11 +199,13 @@ impl Metrics {
             }
         }
         let cluster = crate::cluster_metrics::ClusterGauges::register(&mut registry);
+        let queues = crate::queue_metrics::QueueGauges::register(&mut registry);
         let connections = Arc::new(ServeStats::default());
         registry.register_collector(Box::new(ConnectionMetrics(connections.clone())));
         Metrics {
             connections,
             cluster,
+            queues,
             registry,
             decisions,
             filter_seconds,
@@ -220,8 +224,9 @@ impl Metrics {
     }
 
     /// Refreshes the gauges that describe the state.
-    pub fn observe_state(&self, state: &ClusterState) {
+    pub fn observe_state(&self, state: &mut ClusterState) {
         self.cluster.observe(state);
+        self.queues.observe(state);
         self.reservations
             .set(i64::try_from(state.reservations().count()).unwrap_or(i64::MAX));
         self.soft_reservations

@@ -67,8 +67,8 @@ async fn readyz(State(ext): State<Arc<Extender>>) -> Response {
 }
 
 async fn metrics(State(ext): State<Arc<Extender>>) -> Response {
-    if let Ok(guard) = ext.state.lock()
-        && let Some(state) = guard.as_ref()
+    if let Ok(mut guard) = ext.state.lock()
+        && let Some(state) = guard.as_mut()
     {
         ext.metrics.observe_state(state);
     }
@@ -107,9 +107,10 @@ async fn filter(State(ext): State<Arc<Extender>>, request: Request) -> Response 
     let decided = ext.decide(|state| {
         let d = state.filter(pod, &candidates, now);
         let placed_now = key.as_ref().and_then(|k| state.placed_at_of_pod(k)) == Some(now);
-        (d, placed_now)
+        let queue = key.as_ref().and_then(|k| state.queue_of_pod(k));
+        (d, placed_now, queue)
     });
-    let (decision, placed_now) = match decided {
+    let (decision, placed_now, queue) = match decided {
         Ok(d) => d,
         Err(e) => return e.into_response(),
     };
@@ -122,6 +123,13 @@ async fn filter(State(ext): State<Arc<Extender>>, request: Request) -> Response 
     {
         let waited = now.duration_since(created.0).as_secs_f64().max(0.0);
         ext.metrics.cluster.driver_wait_seconds.observe(waited);
+        if let Some(queue) = queue {
+            ext.metrics
+                .queues
+                .wait_seconds
+                .get_or_create(&crate::queue_metrics::QueueLabels { queue })
+                .observe(waited);
+        }
     }
     ext.metrics
         .decisions

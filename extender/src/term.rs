@@ -17,6 +17,7 @@ use crate::Extender;
 use crate::freshness::Freshness;
 use crate::gate::{self, GateSettings};
 use crate::leader::{self, LeaseLost, LeaseSettings};
+use crate::queue_status;
 use crate::watch::{self as watches, WatchSettings};
 use crate::writer::{self, WriterSettings};
 
@@ -39,6 +40,8 @@ pub struct TermSettings {
     pub stale_step_down_after: Duration,
     /// How long queued writes get to finish at shutdown.
     pub grace: Duration,
+    /// How often the leader writes the Queues' status.
+    pub queue_status_interval: Duration,
 }
 
 /// Why a term ended.
@@ -88,6 +91,11 @@ pub async fn serve(
         gated_rx,
         settings.gate.clone(),
         recorder.clone(),
+    ));
+    tasks.spawn(queue_status::run(
+        clients.requests.clone(),
+        ext.clone(),
+        settings.queue_status_interval,
     ));
     tasks.spawn(watches::run(
         clients.watches.clone(),

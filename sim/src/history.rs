@@ -30,6 +30,34 @@ pub struct History {
     /// reason `PreemptionByScheduler`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preempted: Vec<Preempted>,
+    /// The `Queue`s of the run, as created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<QueueRecord>,
+}
+
+/// A `Queue` as created (`docs/queues.md`); the scenario key `queues:` is a list of these:
+/// `{name: etl, instance_group: batch, guaranteed: {cpu: "32"}, max: {cpu: "64"}, weight: 1,
+/// parent: org}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRecord {
+    pub name: String,
+    pub instance_group: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub guaranteed: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub max: BTreeMap<String, String>,
+    #[serde(default = "one")]
+    pub weight: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Applications of these namespaces belong to the queue without naming it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A pod evicted for preemption, and the driver it was evicted for (both `namespace/name`;
@@ -122,6 +150,9 @@ pub struct AppRecord {
     pub submitted_at: f64,
     /// The API refused the driver.
     pub rejected: bool,
+    /// The queue it names (scenario `apps[].queue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
     pub gang: GangRecord,
 }
 

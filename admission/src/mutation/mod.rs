@@ -22,9 +22,11 @@ use sparkgang_common::text;
 use crate::config::AdmissionConfig;
 
 mod priority;
+mod queue;
 
 pub use priority::{DriverClass, PRIORITY_CLASS_LABEL, driver_to_look_up};
 use priority::{priority_class, priority_class_ops};
+pub use queue::{QueueLookup, queue_to_check};
 
 /// The longest warning sent; the API server and kubectl want them under 120 characters.
 pub const MAX_WARNING_CHARS: usize = 119;
@@ -402,19 +404,28 @@ impl<'a> MapEdit<'a> {
     }
 }
 
-/// Decides what to do with a pod at CREATE in `namespace` (the request's namespace; the object
-/// usually has none yet), knowing nothing of an executor's driver.
-pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutation {
-    mutate_pod_with_driver(config, namespace, pod, &DriverClass::Unknown)
+/// What the shell read from the API before the decision: an executor's driver (its priority
+/// class), and the queue a driver names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiReads {
+    pub driver: DriverClass,
+    pub queue: QueueLookup,
 }
 
-/// [`mutate_pod`], with what the shell read of an executor's driver (its priority class).
-pub fn mutate_pod_with_driver(
+/// Decides what to do with a pod at CREATE in `namespace` (the request's namespace; the object
+/// usually has none yet), having read nothing from the API.
+pub fn mutate_pod(config: &MutationConfig, namespace: &str, pod: &Pod) -> Mutation {
+    mutate_pod_with_reads(config, namespace, pod, &ApiReads::default())
+}
+
+/// [`mutate_pod`], with what the shell read from the API ([`ApiReads`]).
+pub fn mutate_pod_with_reads(
     config: &MutationConfig,
     namespace: &str,
     pod: &Pod,
-    driver: &DriverClass,
+    reads: &ApiReads,
 ) -> Mutation {
+    let driver = &reads.driver;
     let Some(role) = pods::spark_role(pod) else {
         return Mutation::ignored(None, Vec::new());
     };
@@ -451,6 +462,16 @@ pub fn mutate_pod_with_driver(
     let mut spec_ops: Vec<PatchOp> = Vec::new();
 
     let mut wants_gate = false;
+    if let Err((reason, message)) = queue::check(pod, &reads.queue, &mut warnings) {
+        return Mutation {
+            role: Some(role),
+            verdict: Verdict::Deny {
+                reason,
+                message,
+                warnings,
+            },
+        };
+    }
     if role == Role::Driver {
         let empty = BTreeMap::new();
         let given = metadata.annotations.as_ref().unwrap_or(&empty);

@@ -366,11 +366,14 @@ fn an_executor_inherits_its_drivers_class() {
     let plain = executor(json!({"spark-role": "executor"}), None);
     assert_eq!(driver_to_look_up(&pod(plain.clone())), Some("drv"));
     let run = |e: &Value, driver: DriverClass| {
-        let (ops, warnings) = allow(mutate_pod_with_driver(
+        let (ops, warnings) = allow(mutate_pod_with_reads(
             &config,
             "elsewhere",
             &pod(e.clone()),
-            &driver,
+            &ApiReads {
+                driver,
+                ..ApiReads::default()
+            },
         ));
         let out = patched(e, &ops);
         (
@@ -415,4 +418,92 @@ fn an_executor_inherits_its_drivers_class() {
     assert_eq!(driver_to_look_up(&pod(driver())), None);
     let client_mode = json!({"metadata": {"labels": {"spark-role": "executor"}}, "spec": {}});
     assert_eq!(driver_to_look_up(&pod(client_mode)), None);
+}
+
+fn queued_driver(queue: &str) -> Pod {
+    let mut d = driver();
+    d["metadata"]["labels"]["sparkgang.io/queue"] = json!(queue);
+    pod(d)
+}
+
+fn with_queue(queue: QueueLookup) -> ApiReads {
+    ApiReads {
+        queue,
+        ..ApiReads::default()
+    }
+}
+
+#[test]
+fn a_driver_naming_a_queue_that_does_not_exist_is_refused_with_the_queues_there_are() {
+    let config = MutationConfig::default();
+    let missing = with_queue(QueueLookup::Missing {
+        known: vec!["adhoc".into(), "etl".into()],
+    });
+    let m = mutate_pod_with_reads(&config, "spark", &queued_driver("etl2"), &missing);
+    match m.verdict {
+        Verdict::Deny {
+            reason, message, ..
+        } => {
+            assert_eq!(reason, "unknown-queue");
+            assert_eq!(
+                message,
+                "sparkgang: label sparkgang.io/queue=\"etl2\" names a queue that does not exist; \
+                 the queues are: adhoc, etl"
+            );
+        }
+        other => panic!("expected a denial, got {other:?}"),
+    }
+    let none = with_queue(QueueLookup::Missing { known: vec![] });
+    let m = mutate_pod_with_reads(&config, "spark", &queued_driver("etl"), &none);
+    assert!(
+        matches!(&m.verdict, Verdict::Deny { message, .. } if message.ends_with("there are none (kubectl get queues)")),
+        "{m:?}"
+    );
+    let empty = mutate_pod_with_reads(&config, "spark", &queued_driver(" "), &ApiReads::default());
+    assert!(matches!(
+        empty.verdict,
+        Verdict::Deny {
+            reason: "unknown-queue",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn an_existing_queue_or_one_not_read_is_admitted() {
+    let config = MutationConfig::default();
+    let d = queued_driver("etl");
+    allow(mutate_pod_with_reads(
+        &config,
+        "spark",
+        &d,
+        &with_queue(QueueLookup::Exists),
+    ));
+    allow(mutate_pod_with_reads(
+        &config,
+        "spark",
+        &d,
+        &ApiReads::default(),
+    ));
+    let (_, warnings) = allow(mutate_pod_with_reads(
+        &config,
+        "spark",
+        &d,
+        &with_queue(QueueLookup::Failed("503 Service Unavailable".into())),
+    ));
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w == "sparkgang: queue \"etl\" not checked (503 Service Unavailable)"),
+        "{warnings:?}"
+    );
+    // Executors inherit their driver's queue: never checked.
+    assert_eq!(queue_to_check(&d), Some("etl"));
+    let mut e = queued_driver("etl");
+    e.metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("spark-role".into(), "executor".into());
+    assert_eq!(queue_to_check(&e), None);
 }

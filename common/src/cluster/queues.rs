@@ -406,17 +406,29 @@ impl ClusterState {
             return Ok(Vec::new());
         }
         let my_share = self.share_of(&mine);
-        let mut ahead: Vec<(Lane, f64)> = Vec::new();
+        let head = |s: &Self, l: &Lane| -> Option<(i32, Timestamp)> {
+            let at = s.pending_drivers.get(l)?.first()?;
+            Some((-at.priority(), at.created))
+        };
+        let my_head = head(self, lane);
+        let mut ahead: Vec<(Lane, f64, Option<(i32, Timestamp)>)> = Vec::new();
         for other in others {
             let name = other.queue.clone().unwrap_or_default();
             let s = self.share_of(&name);
-            if share::fair_order([(name.as_str(), s), (mine.as_str(), my_share)])[0] == name {
-                ahead.push((other, s));
+            let h = head(self, &other);
+            let order =
+                share::fair_order([(name.as_str(), s, h), (mine.as_str(), my_share, my_head)]);
+            if order[0] == name {
+                ahead.push((other, s, h));
             }
         }
-        ahead.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        ahead.sort_by(|a, b| {
+            a.1.total_cmp(&b.1)
+                .then_with(|| a.2.cmp(&b.2))
+                .then_with(|| a.0.cmp(&b.0))
+        });
         let mut seed = Vec::new();
-        for (other, s) in ahead {
+        for (other, s, _) in ahead {
             match self.walk_fifo_plan(&other, None, &seed, now) {
                 FifoVerdict::Clear(taken) => seed = taken,
                 FifoVerdict::Blocked(block) if block.queue_limited => seed = block.taken,
@@ -549,6 +561,11 @@ impl ClusterState {
             .get(key)
             .and_then(|p| p.app.as_ref())
             .is_some_and(|a| self.reservation(a).is_some())
+    }
+
+    /// The queue of a driver pod, if it has one.
+    pub fn queue_of_pod(&self, key: &super::PodKey) -> Option<String> {
+        self.pods.get(key)?.driver.as_ref()?.queue.clone()
     }
 
     /// Queue `name`'s validated limits, if it has valid ones.

@@ -38,12 +38,18 @@ pub fn dominant_share(allocated: &Resources, limits: &QueueLimits) -> f64 {
     share / f64::from(limits.weight.max(1))
 }
 
-/// The queues in the order their next gang is tried: lowest weighted dominant share first,
-/// then by name.
-pub fn fair_order<'a>(shares: impl IntoIterator<Item = (&'a str, f64)>) -> Vec<&'a str> {
-    let mut v: Vec<(&str, f64)> = shares.into_iter().collect();
-    v.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
-    v.into_iter().map(|(n, _)| n).collect()
+/// The queues in the order their next gang is tried: lowest weighted dominant share first;
+/// among equal shares, the one whose next gang has waited longest (`waiting`: its place, the
+/// smaller the longer), then by name. Without the waiting order, equal shares would always
+/// favour the same name whenever gangs cannot split the group evenly.
+pub fn fair_order<'a, W: Ord>(queues: impl IntoIterator<Item = (&'a str, f64, W)>) -> Vec<&'a str> {
+    let mut v: Vec<(&str, f64, W)> = queues.into_iter().collect();
+    v.sort_by(|a, b| {
+        a.1.total_cmp(&b.1)
+            .then_with(|| a.2.cmp(&b.2))
+            .then_with(|| a.0.cmp(b.0))
+    });
+    v.into_iter().map(|(n, _, _)| n).collect()
 }
 
 /// One resource's figures in a verdict: what is held, what the gang asks, and the limit.
@@ -254,9 +260,15 @@ mod tests {
     }
 
     #[test]
-    fn the_lowest_share_goes_first_and_ties_go_by_name() {
-        let order = fair_order([("b", 0.5), ("a", 0.5), ("c", 0.25), ("d", f64::INFINITY)]);
-        assert_eq!(order, ["c", "a", "b", "d"]);
+    fn the_lowest_share_goes_first_then_the_longest_waiting_then_by_name() {
+        let order = fair_order([
+            ("b", 0.5, 1),
+            ("a", 0.5, 1),
+            ("c", 0.25, 9),
+            ("d", f64::INFINITY, 0),
+            ("e", 0.5, 0),
+        ]);
+        assert_eq!(order, ["c", "e", "a", "b", "d"]);
     }
 
     #[test]

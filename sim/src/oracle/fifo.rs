@@ -47,7 +47,11 @@ pub fn fifo_order(history: &History) -> Vec<Violation> {
     let candidates: Vec<&AppRecord> = history
         .apps
         .iter()
-        .filter(|a| !a.rejected && can_ever_fit(&a.gang, &history.nodes))
+        .filter(|a| {
+            !a.rejected
+                && can_ever_fit(&a.gang, &history.nodes)
+                && within_queue_max(a, &history.queues)
+        })
         .collect();
     let mut out = Vec::new();
     for young in history.apps.iter().filter(|a| !a.rejected) {
@@ -56,7 +60,9 @@ pub fn fifo_order(history: &History) -> Vec<Violation> {
         };
         for old in &candidates {
             let enforced = old.submitted_at + rule.enforce_after_seconds <= at;
-            let same_group = old.gang.node_selector == young.gang.node_selector;
+            // With queues, FIFO holds within a queue (across queues the fair order decides).
+            let same_group =
+                old.gang.node_selector == young.gang.node_selector && old.queue == young.queue;
             let old_placed = placed.get(old.name.as_str()).copied();
             let rank = |a: &AppRecord| priority.get(a.name.as_str()).copied().unwrap_or(0);
             let ahead = rank(old) > rank(young)
@@ -84,6 +90,23 @@ pub fn fifo_order(history: &History) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// Whether the gang (driver and minimum executors) is within its queue's `max` alone: a gang
+/// over it can never be placed for its queue, and holds back nobody.
+fn within_queue_max(app: &AppRecord, queues: &[crate::history::QueueRecord]) -> bool {
+    let Some(q) = app
+        .queue
+        .as_deref()
+        .and_then(|name| queues.iter().find(|q| q.name == name))
+    else {
+        return true;
+    };
+    let Ok(limits) = super::queues::limits(q) else {
+        return true;
+    };
+    let gang = app.gang.driver + app.gang.executor.times(i64::from(app.gang.min_executors));
+    super::queues::over(&gang, &limits.max).is_none()
 }
 
 /// Whether the gang (driver and minimum executors) fits the nodes its selector allows when

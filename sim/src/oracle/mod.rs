@@ -6,6 +6,7 @@ mod capacity;
 mod fifo;
 mod gang;
 mod preemption;
+pub mod queues;
 mod release;
 mod slots;
 
@@ -17,6 +18,7 @@ pub use capacity::no_over_commit;
 pub use fifo::{can_ever_fit, fifo_order};
 pub use gang::{gang_reserved_before_driver, no_starved_gang};
 pub use preemption::preemption_rules;
+pub use queues::queue_max;
 pub use release::{RELEASE_GRACE, reservations_released};
 pub use slots::no_double_booked_slot;
 
@@ -70,6 +72,7 @@ pub fn check(history: &History, with_reservations: bool) -> Vec<Violation> {
             reservations_released,
             fifo_order,
             preemption_rules,
+            queue_max,
         ]
     } else {
         &[no_over_commit]
@@ -116,6 +119,7 @@ pub(crate) mod build {
     /// executors of `cores` each, in instance group `batch`.
     pub fn app(name: &str, submitted_at: f64, count: u32, cores: i64) -> AppRecord {
         AppRecord {
+            queue: None,
             name: name.into(),
             namespace: "spark".into(),
             driver: format!("{name}-driver"),

@@ -4,7 +4,9 @@
 //!
 //! Priorities are the pods' `spec.priority` as the API server resolved them (an application's
 //! is its driver's); the preemptor is the driver named in the victim's `DisruptionTarget`
-//! message. A gang whose driver was evicted must have nothing left running at the end of the
+//! message. With queues (`docs/queues.md`), a victim of another queue than its preemptor's
+//! needs no lower priority but must be reclaimed: its queue held more than its guarantee when
+//! it was evicted ([`super::queues::held_by_queue`]). A gang whose driver was evicted must have nothing left running at the end of the
 //! run (no half-owned gang); an application whose driver was not evicted must keep at least its
 //! minimum executors running when its evicted executors went.
 
@@ -51,6 +53,7 @@ pub fn preemption_rules(history: &History) -> Vec<Violation> {
         .filter(|(_, p)| p.role == "driver")
         .map(|(_, p)| (p.app_id.as_str(), p))
         .collect();
+    let reclaim = Reclaim::of(history);
     let mut out = Vec::new();
     let mut victims_by_app: BTreeMap<&str, Vec<&PodRecord>> = BTreeMap::new();
     for pre in &history.preempted {
@@ -69,6 +72,18 @@ pub fn preemption_rules(history: &History) -> Vec<Violation> {
                     pre.pod, pre.by
                 ),
             }),
+            Some((_, by)) if reclaim.across_queues(by, victim) => {
+                if let Some(why) = reclaim.not_borrowing(victim, pre.at) {
+                    out.push(Violation {
+                        invariant: INVARIANT,
+                        at: *at,
+                        message: format!(
+                            "{} was evicted to reclaim room for {}, but {why}",
+                            pre.pod, pre.by
+                        ),
+                    });
+                }
+            }
             Some((_, by)) if by.priority <= victim_priority => out.push(Violation {
                 invariant: INVARIANT,
                 at: *at,
@@ -123,6 +138,79 @@ pub fn preemption_rules(history: &History) -> Vec<Violation> {
         }
     }
     out
+}
+
+/// The queues of a run, and what each held at each sample: to judge reclaim.
+struct Reclaim<'h> {
+    queue_of: BTreeMap<&'h str, &'h str>,
+    guarantees: BTreeMap<&'h str, [Option<i64>; 3]>,
+    /// `(at, held by queue)` per sample.
+    held: Vec<(
+        f64,
+        BTreeMap<String, sparkgang_common::resources::Resources>,
+    )>,
+}
+
+impl<'h> Reclaim<'h> {
+    fn of(history: &'h History) -> Self {
+        let queue_of = history
+            .apps
+            .iter()
+            .filter_map(|a| a.queue.as_deref().map(|q| (a.app_id.as_str(), q)))
+            .collect();
+        let guarantees = history
+            .queues
+            .iter()
+            .filter_map(|q| {
+                super::queues::limits(q)
+                    .ok()
+                    .map(|l| (q.name.as_str(), l.guaranteed))
+            })
+            .collect();
+        let mut held = Vec::new();
+        if !history.queues.is_empty() {
+            let apps = super::queues::apps_by_id(history);
+            history.replay(|state| {
+                held.push((state.at, super::queues::held_by_queue(state, &apps)));
+            });
+        }
+        Reclaim {
+            queue_of,
+            guarantees,
+            held,
+        }
+    }
+
+    /// The preemptor and the victim belong to different queues.
+    fn across_queues(&self, by: &PodRecord, victim: &PodRecord) -> bool {
+        match (
+            self.queue_of.get(by.app_id.as_str()),
+            self.queue_of.get(victim.app_id.as_str()),
+        ) {
+            (Some(a), Some(b)) => a != b,
+            _ => false,
+        }
+    }
+
+    /// Why the victim's queue was not borrowing when the victim was seen evicted (`at`): it
+    /// held no more than its guarantee at the last sample before.
+    fn not_borrowing(&self, victim: &PodRecord, at: f64) -> Option<String> {
+        let queue = self.queue_of.get(victim.app_id.as_str())?;
+        let guaranteed = self.guarantees.get(queue)?;
+        let held = self
+            .held
+            .iter()
+            .take_while(|(t, _)| *t <= at)
+            .last()
+            .and_then(|(_, h)| h.get(*queue).copied())
+            .unwrap_or_default();
+        match super::queues::over(&held, guaranteed) {
+            Some(_) => None,
+            None => Some(format!(
+                "its queue {queue} held no more than its guarantee then ({held})"
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +331,62 @@ mod tests {
         assert!(
             v.iter()
                 .any(|v| v.message.contains("is not a pod of the run")),
+            "{v:?}"
+        );
+    }
+
+    /// `etl` (guaranteed `etl_guarantee` cores) runs a 5-core gang; `ml` (another queue, equal
+    /// priority) evicts it whole to reclaim.
+    fn reclaim(etl_guarantee: i64) -> Vec<Violation> {
+        use crate::history::QueueRecord;
+        use crate::oracle::build::reservation;
+        let mut etl = app("etl", 0.0, 2, 2);
+        etl.queue = Some("etl".into());
+        let mut ml = app("ml", 5.0, 2, 2);
+        ml.queue = Some("ml".into());
+        let victims = vec![
+            driver(&etl, Some("n-0"), "Running"),
+            executor(&etl, 1, Some("n-0"), "Running"),
+            executor(&etl, 2, Some("n-0"), "Running"),
+        ];
+        let ml_pending = driver(&ml, None, "Pending");
+        let mut before = victims.clone();
+        before.push(ml_pending.clone());
+        let mut h = history(
+            vec![node("n-0", 8)],
+            vec![etl.clone(), ml.clone()],
+            vec![
+                at(1.0, before, vec![reservation(&etl, "n-0", &["n-0", "n-0"])]),
+                at(9.0, vec![driver(&ml, Some("n-0"), "Running")], vec![]),
+            ],
+        );
+        let queue = |name: &str, cores: i64| QueueRecord {
+            name: name.into(),
+            instance_group: "batch".into(),
+            guaranteed: [("cpu".to_owned(), cores.to_string())].into(),
+            weight: 1,
+            parent: Some("org".into()),
+            ..QueueRecord::default()
+        };
+        h.queues = vec![queue("etl", etl_guarantee), queue("ml", 8)];
+        h.preempted = victims.iter().map(|p| preempted(p, &ml_pending)).collect();
+        h.preempted.sort_by(|a, b| a.pod.cmp(&b.pod));
+        preemption_rules(&h)
+    }
+
+    #[test]
+    fn reclaiming_from_a_queue_over_its_guarantee_needs_no_lower_priority() {
+        let v = reclaim(4);
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn reclaiming_from_a_queue_within_its_guarantee_is_caught() {
+        let v = reclaim(5);
+        assert_eq!(v.len(), 3, "{v:?}");
+        assert!(
+            v[0].message
+                .contains("its queue etl held no more than its guarantee then"),
             "{v:?}"
         );
     }

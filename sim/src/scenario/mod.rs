@@ -2,6 +2,7 @@
 //! through the simulated cluster with the real webhook and extender, checked against
 //! invariants, and reported as JSON.
 
+pub mod queues;
 mod report;
 mod run;
 mod run_virtual;
@@ -40,6 +41,11 @@ pub struct Scenario {
     /// `[{name: keep-b, selector: {spark-app-name: b}, disruptions_allowed: 0}]`.
     #[serde(default)]
     pub disruption_budgets: Vec<DisruptionBudgetSpec>,
+    /// `Queue`s created before the run (`docs/queues.md`):
+    /// `[{name: etl, instance_group: batch, guaranteed: {cpu: "32"}, max: {cpu: "64"},
+    /// weight: 1, parent: org}]`.
+    #[serde(default)]
+    pub queues: Vec<crate::history::QueueRecord>,
     pub apps: Vec<AppSpec>,
     #[serde(default)]
     pub expect: Vec<Expectation>,
@@ -196,6 +202,10 @@ pub struct AppSpec {
     /// inherit the driver's class through the webhook).
     #[serde(default)]
     pub priority_class: Option<String>,
+    /// The queue it belongs to, as a plain spark-submit names it:
+    /// `--conf spark.kubernetes.driver.label.sparkgang.io/queue=<queue>`.
+    #[serde(default)]
+    pub queue: Option<String>,
     #[serde(default)]
     pub conf: BTreeMap<String, String>,
     #[serde(default)]
@@ -284,6 +294,29 @@ impl Scenario {
         Ok(out)
     }
 
+    /// The nodes' instance-group label (the extender's `instanceGroupLabel`).
+    pub fn instance_group_label(&self) -> String {
+        self.config
+            .get("instanceGroupLabel")
+            .and_then(|v| v.as_str())
+            .unwrap_or("instance-group")
+            .to_owned()
+    }
+
+    /// The per-queue figures of a run of `duration` seconds that saw `history`.
+    fn queue_reports(
+        &self,
+        history: &crate::history::History,
+        duration: f64,
+    ) -> Result<Vec<queues::QueueReport>, ScenarioError> {
+        queues::queue_reports(
+            &self.queues,
+            history,
+            duration,
+            &self.instance_group_label(),
+        )
+    }
+
     /// The extender overrides, with `fifo: <bool>` expanded.
     fn extender_overrides(&self) -> serde_yaml::Value {
         let mut m = self.config.clone();
@@ -320,6 +353,7 @@ struct Planned {
     submission: Submission,
     script: DriverScript,
     seed: u64,
+    queue: Option<String>,
 }
 
 fn expand(s: &Scenario) -> Result<Vec<Planned>, ScenarioError> {
@@ -353,6 +387,12 @@ fn expand(s: &Scenario) -> Result<Vec<Planned>, ScenarioError> {
                 class.clone(),
             );
         }
+        if let Some(queue) = &a.queue {
+            conf.insert(
+                "spark.kubernetes.driver.label.sparkgang.io/queue".to_owned(),
+                queue.clone(),
+            );
+        }
         let n = a.count.unwrap_or(1);
         for k in 0..n {
             let name = if a.count.is_some() {
@@ -370,6 +410,7 @@ fn expand(s: &Scenario) -> Result<Vec<Planned>, ScenarioError> {
                 },
                 script: script.clone(),
                 seed: ((i as u64) << 20) + u64::from(k) + 1,
+                queue: a.queue.clone(),
                 name,
             });
         }

@@ -64,6 +64,9 @@ pub struct Report {
     /// Each preemption, by preemptor, in time order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub preemptions: Vec<PreemptionReport>,
+    /// Each queue of the scenario: its timeline and time-averaged shares.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<super::queues::QueueReport>,
     /// What the run saw, for the oracles and for a closer look (`--history`).
     #[serde(skip)]
     pub history: History,
@@ -185,6 +188,7 @@ impl Report {
             apps,
             nodes,
             violations: crate::oracle::check(&history, with_reservations),
+            queues: Vec::new(),
             expectation_failures: Vec::new(),
             filter: None,
             preemptions: preemptions(&history),

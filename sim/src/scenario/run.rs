@@ -89,6 +89,12 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
         )
         .await?;
     }
+    let queue_api: Api<sparkgang_common::api::queue::Queue> = Api::all(client.clone());
+    for queue in &scenario.queues {
+        let object = serde_json::from_value(super::queues::queue_object(queue))
+            .map_err(|e| ScenarioError::Invalid(format!("queues: {e}")))?;
+        queue_api.create(&PostParams::default(), &object).await?;
+    }
     let node_api: Api<Node> = Api::all(client.clone());
     let mut node_records = Vec::new();
     for (node, record) in nodes(scenario)? {
@@ -129,6 +135,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
             Mode::DefaultScheduler => Vec::new(),
         },
         clock: "real".to_owned(),
+        queues: scenario.queues.clone(),
     };
     let mut rejections: HashMap<String, String> = HashMap::new();
     let mut last_state = State::default();
@@ -149,6 +156,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
             }
             let gang = gang_record(&p.submission);
             let mut app = AppRecord {
+                queue: p.queue.clone(),
                 name: p.name.clone(),
                 namespace: p.submission.namespace.clone(),
                 driver,
@@ -201,6 +209,7 @@ pub async fn run(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioErro
     cluster.api.faults().clear();
     cluster.stop().await;
     Ok(Report {
+        queues: scenario.queue_reports(&history, elapsed)?,
         scenario: scenario.name.clone(),
         mode: mode.as_str().to_owned(),
         clock: "real".to_owned(),

@@ -38,6 +38,7 @@ pub fn run_virtual(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioEr
     let mut history = History {
         fifo: sparkgang.then(|| fifo_rule(scenario)).flatten(),
         clock: "virtual".to_owned(),
+        queues: scenario.queues.clone(),
         ..History::default()
     };
     for class in &scenario.priority_classes {
@@ -45,6 +46,9 @@ pub fn run_virtual(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioEr
     }
     for budget in &scenario.disruption_budgets {
         world.create_disruption_budget(budget.object(), budget.status())?;
+    }
+    for queue in &scenario.queues {
+        world.create_queue(super::queues::queue_object(queue))?;
     }
     for (node, record) in nodes(scenario)? {
         world.create_node(&node)?;
@@ -72,6 +76,7 @@ pub fn run_virtual(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioEr
             let s = &p.submission;
             let (driver, app_id, _) = spark::identities(&s.name, p.seed);
             let mut app = AppRecord {
+                queue: p.queue.clone(),
                 name: p.name.clone(),
                 namespace: s.namespace.clone(),
                 driver,
@@ -125,6 +130,7 @@ pub fn run_virtual(scenario: &Scenario, mode: Mode) -> Result<Report, ScenarioEr
     });
     let expectation_failures = check_expectations(scenario, &apps);
     Ok(Report {
+        queues: scenario.queue_reports(&history, end.as_secs_f64())?,
         scenario: scenario.name.clone(),
         mode: mode.as_str().to_owned(),
         clock: "virtual".to_owned(),

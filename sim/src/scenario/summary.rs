@@ -260,6 +260,7 @@ mod tests {
 
     fn app(name: &str, submitted_at: f64) -> AppRecord {
         AppRecord {
+            queue: None,
             name: name.into(),
             namespace: "spark".into(),
             driver: format!("{name}-driver"),

@@ -16,7 +16,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sparkgang_admission::MutationConfig;
-use sparkgang_admission::mutation::DriverClass;
+use sparkgang_admission::mutation::{ApiReads, DriverClass, QueueLookup};
 use sparkgang_admission::review;
 use sparkgang_admission::review_client::{decode_response, pod_create_review};
 use sparkgang_common::api::extender::ExtenderFilterResult;
@@ -30,6 +30,7 @@ use sparkgang_common::resources::node_allocatable;
 use sparkgang_common::{GangDemand, GpuResourceNames};
 
 mod disruption;
+mod queues;
 mod termination;
 
 use super::ledger::Ledger;
@@ -293,7 +294,12 @@ impl World {
             },
             None => DriverClass::Unknown,
         };
-        let answer = review::answer(config, parsed, &driver);
+        // And the queue a driver names, to refuse one that does not exist.
+        let queue = match parsed.queue_to_check().filter(|n| !n.trim().is_empty()) {
+            Some(name) => self.queue_lookup(name),
+            None => QueueLookup::Unknown,
+        };
+        let answer = review::answer(config, parsed, &ApiReads { driver, queue });
         let response = decode_response(&answer.body)?;
         if !response.allowed {
             return Err(response.status.map(|(_, m)| m).unwrap_or_default());
