@@ -18,6 +18,9 @@ use super::nodes::NodeIdx;
 use super::pod_entry::PodEntry;
 use super::{ClusterState, Timestamp};
 
+/// How long a lane's next gang has waited, as an order: higher priority, then older, first.
+type Waiting = (i32, Timestamp);
+
 /// What a queue holds now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueUsage {
@@ -406,12 +409,12 @@ impl ClusterState {
             return Ok(Vec::new());
         }
         let my_share = self.share_of(&mine);
-        let head = |s: &Self, l: &Lane| -> Option<(i32, Timestamp)> {
+        let head = |s: &Self, l: &Lane| -> Option<Waiting> {
             let at = s.pending_drivers.get(l)?.first()?;
             Some((-at.priority(), at.created))
         };
         let my_head = head(self, lane);
-        let mut ahead: Vec<(Lane, f64, Option<(i32, Timestamp)>)> = Vec::new();
+        let mut ahead: Vec<(Lane, f64, Option<Waiting>)> = Vec::new();
         for other in others {
             let name = other.queue.clone().unwrap_or_default();
             let s = self.share_of(&name);
