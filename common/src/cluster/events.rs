@@ -57,14 +57,6 @@ impl ClusterState {
         let key = entry.key.clone();
         if entry.driver.is_some() {
             let queue = self.resolve_queue(&entry);
-            let before = self
-                .pods
-                .get(&key)
-                .map(|p| p.driver.as_ref().map(|d| &d.queue));
-            if before != Some(Some(&queue)) {
-                // What its application's queue holds moves to another queue.
-                self.queues.epoch += 1;
-            }
             if let Some(d) = entry.driver.as_mut() {
                 d.queue = queue;
             }
@@ -106,6 +98,10 @@ impl ClusterState {
         self.pods.insert(key.clone(), entry);
 
         if let Some(app) = app {
+            if role == Some(SparkRole::Driver) {
+                // Its application's charge follows the driver's queue.
+                self.recharge(&app);
+            }
             if driver_done {
                 effects.extend(self.release_app(&app));
             } else if executor_done {
@@ -123,9 +119,6 @@ impl ClusterState {
         let Some(entry) = self.pods.remove(key) else {
             return Vec::new();
         };
-        if entry.driver.is_some() {
-            self.queues.epoch += 1;
-        }
         self.unindex_pending(&entry);
         if let Some((idx, amount, foreign)) = entry.counted {
             self.add_pod_usage(idx, amount, foreign, false);
@@ -142,7 +135,10 @@ impl ClusterState {
                 }
             }
             match entry.role {
-                Some(SparkRole::Driver) => effects.extend(self.release_app(app)),
+                Some(SparkRole::Driver) => {
+                    effects.extend(self.release_app(app));
+                    self.recharge(app);
+                }
                 Some(SparkRole::Executor) => {
                     self.set_soft(app, &key.name, None);
                     // Slots that named this pod are free now; nothing to recount.
@@ -362,7 +358,7 @@ impl ClusterState {
             self.nodes.update_usage(i, |u| u.reserved += resources);
         }
         self.plan_epoch += 1;
-        self.queues.epoch += 1;
+        self.recharge(app);
         self.refresh_app_usage(app);
     }
 
@@ -390,7 +386,7 @@ impl ClusterState {
             self.nodes.update_usage(i, |u| u.soft += n.resources);
         }
         self.plan_epoch += 1;
-        self.queues.epoch += 1;
+        self.recharge(app);
         self.refresh_pod_usage(&PodKey::new(&app.namespace, pod));
     }
 

@@ -168,8 +168,18 @@ impl ClusterState {
             return;
         }
         let lanes: Vec<fifo::Lane> = self.pending_drivers.keys().cloned().collect();
-        for lane in lanes {
-            self.walk_fifo_plan(&lane, None, &[], now);
+        for lane in lanes.iter().filter(|l| l.queue.is_none()) {
+            self.walk_fifo_plan(lane, None, &[], now);
+        }
+        // Queues' lanes in their fair order, each after what those before it take.
+        let mut groups: Vec<&str> = lanes
+            .iter()
+            .filter(|l| l.queue.is_some())
+            .map(|l| l.group.as_str())
+            .collect();
+        groups.dedup();
+        for group in groups {
+            self.warm_fair_lanes(group, now);
         }
     }
 

@@ -3,7 +3,7 @@
 //! order of a group's queues, executors above the minimum, and which victims reclaim may take.
 //! Without Queue objects (and without `sparkgang.io/queue` labels) none of this applies.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::api::explain::QueueHold;
@@ -14,6 +14,7 @@ use crate::queues::{QueueError, QueueIndex, QueueLimits};
 use crate::resources::Resources;
 
 use super::fifo::{FifoBlock, FifoVerdict, Lane, QueuePosition};
+use super::keys::AppKey;
 use super::nodes::NodeIdx;
 use super::pod_entry::PodEntry;
 use super::{ClusterState, Timestamp};
@@ -32,23 +33,39 @@ pub struct QueueUsage {
     pub running: u32,
 }
 
-/// The queue state kept beside the rest: the index, and what each queue holds (recomputed
-/// when a reservation, a soft reservation, a driver or a queue changed).
+/// The queue state kept beside the rest: the index, and what each queue holds — kept
+/// incrementally: each application's charge is taken back and made again when its
+/// reservation, its soft reservations or its driver change ([`ClusterState::recharge`]).
 #[derive(Debug, Default)]
 pub(super) struct QueueBook {
     pub index: QueueIndex,
-    /// Bumped when what queues hold may have changed.
-    pub epoch: u64,
-    usage: Option<(u64, Arc<BTreeMap<String, QueueUsage>>)>,
+    usage: BTreeMap<String, QueueUsage>,
+    /// What each application adds to its queue's usage now.
+    charges: HashMap<AppKey, (String, QueueUsage)>,
+    /// `usage` as last handed out (dropped when it changes).
+    shared: Option<Arc<BTreeMap<String, QueueUsage>>>,
 }
 
 impl QueueBook {
     pub fn new(index: QueueIndex) -> Self {
         QueueBook {
             index,
-            epoch: 0,
-            usage: None,
+            ..QueueBook::default()
         }
+    }
+}
+
+impl QueueUsage {
+    fn add(&mut self, other: &QueueUsage) {
+        self.allocated += other.allocated;
+        self.extra += other.extra;
+        self.running += other.running;
+    }
+
+    fn take(&mut self, other: &QueueUsage) {
+        self.allocated -= other.allocated;
+        self.extra -= other.extra;
+        self.running = self.running.saturating_sub(other.running);
     }
 }
 
@@ -223,46 +240,75 @@ impl ClusterState {
         }
         self.fifo.plans.clear();
         self.plan_epoch += 1;
-        self.queues.epoch += 1;
+        self.queues.usage.clear();
+        self.queues.charges.clear();
+        self.queues.shared = None;
+        let apps: Vec<AppKey> = self.apps.keys().cloned().collect();
+        for app in apps {
+            self.recharge(&app);
+        }
+    }
+
+    /// What `app` adds to its queue's usage now: its reservation's slots and its soft
+    /// reservations, when its driver belongs to a queue.
+    fn charge_of(&self, app: &AppKey) -> Option<(String, QueueUsage)> {
+        let entry = self.apps.get(app)?;
+        let queue = entry
+            .driver
+            .as_ref()
+            .and_then(|d| self.pods.get(d))
+            .and_then(|p| p.driver.as_ref())
+            .and_then(|d| d.queue.as_ref())?;
+        if entry.reservation.is_none() && entry.soft.is_empty() {
+            return None;
+        }
+        let mut u = QueueUsage::default();
+        if let Some(r) = &entry.reservation {
+            u.running = 1;
+            for s in r.slots.values() {
+                u.allocated += s.resources;
+            }
+        }
+        for s in entry.soft.values() {
+            u.allocated += s.resources;
+            u.extra += s.resources;
+        }
+        Some((queue.clone(), u))
+    }
+
+    /// Takes back what `app` was charged to its queue and charges it again as it is now
+    /// (after its reservation, a soft reservation or its driver changed).
+    pub(super) fn recharge(&mut self, app: &AppKey) {
+        let new = self.charge_of(app);
+        let old = match &new {
+            Some(n) => self.queues.charges.insert(app.clone(), n.clone()),
+            None => self.queues.charges.remove(app),
+        };
+        if old == new {
+            return;
+        }
+        if let Some((q, u)) = old
+            && let Some(total) = self.queues.usage.get_mut(&q)
+        {
+            total.take(&u);
+            if *total == QueueUsage::default() {
+                self.queues.usage.remove(&q);
+            }
+        }
+        if let Some((q, u)) = new {
+            self.queues.usage.entry(q).or_default().add(&u);
+        }
+        self.queues.shared = None;
     }
 
     /// What each queue holds now.
     pub fn queue_usage(&mut self) -> Arc<BTreeMap<String, QueueUsage>> {
-        let epoch = self.queues.epoch;
-        if let Some((e, usage)) = &self.queues.usage
-            && *e == epoch
-        {
-            return usage.clone();
+        if let Some(shared) = &self.queues.shared {
+            return shared.clone();
         }
-        let mut usage: BTreeMap<String, QueueUsage> = BTreeMap::new();
-        for entry in self.apps.values() {
-            let Some(queue) = entry
-                .driver
-                .as_ref()
-                .and_then(|d| self.pods.get(d))
-                .and_then(|p| p.driver.as_ref())
-                .and_then(|d| d.queue.as_ref())
-            else {
-                continue;
-            };
-            if entry.reservation.is_none() && entry.soft.is_empty() {
-                continue;
-            }
-            let u = usage.entry(queue.clone()).or_default();
-            if let Some(r) = &entry.reservation {
-                u.running += 1;
-                for s in r.slots.values() {
-                    u.allocated += s.resources;
-                }
-            }
-            for s in entry.soft.values() {
-                u.allocated += s.resources;
-                u.extra += s.resources;
-            }
-        }
-        let usage = Arc::new(usage);
-        self.queues.usage = Some((epoch, usage.clone()));
-        usage
+        let shared = Arc::new(self.queues.usage.clone());
+        self.queues.shared = Some(shared.clone());
+        shared
     }
 
     fn allocated_by_queue(&mut self, queue: &str, own: Resources) -> BTreeMap<String, Resources> {
@@ -386,6 +432,50 @@ impl ClusterState {
         }
     }
 
+    /// The lanes of queues of `group` with pending drivers, in the fair order (lowest weighted
+    /// dominant share first, then the longest-waiting next gang, then by name), with their
+    /// queue's share.
+    fn fair_lanes(&mut self, group: &str) -> Vec<(Lane, f64)> {
+        let lanes: Vec<Lane> = self
+            .pending_drivers
+            .range(Lane::first_of(group)..)
+            .map(|(l, _)| l)
+            .take_while(|l| l.group == group)
+            .filter(|l| l.queue.is_some())
+            .cloned()
+            .collect();
+        let mut keyed: Vec<(Lane, f64, Option<Waiting>)> = lanes
+            .into_iter()
+            .map(|l| {
+                let s = self.share_of(l.queue.as_deref().unwrap_or_default());
+                let head = self
+                    .pending_drivers
+                    .get(&l)
+                    .and_then(|q| q.first())
+                    .map(|at| (-at.priority(), at.created));
+                (l, s, head)
+            })
+            .collect();
+        keyed.sort_by(|a, b| {
+            a.1.total_cmp(&b.1)
+                .then_with(|| a.2.cmp(&b.2))
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        keyed.into_iter().map(|(l, s, _)| (l, s)).collect()
+    }
+
+    /// Walks every lane of `group` in the fair order, each after what the lanes before it
+    /// take: the plans then hold what decisions will ask (`ClusterState::prepare`).
+    pub(super) fn warm_fair_lanes(&mut self, group: &str, now: Timestamp) {
+        let mut seed = Vec::new();
+        for (lane, _) in self.fair_lanes(group) {
+            match self.walk_fifo_plan(&lane, None, &seed, now) {
+                FifoVerdict::Clear(taken) => seed = taken,
+                FifoVerdict::Blocked(block) => seed = block.taken,
+            }
+        }
+    }
+
     /// What the lanes of queues ahead of `lane` in the fair order (lower weighted dominant
     /// share) take first, per node; `Err` when one of them is held back by capacity — its
     /// gang must be placed first.
@@ -397,41 +487,14 @@ impl ClusterState {
         let Some(mine) = lane.queue.clone() else {
             return Ok(Vec::new());
         };
-        let others: Vec<Lane> = self
-            .pending_drivers
-            .range(Lane::first_of(&lane.group)..)
-            .map(|(l, _)| l)
-            .take_while(|l| l.group == lane.group)
-            .filter(|l| l.queue.is_some() && l.queue != lane.queue)
-            .cloned()
-            .collect();
-        if others.is_empty() {
+        let ordered = self.fair_lanes(&lane.group);
+        let Some(at) = ordered.iter().position(|(l, _)| l == lane) else {
             return Ok(Vec::new());
-        }
-        let my_share = self.share_of(&mine);
-        let head = |s: &Self, l: &Lane| -> Option<Waiting> {
-            let at = s.pending_drivers.get(l)?.first()?;
-            Some((-at.priority(), at.created))
         };
-        let my_head = head(self, lane);
-        let mut ahead: Vec<(Lane, f64, Option<Waiting>)> = Vec::new();
-        for other in others {
-            let name = other.queue.clone().unwrap_or_default();
-            let s = self.share_of(&name);
-            let h = head(self, &other);
-            let order =
-                share::fair_order([(name.as_str(), s, h), (mine.as_str(), my_share, my_head)]);
-            if order[0] == name {
-                ahead.push((other, s, h));
-            }
-        }
-        ahead.sort_by(|a, b| {
-            a.1.total_cmp(&b.1)
-                .then_with(|| a.2.cmp(&b.2))
-                .then_with(|| a.0.cmp(&b.0))
-        });
+        let my_share = ordered[at].1;
+        let ahead: Vec<(Lane, f64)> = ordered.into_iter().take(at).collect();
         let mut seed = Vec::new();
-        for (other, s, _) in ahead {
+        for (other, s) in ahead {
             match self.walk_fifo_plan(&other, None, &seed, now) {
                 FifoVerdict::Clear(taken) => seed = taken,
                 FifoVerdict::Blocked(block) if block.queue_limited => seed = block.taken,

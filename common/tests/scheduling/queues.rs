@@ -75,6 +75,14 @@ fn run(c: &mut Cluster, a: &mut App, min: usize) {
     }
 }
 
+/// What queues hold, kept incrementally, equals a recount from scratch (applying a Queue again
+/// recounts every application).
+fn assert_usage_recounts(c: &mut Cluster, q: &Queue) {
+    let kept = c.state.queue_usage();
+    c.state.apply_queue(q);
+    assert_eq!(*kept, *c.state.queue_usage());
+}
+
 fn with_priority(p: &mut Pod, priority: i32) {
     p.spec.get_or_insert_with(Default::default).priority = Some(priority);
 }
@@ -109,8 +117,11 @@ fn a_queue_at_its_max_holds_its_next_gang_without_asking_for_nodes() {
             .any(|e| matches!(e, Effect::EnsureDemand(_)))
     );
 
+    assert_usage_recounts(&mut c, &queue("etl", 0, 6, 1, None));
     c.terminate(&mut a.driver);
+    assert_usage_recounts(&mut c, &queue("etl", 0, 6, 1, None));
     c.place(&mut b.driver, &NODES);
+    assert_usage_recounts(&mut c, &queue("etl", 0, 6, 1, None));
 }
 
 #[test]
@@ -215,6 +226,11 @@ fn an_executor_above_the_minimum_waits_while_its_queue_is_at_max() {
         d.message
     );
     assert_eq!(c.state.queue_usage()["etl"].extra.cpu_milli, 2000);
+    assert_usage_recounts(&mut c, &queue("etl", 0, 4, 1, None));
+    // Executors that finish give their room back to the queue.
+    c.terminate(&mut a.executors[1]);
+    assert_eq!(c.state.queue_usage()["etl"].extra.cpu_milli, 1000);
+    assert_usage_recounts(&mut c, &queue("etl", 0, 4, 1, None));
 }
 
 #[test]
