@@ -154,12 +154,13 @@ pub fn why(e: &AppExplanation) -> String {
         ));
     }
     if let (Some(p), Some(n)) = (a.queue_position, a.queue_length) {
+        let group = a.instance_group.as_deref().unwrap_or("(none)");
         facts.push((
             "Queue".to_owned(),
-            format!(
-                "{p} of {n} in instance group {}",
-                a.instance_group.as_deref().unwrap_or("(none)")
-            ),
+            match &a.queue {
+                Some(q) => format!("{p} of {n} in queue {q} (instance group {group})"),
+                None => format!("{p} of {n} in instance group {group}"),
+            },
         ));
     }
     match &e.reason {
@@ -203,6 +204,31 @@ pub fn why(e: &AppExplanation) -> String {
             facts.push((
                 "Cause".to_owned(),
                 "capacity: the gang never fits".to_owned(),
+            ));
+        }
+        Reason::QueueAtMax { hold }
+        | Reason::QueueCohortFull { hold }
+        | Reason::QueueUnusable { hold, .. } => {
+            if let (Some(r), Some(used), Some(limit), Some(asked)) =
+                (&hold.resource, &hold.used, &hold.limit, &hold.asked)
+            {
+                let of = if matches!(e.reason, Reason::QueueCohortFull { .. }) {
+                    "held by its cohort, of the cohort's guarantee"
+                } else {
+                    "held, of its max"
+                };
+                facts.push((
+                    "Queue limit".to_owned(),
+                    format!("{r} {used}/{limit} ({of}); the gang asks {asked}"),
+                ));
+            }
+            facts.push((
+                "Cause".to_owned(),
+                if hold.never {
+                    format!("queue {}: the gang is larger than its max", hold.queue)
+                } else {
+                    format!("queue {}", hold.queue)
+                },
             ));
         }
         Reason::WaitingBehind {

@@ -233,7 +233,8 @@ async fn fault_drop_watches() {
 /// The agreement test covers every scenario: each file under `sim/scenarios/` has a test above.
 #[test]
 fn every_scenario_file_has_a_test() {
-    let this = include_str!("scenarios.rs");
+    // The queue scenarios have their own suite (queues.rs).
+    let this = [include_str!("scenarios.rs"), include_str!("queues.rs")].concat();
     let dir = sparkgang_tests::repo_root().join("sim/scenarios");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))

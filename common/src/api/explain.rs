@@ -97,6 +97,9 @@ pub struct AppSummary {
     /// The driver pod's name, while it exists.
     pub driver: Option<String>,
     pub instance_group: Option<String>,
+    /// Its queue (`docs/queues.md`), when it belongs to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
     pub state: AppState,
     pub priority: i32,
     /// The driver's `creationTimestamp`.
@@ -106,7 +109,8 @@ pub struct AppSummary {
     /// The gang demand; `None` while unknown (gated, or unreadable).
     pub demand: Option<DemandView>,
     pub executors: ExecutorCounts,
-    /// 1-based place in its instance group's queue, for pending and gated drivers.
+    /// 1-based place in its instance group's queue (its queue's, with queues), for pending and
+    /// gated drivers.
     pub queue_position: Option<usize>,
     /// Drivers in that queue.
     pub queue_length: Option<usize>,

@@ -278,6 +278,9 @@ impl ClusterState {
                     .as_ref()
                     .and_then(|r| r.instance_group.clone())
             }),
+            queue: driver
+                .and_then(|d| d.driver.as_ref())
+                .and_then(|d| d.queue.clone()),
             state,
             priority: driver.map_or(0, |d| d.priority),
             submitted: driver.map(|d| d.created.to_string()),

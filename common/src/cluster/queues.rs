@@ -171,19 +171,23 @@ impl VictimScope {
 }
 
 impl ClusterState {
-    /// A Queue was created or changed.
+    /// A Queue was created or changed. Its status changing (the leader's own writes) or a
+    /// relist sending it again changes nothing.
     pub fn apply_queue(&mut self, queue: &Queue) {
         let Some(name) = queue.metadata.name.as_deref() else {
             return;
         };
-        self.queues.index.apply(name, &queue.spec);
-        self.requeue();
+        if self.queues.index.apply(name, &queue.spec) {
+            self.requeue();
+        }
     }
 
     /// A Queue was deleted.
     pub fn delete_queue(&mut self, name: &str) {
-        self.queues.index.delete(name);
-        self.requeue();
+        if self.queues.index.get(name).is_some() {
+            self.queues.index.delete(name);
+            self.requeue();
+        }
     }
 
     /// The Queue objects held, by name.

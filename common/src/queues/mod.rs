@@ -177,10 +177,11 @@ impl QueueIndex {
         }
     }
 
-    /// A Queue was created or changed.
-    pub fn apply(&mut self, name: &str, spec: &QueueSpec) {
+    /// A Queue was created or changed; false when its spec means what it meant before (a
+    /// relist, a status write).
+    pub fn apply(&mut self, name: &str, spec: &QueueSpec) -> bool {
         let limits = QueueLimits::of(name, spec, &self.gpus);
-        self.queues.insert(name.to_owned(), limits);
+        self.queues.insert(name.to_owned(), limits.clone()) != Some(limits)
     }
 
     /// A Queue was deleted.

@@ -75,10 +75,13 @@ fn run(c: &mut Cluster, a: &mut App, min: usize) {
     }
 }
 
-/// What queues hold, kept incrementally, equals a recount from scratch (applying a Queue again
-/// recounts every application).
+/// What queues hold, kept incrementally, equals a recount from scratch (changing a Queue
+/// recounts every application; changing it back restores it).
 fn assert_usage_recounts(c: &mut Cluster, q: &Queue) {
     let kept = c.state.queue_usage();
+    let mut changed = q.clone();
+    changed.spec.weight += 1;
+    c.state.apply_queue(&changed);
     c.state.apply_queue(q);
     assert_eq!(*kept, *c.state.queue_usage());
 }

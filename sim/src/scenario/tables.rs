@@ -50,6 +50,18 @@ pub fn run_table(r: &Report) -> String {
             100.0 * cpu as f64 / alloc as f64
         ));
     }
+    for q in &r.queues {
+        out.push_str(&format!(
+            "queue {:<10} (weight {}): held {:.1}% of what the group's queues held, {:.1}% of \
+             the group; dominant share {:.2} (time averages; peak {} cores)\n",
+            q.name,
+            q.weight,
+            100.0 * q.time_averaged_share_of_allocated,
+            100.0 * q.time_averaged_group_share,
+            q.time_averaged_dominant_share,
+            q.timeline.iter().map(|s| s.cpu_milli).max().unwrap_or(0) as f64 / 1000.0
+        ));
+    }
     if let Some(f) = &r.filter {
         out.push_str(&format!(
             "extender: {} filter calls ({:.1}/s over the run), mean {:.2} ms, p50 <= {} ms, p99 <= {} ms\n",

@@ -76,6 +76,8 @@ pub struct World {
     /// The webhook's configuration, the namespaces its registration selects, and whether it
     /// reads executors' drivers (`executorPriorityFromDriver`).
     webhook: Option<(MutationConfig, Option<LabelSelector>, bool)>,
+    /// The webhook checks that the queue a driver names exists (`checkQueues`).
+    checks_queues: bool,
     extender: Option<ExtenderSide>,
     scheduler: SchedulerCore,
     uids: u64,
@@ -132,7 +134,7 @@ impl World {
                 .ok_or_else(|| SimError::Client(format!("no resource {g}/{v}/{r}")))
         };
         let deployment = SchedulerDeployment::load(deploy)?;
-        let (webhook, extender) = if sparkgang {
+        let (webhook, extender, checks_queues) = if sparkgang {
             let admission = load_admission_config(deploy)?;
             let registration: MutatingWebhookConfiguration = load_webhook_configuration(deploy)?;
             let selector = registration
@@ -170,9 +172,10 @@ impl World {
                     admission.executor_priority_from_driver,
                 )),
                 Some(side),
+                admission.check_queues,
             )
         } else {
-            (None, None)
+            (None, None, false)
         };
         let scheduler_name = if sparkgang {
             deployment.scheduler_name().to_owned()
@@ -189,6 +192,7 @@ impl World {
             origin: start,
             store,
             webhook,
+            checks_queues,
             extender,
             scheduler: SchedulerCore::new(CoreSettings {
                 scheduler_name,
@@ -295,7 +299,10 @@ impl World {
             None => DriverClass::Unknown,
         };
         // And the queue a driver names, to refuse one that does not exist.
-        let queue = match parsed.queue_to_check().filter(|n| !n.trim().is_empty()) {
+        let queue = match parsed
+            .queue_to_check()
+            .filter(|n| self.checks_queues && !n.trim().is_empty())
+        {
             Some(name) => self.queue_lookup(name),
             None => QueueLookup::Unknown,
         };
