@@ -48,6 +48,15 @@ impl Resources {
             && self.gpus <= available.gpus
     }
 
+    /// `self + o`, saturating (sums of user-given limits, which may be huge).
+    pub fn saturating_add(&self, o: &Resources) -> Resources {
+        Resources {
+            cpu_milli: self.cpu_milli.saturating_add(o.cpu_milli),
+            memory_bytes: self.memory_bytes.saturating_add(o.memory_bytes),
+            gpus: self.gpus.saturating_add(o.gpus),
+        }
+    }
+
     /// `self` times `n`, saturating.
     pub fn times(&self, n: i64) -> Resources {
         Resources {

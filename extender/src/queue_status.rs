@@ -46,7 +46,14 @@ pub async fn run(client: Client, ext: Arc<Extender>, interval: Duration) {
         };
         written.retain(|name, _| now.iter().any(|(n, _)| n == name));
         for (name, status) in changed(&written, now) {
-            let patch = serde_json::json!({"status": status});
+            // A merge patch leaves out what it does not name: name what is now absent (an
+            // error fixed, a share that no longer exists) as null.
+            let mut patch = serde_json::json!({"status": status});
+            if let Some(s) = patch.get_mut("status").and_then(|s| s.as_object_mut()) {
+                for key in ["allocated", "pending", "dominantShare", "error"] {
+                    s.entry(key).or_insert(serde_json::Value::Null);
+                }
+            }
             match api
                 .patch_status(&name, &params, &Patch::Merge(&patch))
                 .await

@@ -198,8 +198,14 @@ impl ClusterState {
         };
         match &gang.verdict {
             GangVerdict::Blocked(block) => {
+                // Behind a gang its queue holds back, more nodes would not help.
+                let demand = if block.queue_limited {
+                    Effect::DeleteDemand(key.clone())
+                } else {
+                    Effect::EnsureDemand(key.clone())
+                };
                 Decision::failure(FilterOutcome::FailureEarlierDriver, block.message.clone())
-                    .with_effects(vec![Effect::EnsureDemand(key.clone())])
+                    .with_effects(vec![demand])
             }
             GangVerdict::Fits(packing) => {
                 self.reserve(key, &gang.app, gang.group.clone(), &gang.demand, packing)
@@ -304,15 +310,38 @@ impl ClusterState {
             taken: Vec::new(),
             verdict,
         };
-        if let Some(queue) = &lane.queue
-            && let QueueVerdict::NeverFits { message, hold } =
-                self.queue_verdict(queue, &demand, Resources::ZERO, now)
-        {
-            return Ok(pending(GangVerdict::QueueHeld {
-                message,
-                hold,
-                kind: HoldKind::AtMax,
-            }));
+        // Its queue first: a gang its queue cannot take now waits for the queue, whatever is
+        // ahead of it (and asks the autoscaler for nothing).
+        if let Some(queue) = &lane.queue {
+            match self.queue_verdict(queue, &demand, Resources::ZERO, now) {
+                QueueVerdict::Admitted => {}
+                QueueVerdict::NeverFits { message, hold } => {
+                    return Ok(pending(GangVerdict::QueueHeld {
+                        message,
+                        hold,
+                        kind: HoldKind::AtMax,
+                    }));
+                }
+                QueueVerdict::Limited {
+                    message,
+                    mut hold,
+                    kind,
+                } => {
+                    let mut message = message;
+                    if let Some((at, of)) = self.lane_position(&lane, &position) {
+                        hold.position = Some(at);
+                        hold.queue_length = Some(of);
+                        message = format!(
+                            "{message}; the driver is {at} of {of} waiting in queue {queue}"
+                        );
+                    }
+                    return Ok(pending(GangVerdict::QueueHeld {
+                        message,
+                        hold,
+                        kind,
+                    }));
+                }
+            }
         }
 
         // FIFO within its lane, after the lanes of queues that go before its queue.

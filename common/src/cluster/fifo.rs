@@ -76,6 +76,8 @@ pub(super) struct PlannedDriver {
     /// It does not fit its queue's limits (not the capacity): it holds back its own queue,
     /// not other queues.
     pub queue_limited: bool,
+    /// The fingerprint of what other lanes took when it was simulated.
+    pub seed: u64,
     /// Its gang could not fit its nodes even empty (it takes nothing and blocks nobody), as
     /// of node shape epoch `shape_epoch`.
     pub never_fits: bool,

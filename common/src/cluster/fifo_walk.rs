@@ -73,7 +73,7 @@ impl ClusterState {
                 let reusable = (!d.never_fits || d.shape_epoch == shape_epoch)
                     && match &d.takes {
                         Some(t) => self.takes_still_fit(t, &taken),
-                        None => seed_unchanged && d.computed_at == epoch,
+                        None => seed_unchanged && d.seed == fingerprint && d.computed_at == epoch,
                     };
                 if !reusable {
                     break;
@@ -112,15 +112,18 @@ impl ClusterState {
                         && (!d.never_fits || d.shape_epoch == shape_epoch)
                         && match &d.takes {
                             Some(t) => self.takes_still_fit(t, &taken),
-                            None => prefix_unchanged && d.computed_at == epoch,
+                            None => {
+                                prefix_unchanged && d.seed == fingerprint && d.computed_at == epoch
+                            }
                         }
                 });
                 if !reusable {
                     plan.drivers.truncate(i);
                     prefix_unchanged = false;
                     let changes = self.nodes.after_taking(&taken.per_node());
-                    let planned =
+                    let mut planned =
                         self.simulate_driver(&at, lane, own, &changes, epoch, reserved, now);
+                    planned.seed = fingerprint;
                     self.fifo.simulations += 1;
                     plan.drivers.push(planned);
                 }
@@ -246,6 +249,7 @@ impl ClusterState {
             computed_at: epoch,
             reserved,
             queue_limited: false,
+            seed: 0,
             never_fits: false,
             shape_epoch: self.nodes.shape_epoch,
         };

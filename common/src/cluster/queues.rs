@@ -57,8 +57,8 @@ impl QueueBook {
 
 impl QueueUsage {
     fn add(&mut self, other: &QueueUsage) {
-        self.allocated += other.allocated;
-        self.extra += other.extra;
+        self.allocated = self.allocated.saturating_add(&other.allocated);
+        self.extra = self.extra.saturating_add(&other.extra);
         self.running += other.running;
     }
 
@@ -303,6 +303,8 @@ impl ClusterState {
             self.queues.usage.entry(q).or_default().add(&u);
         }
         self.queues.shared = None;
+        // Simulated admissions to queues depend on what they hold.
+        self.plan_epoch += 1;
     }
 
     /// What each queue holds now.
@@ -547,18 +549,26 @@ impl ClusterState {
         });
         let usage = self.queue_usage();
         let held = usage.get(&queue).map(|u| u.allocated).unwrap_or_default();
+        // Only a queue whose guarantee names something, and whose gang fits it, reclaims; and
+        // only from the queues of its cohort (what they borrowed, they borrowed from it) that
+        // hold more than their guarantee (anything, for a queue that guarantees nothing).
         let reclaim = matches!(
             self.queues.index.get(&queue),
-            Some(Ok(l)) if (held + asked).fits_in(&l.guarantee_cap())
+            Some(Ok(l)) if l.guaranteed_named.iter().any(|n| *n)
+                && held.saturating_add(&asked).fits_in(&l.guarantee_cap())
         );
+        let cohort = self.queues.index.cohort(&queue);
         let over_guarantee = self
             .queues
             .index
             .valid()
+            .filter(|(name, _)| cohort.contains(name))
             .filter(|(name, l)| {
-                usage
-                    .get(*name)
-                    .is_some_and(|u| !u.allocated.fits_in(&l.guarantee_cap()))
+                usage.get(*name).is_some_and(|u| {
+                    let nothing = !l.guaranteed_named.iter().any(|n| *n);
+                    (nothing && u.allocated != Resources::ZERO)
+                        || !u.allocated.fits_in(&l.guarantee_cap())
+                })
             })
             .map(|(name, _)| name.to_owned())
             .collect();

@@ -143,7 +143,7 @@ pub fn admit(
     if let Some(l) = over(&held, gang, &limits.max) {
         return Admission::AtMax(l);
     }
-    let after = held + *gang;
+    let after = held.saturating_add(gang);
     let cap = limits.guarantee_cap();
     if after.fits_in(&cap) {
         return Admission::Admit {
@@ -156,9 +156,9 @@ pub fn admit(
     let mut used = Resources::ZERO;
     for member in &cohort {
         if let Some(Ok(l)) = index.get(member) {
-            guaranteed += l.guaranteed;
+            guaranteed = guaranteed.saturating_add(&l.guaranteed);
         }
-        used += allocated.get(*member).copied().unwrap_or_default();
+        used = used.saturating_add(&allocated.get(*member).copied().unwrap_or_default());
     }
     let unnamed = |named: bool, v: i64| if named { v } else { UNLIMITED };
     let lendable = Resources::new(

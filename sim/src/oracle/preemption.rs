@@ -142,8 +142,10 @@ pub fn preemption_rules(history: &History) -> Vec<Violation> {
 
 /// The queues of a run, and what each held at each sample: to judge reclaim.
 struct Reclaim<'h> {
-    queue_of: BTreeMap<&'h str, &'h str>,
+    apps: super::queues::Apps<'h>,
     guarantees: BTreeMap<&'h str, [Option<i64>; 3]>,
+    /// Per application (`namespace`, app id): when its first pod was seen evicted.
+    first_evicted: BTreeMap<(String, String), f64>,
     /// `(at, held by queue)` per sample.
     held: Vec<(
         f64,
@@ -153,11 +155,7 @@ struct Reclaim<'h> {
 
 impl<'h> Reclaim<'h> {
     fn of(history: &'h History) -> Self {
-        let queue_of = history
-            .apps
-            .iter()
-            .filter_map(|a| a.queue.as_deref().map(|q| (a.app_id.as_str(), q)))
-            .collect();
+        let apps = super::queues::apps_by_id(history);
         let guarantees = history
             .queues
             .iter()
@@ -168,15 +166,24 @@ impl<'h> Reclaim<'h> {
             })
             .collect();
         let mut held = Vec::new();
+        let mut first_evicted: BTreeMap<(String, String), f64> = BTreeMap::new();
         if !history.queues.is_empty() {
-            let apps = super::queues::apps_by_id(history);
             history.replay(|state| {
                 held.push((state.at, super::queues::held_by_queue(state, &apps)));
+                for p in &history.preempted {
+                    if let Some(pod) = state.pods.get(&p.pod) {
+                        let e = first_evicted
+                            .entry((pod.namespace.clone(), pod.app_id.clone()))
+                            .or_insert(p.at);
+                        *e = e.min(p.at);
+                    }
+                }
             });
         }
         Reclaim {
-            queue_of,
+            apps,
             guarantees,
+            first_evicted,
             held,
         }
     }
@@ -184,32 +191,40 @@ impl<'h> Reclaim<'h> {
     /// The preemptor and the victim belong to different queues.
     fn across_queues(&self, by: &PodRecord, victim: &PodRecord) -> bool {
         match (
-            self.queue_of.get(by.app_id.as_str()),
-            self.queue_of.get(victim.app_id.as_str()),
+            self.apps.queue_of(&by.namespace, &by.app_id),
+            self.apps.queue_of(&victim.namespace, &victim.app_id),
         ) {
             (Some(a), Some(b)) => a != b,
             _ => false,
         }
     }
 
-    /// Why the victim's queue was not borrowing when the victim was seen evicted (`at`): it
-    /// held no more than its guarantee at the last sample before.
+    /// Why the victim's queue was not borrowing when its application was first seen evicted:
+    /// it held no more than its guarantee (anything, for a queue that guarantees nothing) at
+    /// the last sample before.
     fn not_borrowing(&self, victim: &PodRecord, at: f64) -> Option<String> {
-        let queue = self.queue_of.get(victim.app_id.as_str())?;
+        let queue = self.apps.queue_of(&victim.namespace, &victim.app_id)?;
         let guaranteed = self.guarantees.get(queue)?;
+        let since = self
+            .first_evicted
+            .get(&(victim.namespace.clone(), victim.app_id.clone()))
+            .copied()
+            .unwrap_or(at);
         let held = self
             .held
             .iter()
-            .take_while(|(t, _)| *t <= at)
+            .take_while(|(t, _)| *t < since)
             .last()
-            .and_then(|(_, h)| h.get(*queue).copied())
+            .and_then(|(_, h)| h.get(queue).copied())
             .unwrap_or_default();
-        match super::queues::over(&held, guaranteed) {
-            Some(_) => None,
-            None => Some(format!(
-                "its queue {queue} held no more than its guarantee then ({held})"
-            )),
-        }
+        let nothing_guaranteed = guaranteed.iter().all(Option::is_none);
+        let borrowing = if nothing_guaranteed {
+            held != sparkgang_common::resources::Resources::ZERO
+        } else {
+            super::queues::over(&held, guaranteed).is_some()
+        };
+        (!borrowing)
+            .then(|| format!("its queue {queue} held no more than its guarantee then ({held})"))
     }
 }
 
@@ -369,7 +384,13 @@ mod tests {
             ..QueueRecord::default()
         };
         h.queues = vec![queue("etl", etl_guarantee), queue("ml", 8)];
-        h.preempted = victims.iter().map(|p| preempted(p, &ml_pending)).collect();
+        h.preempted = victims
+            .iter()
+            .map(|p| Preempted {
+                at: 5.0,
+                ..preempted(p, &ml_pending)
+            })
+            .collect();
         h.preempted.sort_by(|a, b| a.pod.cmp(&b.pod));
         preemption_rules(&h)
     }

@@ -2,7 +2,10 @@
 //! the run's reservations and pods (its own arithmetic, not the extender's): each reservation
 //! of its applications — the driver slot at the driver's size, each executor slot at the
 //! executor's — plus, per application, the executors running beyond its executor slots (above
-//! the dynamic-allocation minimum). Reclaim (`preemption_rules`) and the report's shares use it.
+//! the dynamic-allocation minimum). A reservation whose driver has finished, is gone, or was
+//! evicted is left out: the extender releases it then, and its API object may lag. An
+//! application's queue is its label's (`AppRecord::queue`), else the first queue (by name)
+//! listing its namespace. Reclaim (`preemption_rules`) and the report's shares use it.
 
 use std::collections::BTreeMap;
 
@@ -64,12 +67,47 @@ pub fn resource_name(i: usize) -> &'static str {
     ["cpu", "memory", "gpus"][i]
 }
 
-/// What each queue held in `state` (see the module documentation); `apps` by
-/// `(namespace, app id)`.
-pub fn held_by_queue(
-    state: &State,
-    apps: &BTreeMap<(&str, &str), &AppRecord>,
-) -> BTreeMap<String, Resources> {
+/// The run's view of its applications: by `(namespace, app id)`, each with its queue, and the
+/// pods evicted for preemption (`namespace/name` → when seen).
+pub struct Apps<'h> {
+    by_id: BTreeMap<(&'h str, &'h str), (&'h AppRecord, Option<&'h str>)>,
+    evicted: BTreeMap<&'h str, f64>,
+}
+
+/// See [`Apps`].
+pub fn apps_by_id(history: &History) -> Apps<'_> {
+    let mut queues: Vec<&QueueRecord> = history.queues.iter().collect();
+    queues.sort_by(|a, b| a.name.cmp(&b.name));
+    let by_id = history
+        .apps
+        .iter()
+        .map(|a| {
+            let queue = a.queue.as_deref().or_else(|| {
+                queues
+                    .iter()
+                    .find(|q| q.namespaces.contains(&a.namespace))
+                    .map(|q| q.name.as_str())
+            });
+            ((a.namespace.as_str(), a.app_id.as_str()), (a, queue))
+        })
+        .collect();
+    let evicted = history
+        .preempted
+        .iter()
+        .map(|p| (p.pod.as_str(), p.at))
+        .collect();
+    Apps { by_id, evicted }
+}
+
+impl Apps<'_> {
+    /// The queue of application `app_id` of `namespace`.
+    pub fn queue_of(&self, namespace: &str, app_id: &str) -> Option<&str> {
+        self.by_id.get(&(namespace, app_id)).and_then(|(_, q)| *q)
+    }
+}
+
+/// What each queue held in `state` (see the module documentation).
+pub fn held_by_queue(state: &State, apps: &Apps<'_>) -> BTreeMap<String, Resources> {
     let mut running: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     for p in state.pods.values() {
         if p.role == "executor"
@@ -84,26 +122,29 @@ pub fn held_by_queue(
     let mut held: BTreeMap<String, Resources> = BTreeMap::new();
     for r in state.reservations.values() {
         let id = (r.namespace.as_str(), r.app_id.as_str());
-        let Some(app) = apps.get(&id) else { continue };
-        let Some(queue) = &app.queue else { continue };
+        let Some(&(app, Some(queue))) = apps.by_id.get(&id) else {
+            continue;
+        };
+        let driver = format!("{}/{}", app.namespace, app.driver);
+        let released = match state.pods.get(&driver) {
+            None => true,
+            Some(d) => d.is_finished(),
+        } || apps
+            .evicted
+            .get(driver.as_str())
+            .is_some_and(|t| *t <= state.at);
+        if released {
+            continue;
+        }
         let executor_slots = r.slots.keys().filter(|s| s.as_str() != "driver").count() as i64;
         let beyond = (running.get(&id).copied().unwrap_or(0) - executor_slots).max(0);
-        let h = held.entry(queue.clone()).or_default();
+        let h = held.entry(queue.to_owned()).or_default();
         *h += app.gang.executor.times(executor_slots + beyond);
         if r.slots.contains_key("driver") {
             *h += app.gang.driver;
         }
     }
     held
-}
-
-/// The run's applications by `(namespace, app id)`.
-pub fn apps_by_id(history: &History) -> BTreeMap<(&str, &str), &AppRecord> {
-    history
-        .apps
-        .iter()
-        .map(|a| ((a.namespace.as_str(), a.app_id.as_str()), a))
-        .collect()
 }
 
 /// See the module documentation.

@@ -167,7 +167,7 @@ pub fn queue_reports(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{AppRecord, Change, GangRecord, NodeRecord, ReservationRecord};
+    use crate::history::{AppRecord, Change, GangRecord, NodeRecord, PodRecord, ReservationRecord};
 
     fn app(id: &str, queue: &str) -> AppRecord {
         AppRecord {
@@ -183,6 +183,19 @@ mod tests {
                 node_selector: BTreeMap::new(),
             },
             ..AppRecord::default()
+        }
+    }
+
+    fn driver(id: &str) -> PodRecord {
+        PodRecord {
+            namespace: "spark".to_owned(),
+            name: format!("{id}-driver"),
+            role: "driver".to_owned(),
+            app_id: id.to_owned(),
+            node: Some("n1".to_owned()),
+            phase: "Running".to_owned(),
+            requests: Resources::new(1000, 1 << 30, 0),
+            priority: 0,
         }
     }
 
@@ -223,11 +236,13 @@ mod tests {
             changes: vec![
                 Change {
                     at: 0.0,
+                    pods: vec![driver("a1")],
                     reservations: vec![reservation("a1", 1)],
                     ..Change::default()
                 },
                 Change {
                     at: 10.0,
+                    pods: vec![driver("b1")],
                     reservations: vec![reservation("b1", 2)],
                     reservations_gone: vec!["spark/a1".to_owned()],
                     ..Change::default()

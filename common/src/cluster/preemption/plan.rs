@@ -459,6 +459,14 @@ impl ClusterState {
                 return Preemption::Report(message_of(&effect), Box::new(effect));
             }
         };
+        if plan.victims.is_empty() {
+            let eligible = self.eligible_nodes(key);
+            if self.pack_with_freed(&eligible, demand, &[]).is_ok() {
+                // It fits the free room as it is: what holds it back is the order (older
+                // gangs, or queues before its own, take that room first), not capacity.
+                return Preemption::None;
+            }
+        }
         let gangs = plan
             .victims
             .iter()
