@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 
 use serde_json::json;
+use sparkgang_testing::kubectl::kubectl;
 
 fn kubeconfig(dir: &Path, url: &str) -> std::path::PathBuf {
     let path = dir.join("kubeconfig");
@@ -20,23 +21,6 @@ fn kubeconfig(dir: &Path, url: &str) -> std::path::PathBuf {
     )
     .expect("the kubeconfig is written");
     path
-}
-
-async fn kubectl(config: &Path, args: &[&str]) -> String {
-    let out = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(config)
-        .args(args)
-        .output()
-        .await
-        .expect("kubectl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 fn rows(text: &str) -> Vec<Vec<String>> {

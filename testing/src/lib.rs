@@ -5,4 +5,5 @@
 
 pub mod fixtures;
 pub mod http;
+pub mod kubectl;
 pub mod wait;

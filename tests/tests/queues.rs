@@ -3,13 +3,13 @@
 //! the real kubectl to the playground whose status the extender's leader keeps up to date.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use sparkgang_sim::playground::Playground;
 use sparkgang_sim::scenario::Mode;
 use sparkgang_sim::scenario::queues::QueueReport;
 use sparkgang_sim::spark::{self, Submission};
+use sparkgang_testing::kubectl::kubectl;
 use sparkgang_tests::scenarios::{check, load, run_and_check, run_virtual};
 use sparkgang_tests::wait::eventually;
 
@@ -118,22 +118,6 @@ fn fair_shares_over_two_hours_match_the_weights() {
             );
         }
     }
-}
-
-async fn kubectl(config: &Path, args: &[&str]) -> String {
-    let out = tokio::process::Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(config)
-        .args(args)
-        .output()
-        .await
-        .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

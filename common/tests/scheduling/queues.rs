@@ -8,20 +8,43 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 use sparkgang_common::api::queue::{QUEUE_LABEL, Queue, QueueSpec};
 use sparkgang_common::binpack::BinpackAlgorithm;
-use sparkgang_common::cluster::{Effect, FilterOutcome, PodKey, PreemptionPolicy};
+use sparkgang_common::cluster::{
+    Effect, FifoPolicy, FilterOutcome, PodKey, PreemptionPolicy, SchedulerConfig,
+};
 use sparkgang_common::{GangDemand, Resources};
 
 use super::harness::*;
 
 const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
 
-fn cluster() -> Cluster {
-    let nodes: Vec<_> = NODES
+fn nodes() -> Vec<k8s_openapi::api::core::v1::Node> {
+    NODES
         .iter()
         .enumerate()
         .map(|(i, n)| node_with(n, &format!("z{}", i % 2), "8", "64Gi", "0"))
-        .collect();
-    Cluster::new(BinpackAlgorithm::TightlyPack, &nodes)
+        .collect()
+}
+
+fn cluster() -> Cluster {
+    Cluster::new(BinpackAlgorithm::TightlyPack, &nodes())
+}
+
+/// The same nodes, preemption on, FIFO on or off.
+fn preempting_cluster(fifo: bool) -> Cluster {
+    Cluster::with_config(
+        SchedulerConfig {
+            preemption: PreemptionPolicy {
+                enabled: true,
+                ..PreemptionPolicy::default()
+            },
+            fifo: FifoPolicy {
+                enabled: fifo,
+                ..FifoPolicy::default()
+            },
+            ..SchedulerConfig::default()
+        },
+        &nodes(),
+    )
 }
 
 /// A queue of the nodes' instance group, with `guaranteed` and `max` cpu (cores; 0: none).
@@ -256,23 +279,7 @@ fn a_label_naming_no_queue_is_answered_with_the_queues_there_are() {
 
 #[test]
 fn reclaim_takes_back_what_another_queue_borrowed_and_only_that() {
-    let mut c = cluster();
-    c.state =
-        sparkgang_common::cluster::ClusterState::new(sparkgang_common::cluster::SchedulerConfig {
-            preemption: PreemptionPolicy {
-                enabled: true,
-                ..PreemptionPolicy::default()
-            },
-            fifo: sparkgang_common::cluster::FifoPolicy {
-                enabled: true,
-                ..Default::default()
-            },
-            ..Default::default()
-        });
-    for (i, n) in NODES.iter().enumerate() {
-        c.state
-            .apply_node(&node_with(n, &format!("z{}", i % 2), "8", "64Gi", "0"));
-    }
+    let mut c = preempting_cluster(true);
     c.state.apply_queue(&queue("etl", 16, 0, 1, Some("org")));
     c.state.apply_queue(&queue("ml", 16, 0, 1, Some("org")));
     // ml is idle: etl fills the group, 16 of it borrowed. Same priority everywhere.
@@ -316,19 +323,7 @@ fn reclaim_takes_back_what_another_queue_borrowed_and_only_that() {
 
 #[test]
 fn within_a_queue_only_priority_preempts() {
-    let mut c = cluster();
-    c.state =
-        sparkgang_common::cluster::ClusterState::new(sparkgang_common::cluster::SchedulerConfig {
-            preemption: PreemptionPolicy {
-                enabled: true,
-                ..PreemptionPolicy::default()
-            },
-            ..Default::default()
-        });
-    for (i, n) in NODES.iter().enumerate() {
-        c.state
-            .apply_node(&node_with(n, &format!("z{}", i % 2), "8", "64Gi", "0"));
-    }
+    let mut c = preempting_cluster(false);
     c.state.apply_queue(&queue("etl", 32, 0, 1, None));
     let mut low: Vec<App> = (0..4)
         .map(|i| queued_app(&format!("low{i}"), "etl", 7, 7))
